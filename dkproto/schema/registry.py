@@ -1,0 +1,168 @@
+"""How a descriptor's bytes find their Construct schema.
+
+Framing (splitting a blob into descriptors by ``bLength``) is done by the walker in
+:mod:`dkproto.usb.tree`; each descriptor's exact ``bLength`` slice is then decoded by the
+schema that :func:`lookup` picks from its ``bDescriptorType``, its subtype byte and where it
+stands (:class:`Context`). Class modules (``cdc``, ``audio``, ``uvc``, ...) contribute a
+*selector* through :func:`register_class`; standard descriptors through
+:func:`register_standard`.
+
+A schema must round-trip: ``struct.build(struct.parse(raw)) == raw`` for the bytes it is
+given. Fields keep the spec's spelling (``bLength``, ``bDescriptorType``,
+``bDescriptorSubtype``, ``bmControls`` ...). Variable tails (source lists, bitmaps of
+``bControlSize`` bytes) are Construct arrays or ``Bytes`` sized from earlier fields, never
+``GreedyBytes`` that would swallow a neighbour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from construct import Construct
+
+__all__ = [
+    "Context",
+    "Meaning",
+    "Schema",
+    "Selector",
+    "lookup",
+    "register_class",
+    "register_standard",
+]
+
+#: Turns a field's value into its meaning ("Audio", "Self Powered, Remote Wakeup", "1 ms").
+#: ``container`` is the whole parsed descriptor, for meanings that depend on other fields.
+Meaning = Callable[[Any, Any], "str | None"]
+
+
+@dataclass(frozen=True, slots=True)
+class Schema:
+    """One descriptor layout.
+
+    Attributes:
+        key: stable identifier, used as the ``descriptor`` key in JSON (``"device"``,
+            ``"cdc_header"``, ``"uvc_vs_format_mjpeg"``).
+        name: the spec's name for it, as the text dump shows it.
+        struct: the Construct that parses and builds exactly the descriptor's bytes.
+        meanings: per field name, a function ``(value, container) -> str | None``.
+        spec: where the layout is defined (``"USB 2.0 §9.6.1"``).
+    """
+
+    key: str
+    name: str
+    struct: Construct
+    meanings: Mapping[str, Meaning] = field(default_factory=dict)
+    spec: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Where a descriptor stands in the set, which decides how class-specific bytes read.
+
+    Attributes:
+        parent: ``"device"``, ``"configuration"``, ``"interface"``, ``"endpoint"`` or ``"bos"``.
+        interface_class, interface_subclass, interface_protocol: of the interface (alternate
+            setting) the descriptor follows, if any.
+        function_class, function_subclass, function_protocol: of the IAD spanning it, if any.
+        endpoint_address: the ``bEndpointAddress`` of the endpoint it follows, if any.
+        device_class: ``bDeviceClass`` of the device.
+        bcd_usb: ``bcdUSB`` of the device.
+        class_version: class-spec release found earlier in this interface's function
+            (``bcdADC``, ``bcdUVC``, ``bcdCDC``, ``bcdHID``) when a layout depends on it.
+    """
+
+    parent: str = "configuration"
+    interface_class: int | None = None
+    interface_subclass: int | None = None
+    interface_protocol: int | None = None
+    function_class: int | None = None
+    function_subclass: int | None = None
+    function_protocol: int | None = None
+    endpoint_address: int | None = None
+    device_class: int | None = None
+    bcd_usb: int | None = None
+    class_version: int | None = None
+
+
+#: ``selector(bDescriptorType, raw_bytes, context) -> Schema | None``
+Selector = Callable[[int, bytes, Context], "Schema | None"]
+
+_CLASS_SELECTORS: dict[int, list[Selector]] = {}
+_STANDARD: dict[int, Selector] = {}
+_GENERIC_CLASS: list[Selector] = []
+_loaded = False
+
+
+def register_class(interface_class: int | None, selector: Selector) -> Selector:
+    """Add a selector for class-specific descriptors of ``interface_class``.
+
+    ``None`` registers a selector tried for every class after the class's own ones (for
+    descriptors such as the DFU functional descriptor that a vendor interface may carry).
+    """
+    if interface_class is None:
+        _GENERIC_CLASS.append(selector)
+    else:
+        _CLASS_SELECTORS.setdefault(interface_class, []).append(selector)
+    return selector
+
+
+def register_standard(descriptor_type: int, selector: Selector) -> Selector:
+    """Set the selector for a standard (chapter 9 or BOS capability) descriptor type."""
+    _STANDARD[descriptor_type] = selector
+    return selector
+
+
+def _load() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    # Importing a schema module registers its selectors.
+    import importlib
+
+    for mod in ("usb", "bos", "hub", "hid", "cdc", "audio", "midi", "uvc", "dfu"):
+        try:
+            importlib.import_module(f"dkproto.schema.{mod}")
+        except ModuleNotFoundError as exc:  # a class module not written yet
+            if exc.name != f"dkproto.schema.{mod}":
+                raise
+
+
+def lookup(descriptor_type: int, raw: bytes, ctx: Context) -> Schema | None:
+    """The schema for one descriptor, or None when dkproto does not know it (kept as raw bytes).
+
+    Standard types (device, configuration, interface, endpoint, string, IAD, BOS, ...) are
+    tried first; class-specific types (0x20-0x3F) go to the selectors of the interface's
+    class, then of the IAD's function class, then the generic ones.
+    """
+    _load()
+    std = _STANDARD.get(descriptor_type)
+    if std is not None:
+        found = std(descriptor_type, raw, ctx)
+        if found is not None:
+            return found
+    classes = []
+    if ctx.interface_class is not None:
+        classes.append(ctx.interface_class)
+    if ctx.function_class is not None and ctx.function_class not in classes:
+        classes.append(ctx.function_class)
+    if ctx.device_class not in (None, 0) and ctx.device_class not in classes:
+        classes.append(ctx.device_class)
+    for cls in classes:
+        for sel in _CLASS_SELECTORS.get(cls, ()):
+            found = sel(descriptor_type, raw, ctx)
+            if found is not None:
+                return found
+    for sel in _GENERIC_CLASS:
+        found = sel(descriptor_type, raw, ctx)
+        if found is not None:
+            return found
+    return None
+
+
+def registered_keys() -> Mapping[str, Any]:
+    """For tests: the selectors known, by class."""
+    _load()
+    return {"standard": dict(_STANDARD), "class": dict(_CLASS_SELECTORS), "generic": list(_GENERIC_CLASS)}
