@@ -1,0 +1,642 @@
+"""The ``Transport`` ABC: dkproto's only I/O seam, and ``TransportInfo``.
+
+Everything that moves bytes to or from a device goes through a :class:`Transport`:
+``usb://`` (pyusb + libusb), ``hid://`` (hidapi), ``serial://`` (pyserial), ``sim://``
+(an in-process device), ``MockTransport`` (unit tests) and wrappers such as ``spy+``.
+Callers (the CLI, the DriverKit mirror in ``dkproto.iokit``, tests) program against this
+class only, so a wrapper (spy today, record and replay later) slots in without touching them.
+
+The interface is deliberately small (style lesson 5):
+
+* lifecycle: :meth:`Transport.open`, :meth:`Transport.close`, context manager, :attr:`Transport.info`;
+* transfers: :meth:`Transport.control_transfer`, :meth:`Transport.read`, :meth:`Transport.write`,
+  HID reports :meth:`Transport.get_report` / :meth:`Transport.set_report`;
+* asynchronous transfers: :meth:`Transport.submit` (returns a :class:`Transfer`, calls a
+  completion callback) and :meth:`Transport.abort`;
+* USB device management, which only USB-like back ends implement (others raise
+  :class:`~dkproto.errors.UnsupportedError`, kIOReturnUnsupported): :meth:`Transport.set_configuration`,
+  :meth:`Transport.claim_interface`, :meth:`Transport.release_interface`,
+  :meth:`Transport.set_alternate_setting`, :meth:`Transport.clear_halt`, :meth:`Transport.reset`.
+
+Units and conventions follow DriverKit (``IOUSBHostPipe``, ``IOUSBHostDevice::DeviceRequest``):
+timeouts are in **milliseconds, 0 means wait forever**; endpoints are full ``bEndpointAddress``
+values with the direction bit (0x81 is IN 1, 0x02 is OUT 2); every failure is a
+:class:`~dkproto.errors.DkError` carrying its IOReturn.
+"""
+
+from __future__ import annotations
+
+import abc
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, ClassVar
+
+from dkproto.errors import AbortedError, DkError, DkTimeoutError, NotOpenError, UnsupportedError
+from dkproto.ioreturn import IOReturn
+
+__all__ = [
+    "DEFAULT_TIMEOUT_MS",
+    "HID_REPORT_FEATURE",
+    "HID_REPORT_INPUT",
+    "HID_REPORT_OUTPUT",
+    "Transfer",
+    "TransferCallback",
+    "Transport",
+    "TransportInfo",
+    "TransportWrapper",
+]
+
+log = logging.getLogger(__name__)
+
+#: Default timeout for transfers, in milliseconds (0 would mean "forever").
+DEFAULT_TIMEOUT_MS = 1000
+
+#: ``IOHIDReportType`` values (``kIOHIDReportTypeInput`` 0, ``Output`` 1, ``Feature`` 2).
+HID_REPORT_INPUT = 0
+HID_REPORT_OUTPUT = 1
+HID_REPORT_FEATURE = 2
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransportInfo:
+    """What a transport is bound to: where the device is and what it says it is.
+
+    Fields that a back end does not know are ``None``. USB field names are the spec's.
+
+    Attributes:
+        url: the URL the transport was opened with (normalized by the scheme).
+        scheme: the scheme that handles it (``usb``, ``hid``, ``serial``, ``sim``, ``mock``...).
+        idVendor: USB vendor ID.
+        idProduct: USB product ID.
+        serial_number: the iSerialNumber string, if read.
+        manufacturer: the iManufacturer string, if read.
+        product: the iProduct string, if read.
+        bus: USB bus number.
+        address: USB device address on that bus.
+        interface: the bInterfaceNumber this transport is bound to, if any.
+        path: an OS path (``/dev/hidraw0``, ``/dev/ttyACM0``) when there is one.
+        speed: link speed as text (``low``, ``full``, ``high``, ``super``), if known.
+        extra: anything else the back end wants to say (shown by ``--json``).
+    """
+
+    url: str
+    scheme: str
+    idVendor: int | None = None  # noqa: N815 (USB spec name)
+    idProduct: int | None = None  # noqa: N815
+    serial_number: str | None = None
+    manufacturer: str | None = None
+    product: str | None = None
+    bus: int | None = None
+    address: int | None = None
+    interface: int | None = None
+    path: str | None = None
+    speed: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (``None`` fields left out)."""
+        out: dict[str, Any] = {}
+        for name in ("url", "scheme", "idVendor", "idProduct", "serial_number", "manufacturer",
+                     "product", "bus", "address", "interface", "path", "speed"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        if self.extra:
+            out["extra"] = dict(self.extra)
+        return out
+
+
+#: A completion callback: called once with the finished :class:`Transfer`.
+TransferCallback = Callable[["Transfer"], None]
+
+
+class Transfer:
+    """One asynchronous transfer (``IOUSBHostPipe::AsyncIO``), returned by :meth:`Transport.submit`.
+
+    When it completes, ``status`` holds the IOReturn (``kIOReturnSuccess``, ``kIOReturnTimeout``,
+    ``kIOReturnAborted``, ``kUSBHostReturnPipeStalled``, ``kIOReturnNoDevice``...),
+    ``actual_length`` the byte count, ``data`` the bytes read (IN) or sent (OUT),
+    ``timestamp_ns`` the completion time (``time.monotonic_ns()``), ``error`` the matching
+    :class:`~dkproto.errors.DkError` (or ``None``), and the callback runs once. These are the
+    arguments of DriverKit's ``CompleteAsyncIO(action, status, actualByteCount,
+    completionTimestamp)``.
+
+    Callbacks run on the transport's completion thread, never inside :meth:`Transport.submit`.
+    They must not block; they may submit new transfers.
+
+    Args:
+        endpoint: bEndpointAddress (direction bit set for IN).
+        length: bytes asked for (IN) or to send (OUT).
+        data: the bytes to send (OUT); ``b""`` for IN.
+        timeout: milliseconds, 0 for none.
+        callback: called once on completion.
+        user_data: anything the caller wants back in the callback (``OSAction`` reference).
+    """
+
+    def __init__(self, endpoint: int, length: int, data: bytes = b"", timeout: int = DEFAULT_TIMEOUT_MS,
+                 callback: TransferCallback | None = None, user_data: Any = None) -> None:
+        self.endpoint = endpoint
+        self.length = length
+        self.data = data
+        self.timeout = timeout
+        self.callback = callback
+        self.user_data = user_data
+        self.status: IOReturn | int = IOReturn.kIOReturnInvalid
+        self.actual_length = 0
+        self.timestamp_ns = 0
+        self.error: DkError | None = None
+        self._done = threading.Event()
+        self._cancel: Callable[[], None] | None = None
+
+    @property
+    def is_in(self) -> bool:
+        """True for an IN (device-to-host) transfer."""
+        return bool(self.endpoint & 0x80)
+
+    def done(self) -> bool:
+        """True once the transfer has completed (in any status)."""
+        return self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> Transfer:
+        """Block until completion.
+
+        Args:
+            timeout: seconds to wait, ``None`` for ever.
+
+        Raises:
+            DkTimeoutError: the transfer did not complete in time (it stays in flight).
+        """
+        if not self._done.wait(timeout):
+            raise DkTimeoutError(f"transfer on endpoint 0x{self.endpoint:02x} still pending after {timeout} s")
+        return self
+
+    def result(self, timeout: float | None = None) -> bytes | int:
+        """Wait, then return the data read (IN) or the byte count written (OUT), or raise ``error``."""
+        self.wait(timeout)
+        if self.error is not None:
+            raise self.error
+        return self.data if self.is_in else self.actual_length
+
+    def cancel(self) -> None:
+        """Ask the back end to cancel; the transfer then completes with ``kIOReturnAborted``."""
+        if not self.done() and self._cancel is not None:
+            self._cancel()
+
+    def complete(self, status: IOReturn | int, data: bytes = b"", actual_length: int | None = None,
+                 error: DkError | None = None) -> None:
+        """Finish the transfer and run the callback. Back ends call this exactly once.
+
+        Args:
+            status: the IOReturn.
+            data: bytes read (IN); for OUT the original data is kept.
+            actual_length: bytes moved (defaults to ``len(data)`` for IN).
+            error: the DkError for a non-success status (built from ``status`` if omitted).
+        """
+        if self._done.is_set():
+            return
+        self.status = status
+        if self.is_in:
+            self.data = data
+        self.actual_length = len(data) if actual_length is None else actual_length
+        if status != IOReturn.kIOReturnSuccess and error is None:
+            from dkproto.errors import error_for_ioreturn
+
+            error = error_for_ioreturn(int(status), f"transfer on endpoint 0x{self.endpoint:02x} failed")
+        self.error = error
+        self.timestamp_ns = time.monotonic_ns()
+        self._done.set()
+        if self.callback is not None:
+            try:
+                self.callback(self)
+            except Exception:  # a callback's bug must not kill the completion thread
+                log.exception("completion callback for endpoint 0x%02x raised", self.endpoint)
+
+    def __repr__(self) -> str:
+        state = f"status=0x{int(self.status) & 0xFFFFFFFF:08x}" if self.done() else "pending"
+        return f"<Transfer ep=0x{self.endpoint:02x} len={self.length} {state} actual={self.actual_length}>"
+
+
+class Transport(abc.ABC):
+    """A device connection chosen by URL. Subclasses implement the abstract methods.
+
+    Life cycle: created closed by ``open_transport(url)`` (or the class's ``from_url``);
+    :meth:`open` acquires OS handles, :meth:`close` releases every one of them (also after
+    errors and unplugs). Using a closed transport raises :class:`~dkproto.errors.NotOpenError`.
+
+    Class attributes:
+        scheme: the URL scheme this class serves.
+        grammar: the URL grammar, quoted in :class:`~dkproto.errors.URLError` messages.
+    """
+
+    scheme: ClassVar[str] = ""
+    grammar: ClassVar[str] = ""
+
+    def __init__(self) -> None:
+        self._is_open = False
+        self._async: _ThreadedAsync | None = None
+
+    # ----------------------------------------------------------------- construction
+    @classmethod
+    def from_url(cls, url: str) -> Transport:
+        """Build a (closed) transport from a URL of this class's scheme.
+
+        Raises:
+            URLError: the URL does not follow :attr:`grammar`; the message quotes it.
+        """
+        raise UnsupportedError(f"{cls.__name__} cannot be opened by URL")
+
+    # ----------------------------------------------------------------- lifecycle
+    @property
+    def is_open(self) -> bool:
+        """True between :meth:`open` and :meth:`close`."""
+        return self._is_open
+
+    def open(self) -> Transport:
+        """Acquire the device (claim, detach kernel drivers...). Returns ``self``.
+
+        Raises:
+            NoDeviceError, NotPermittedError, ExclusiveAccessError: as the back end reports.
+        """
+        if not self._is_open:
+            self._open()
+            self._is_open = True
+        return self
+
+    def close(self) -> None:
+        """Abort pending transfers and release every handle. Safe to call twice."""
+        if not self._is_open:
+            return
+        self._is_open = False
+        try:
+            if self._async is not None:
+                self._async.shutdown()
+                self._async = None
+        finally:
+            self._close()
+
+    def __enter__(self) -> Transport:
+        return self.open()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def _require_open(self, what: str) -> None:
+        if not self._is_open:
+            raise NotOpenError(f"{type(self).__name__}.{what}: transport is not open (call open() first)")
+
+    @abc.abstractmethod
+    def _open(self) -> None:
+        """Back-end open; called once by :meth:`open`."""
+
+    @abc.abstractmethod
+    def _close(self) -> None:
+        """Back-end close; must release everything even after errors."""
+
+    @property
+    @abc.abstractmethod
+    def info(self) -> TransportInfo:
+        """Where and what the device is."""
+
+    # ----------------------------------------------------------------- transfers
+    @abc.abstractmethod
+    def control_transfer(self, bmRequestType: int, bRequest: int, wValue: int = 0, wIndex: int = 0,  # noqa: N803
+                         data_or_wLength: bytes | int | None = None,  # noqa: N803
+                         timeout: int = DEFAULT_TIMEOUT_MS) -> bytes | int:
+        """A control transfer on the default pipe (``IOUSBHostDevice::DeviceRequest``).
+
+        Args:
+            bmRequestType: direction (0x80 IN), type (standard 0x00, class 0x20, vendor 0x40)
+                and recipient (device 0, interface 1, endpoint 2, other 3).
+            bRequest: the request number.
+            wValue: request value.
+            wIndex: request index (interface or endpoint for those recipients).
+            data_or_wLength: for IN, wLength (int); for OUT, the data stage bytes (or ``None``).
+            timeout: milliseconds, 0 for none.
+
+        Returns:
+            IN: the bytes received (may be shorter than wLength). OUT: bytes sent.
+
+        Raises:
+            PipeStalledError: the device stalled the request (it does not support it).
+            DkTimeoutError, NoDeviceError, BadArgumentError: as the back end reports.
+        """
+
+    @abc.abstractmethod
+    def read(self, endpoint: int, length: int, timeout: int = DEFAULT_TIMEOUT_MS) -> bytes:
+        """Read up to ``length`` bytes from an IN endpoint (bulk, interrupt or isochronous).
+
+        ``IOUSBHostPipe::IO`` on an IN pipe. For serial ports the endpoint only names the
+        direction (use 0x81); for hidapi it is the interrupt IN endpoint (any IN address).
+
+        Raises:
+            DkTimeoutError: nothing came within ``timeout`` ms.
+            PipeStalledError, OverrunError, NoDeviceError: as the back end reports.
+        """
+
+    @abc.abstractmethod
+    def write(self, endpoint: int, data: bytes, timeout: int = DEFAULT_TIMEOUT_MS) -> int:
+        """Write ``data`` to an OUT endpoint; returns the bytes sent (``IOUSBHostPipe::IO``)."""
+
+    def get_report(self, report_type: int, report_id: int, length: int,
+                   timeout: int = DEFAULT_TIMEOUT_MS) -> bytes:
+        """HID GET_REPORT (``IOHIDDevice::getReport``): the report payload, without the ID byte.
+
+        Args:
+            report_type: :data:`HID_REPORT_INPUT`, :data:`HID_REPORT_OUTPUT` or :data:`HID_REPORT_FEATURE`.
+            report_id: the report ID (0 when the descriptor declares none).
+            length: the most bytes to return (payload only).
+            timeout: milliseconds.
+
+        The default sends the HID class request to the transport's interface (wIndex).
+        """
+        iface = self.info.interface or 0
+        data = self.control_transfer(0xA1, 0x01, ((report_type + 1) << 8) | report_id, iface,
+                                     length + (1 if report_id else 0), timeout)
+        assert isinstance(data, (bytes, bytearray))
+        data = bytes(data)
+        if report_id and data[:1] == bytes([report_id]):
+            data = data[1:]
+        return data
+
+    def set_report(self, report_type: int, report_id: int, data: bytes,
+                   timeout: int = DEFAULT_TIMEOUT_MS) -> int:
+        """HID SET_REPORT (``IOHIDDevice::setReport``): send a payload (without the ID byte).
+
+        Returns the payload bytes sent.
+        """
+        iface = self.info.interface or 0
+        wire = (bytes([report_id]) if report_id else b"") + bytes(data)
+        sent = self.control_transfer(0x21, 0x09, ((report_type + 1) << 8) | report_id, iface, wire, timeout)
+        assert isinstance(sent, int)
+        return max(0, sent - (1 if report_id else 0))
+
+    # ----------------------------------------------------------------- asynchronous transfers
+    def submit(self, endpoint: int, data_or_length: bytes | int, callback: TransferCallback | None = None,
+               timeout: int = DEFAULT_TIMEOUT_MS, user_data: Any = None) -> Transfer:
+        """Queue an asynchronous transfer (``IOUSBHostPipe::AsyncIO``) and return at once.
+
+        Several transfers may be in flight per endpoint (the queue depth is how many you
+        submit before waiting); they complete in order per endpoint.
+
+        Args:
+            endpoint: bEndpointAddress; IN (0x80 set) reads, OUT writes.
+            data_or_length: IN: bytes to read; OUT: the bytes to write.
+            callback: called once with the finished :class:`Transfer` on the completion thread.
+            timeout: milliseconds, 0 for none.
+            user_data: stored on the transfer for the callback.
+
+        The base implementation runs the synchronous :meth:`read`/:meth:`write` on one worker
+        thread per endpoint (one transfer on the wire at a time, the rest queued). The USB back
+        end overrides it with libusb's asynchronous API (all of them on the wire at once).
+        """
+        self._require_open("submit")
+        transfer = _make_transfer(endpoint, data_or_length, callback, timeout, user_data)
+        if self._async is None:
+            self._async = _ThreadedAsync(self)
+        self._async.submit(transfer)
+        return transfer
+
+    def abort(self, endpoint: int | None = None) -> None:
+        """Cancel pending asynchronous transfers (``IOUSBHostPipe::Abort``).
+
+        They complete with ``kIOReturnAborted``. ``endpoint=None`` aborts every endpoint.
+        Returns once the aborted transfers have completed (``kIOUSBAbortSynchronous``).
+        """
+        if self._async is not None:
+            self._async.abort(endpoint)
+
+    # ----------------------------------------------------------------- USB device management
+    def _unsupported(self, what: str) -> UnsupportedError:
+        return UnsupportedError(f"{what} is not supported by {self.scheme or type(self).__name__}:// transports")
+
+    def set_configuration(self, bConfigurationValue: int) -> None:  # noqa: N803
+        """SET_CONFIGURATION (``IOUSBHostDevice::SetConfiguration``)."""
+        raise self._unsupported("set_configuration")
+
+    def get_configuration(self) -> int:
+        """GET_CONFIGURATION: the current bConfigurationValue (0 = unconfigured)."""
+        data = self.control_transfer(0x80, 0x08, 0, 0, 1)
+        assert isinstance(data, (bytes, bytearray))
+        return data[0] if data else 0
+
+    def claim_interface(self, bInterfaceNumber: int) -> None:  # noqa: N803
+        """Claim an interface (``IOUSBHostInterface::Open``), detaching a kernel driver on Linux."""
+        raise self._unsupported("claim_interface")
+
+    def release_interface(self, bInterfaceNumber: int) -> None:  # noqa: N803
+        """Release a claimed interface (``IOUSBHostInterface::Close``) and reattach its kernel driver."""
+        raise self._unsupported("release_interface")
+
+    def set_alternate_setting(self, bInterfaceNumber: int, bAlternateSetting: int) -> None:  # noqa: N803
+        """SET_INTERFACE (``IOUSBHostInterface::SelectAlternateSetting``)."""
+        raise self._unsupported("set_alternate_setting")
+
+    def clear_halt(self, endpoint: int) -> None:
+        """Clear an endpoint halt and its data toggle (``IOUSBHostPipe::ClearStall(true)``)."""
+        raise self._unsupported("clear_halt")
+
+    def reset(self) -> None:
+        """Reset the device (``IOUSBHostDevice::Reset``); the transport stays bound to it."""
+        raise self._unsupported("reset")
+
+
+def _make_transfer(endpoint: int, data_or_length: bytes | int, callback: TransferCallback | None,
+                   timeout: int, user_data: Any) -> Transfer:
+    from dkproto.errors import BadArgumentError
+
+    if endpoint & 0x80:
+        if not isinstance(data_or_length, int) or data_or_length < 0:
+            raise BadArgumentError(f"IN endpoint 0x{endpoint:02x}: give a length (int >= 0), not data")
+        return Transfer(endpoint, data_or_length, b"", timeout, callback, user_data)
+    if isinstance(data_or_length, int):
+        raise BadArgumentError(f"OUT endpoint 0x{endpoint:02x}: give the bytes to write, not a length")
+    data = bytes(data_or_length)
+    return Transfer(endpoint, len(data), data, timeout, callback, user_data)
+
+
+class _ThreadedAsync:
+    """Default asynchronous engine: one worker thread per endpoint running sync transfers."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
+        self._lock = threading.Lock()
+        self._queues: dict[int, collections.deque[Transfer]] = {}
+        self._cond = threading.Condition(self._lock)
+        self._workers: dict[int, threading.Thread] = {}
+        self._running: dict[int, Transfer] = {}
+        self._stop = False
+
+    def submit(self, transfer: Transfer) -> None:
+        ep = transfer.endpoint
+        with self._cond:
+            queue = self._queues.setdefault(ep, collections.deque())
+            queue.append(transfer)
+            transfer._cancel = lambda: self._cancel_one(transfer)
+            if ep not in self._workers:
+                worker = threading.Thread(target=self._run, args=(ep,), name=f"dkproto-async-ep{ep:02x}",
+                                          daemon=True)
+                self._workers[ep] = worker
+                worker.start()
+            self._cond.notify_all()
+
+    def _cancel_one(self, transfer: Transfer) -> None:
+        with self._cond:
+            queue = self._queues.get(transfer.endpoint)
+            if queue is not None and transfer in queue:
+                queue.remove(transfer)
+            else:
+                return  # running: a synchronous transfer cannot be cancelled, it ends at its timeout
+        transfer.complete(IOReturn.kIOReturnAborted, error=AbortedError(
+            f"transfer on endpoint 0x{transfer.endpoint:02x} aborted"))
+
+    def _run(self, ep: int) -> None:
+        while True:
+            with self._cond:
+                while not self._stop and not self._queues[ep]:
+                    self._cond.wait()
+                if self._stop:
+                    return
+                transfer = self._queues[ep].popleft()
+                self._running[ep] = transfer
+            try:
+                if transfer.is_in:
+                    data = self._transport.read(ep, transfer.length, transfer.timeout)
+                    transfer.complete(IOReturn.kIOReturnSuccess, data)
+                else:
+                    n = self._transport.write(ep, transfer.data, transfer.timeout)
+                    transfer.complete(IOReturn.kIOReturnSuccess, actual_length=n)
+            except DkError as exc:
+                transfer.complete(exc.ioreturn, error=exc)
+            except Exception as exc:  # never leave a transfer pending
+                transfer.complete(IOReturn.kIOReturnError, error=DkError(f"{type(exc).__name__}: {exc}"))
+            finally:
+                with self._cond:
+                    self._running.pop(ep, None)
+                    self._cond.notify_all()
+
+    def _pending(self, endpoint: int | None) -> Iterator[Transfer]:
+        for ep, queue in list(self._queues.items()):
+            if endpoint is None or ep == endpoint:
+                yield from list(queue)
+
+    def abort(self, endpoint: int | None, wait_s: float = 30.0) -> None:
+        for transfer in list(self._pending(endpoint)):
+            self._cancel_one(transfer)
+        deadline = time.monotonic() + wait_s
+        with self._cond:
+            while any(endpoint is None or ep == endpoint for ep in self._running):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+
+    def shutdown(self) -> None:
+        self.abort(None)
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        for worker in self._workers.values():
+            if worker is not threading.current_thread():
+                worker.join(timeout=5)
+
+
+class TransportWrapper(Transport):
+    """A transport that forwards everything to an inner one through a single hook.
+
+    Every public call goes through :meth:`_call` with the operation's name and arguments, so a
+    wrapper that logs (``spy+``), records or injects faults overrides only that one method,
+    and callers do not change. Subclasses set :attr:`scheme` (the prefix before ``+``).
+
+    Args:
+        inner: the wrapped transport (opened and closed with the wrapper).
+    """
+
+    def __init__(self, inner: Transport) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def _call(self, op: str, args: dict[str, Any], fn: Callable[[], Any]) -> Any:
+        """Run one operation. Override to observe: ``return fn()`` must stay the core."""
+        return fn()
+
+    def _open(self) -> None:
+        self._call("open", {}, self.inner.open)
+
+    def _close(self) -> None:
+        self._call("close", {}, self.inner.close)
+
+    @property
+    def info(self) -> TransportInfo:
+        return self.inner.info
+
+    def control_transfer(self, bmRequestType: int, bRequest: int, wValue: int = 0, wIndex: int = 0,  # noqa: N803
+                         data_or_wLength: bytes | int | None = None,  # noqa: N803
+                         timeout: int = DEFAULT_TIMEOUT_MS) -> bytes | int:
+        args = {"bmRequestType": bmRequestType, "bRequest": bRequest, "wValue": wValue, "wIndex": wIndex,
+                "data_or_wLength": data_or_wLength, "timeout": timeout}
+        return self._call("control_transfer", args, lambda: self.inner.control_transfer(
+            bmRequestType, bRequest, wValue, wIndex, data_or_wLength, timeout))
+
+    def read(self, endpoint: int, length: int, timeout: int = DEFAULT_TIMEOUT_MS) -> bytes:
+        return self._call("read", {"endpoint": endpoint, "length": length, "timeout": timeout},
+                          lambda: self.inner.read(endpoint, length, timeout))  # type: ignore[no-any-return]
+
+    def write(self, endpoint: int, data: bytes, timeout: int = DEFAULT_TIMEOUT_MS) -> int:
+        return self._call("write", {"endpoint": endpoint, "data": bytes(data), "timeout": timeout},
+                          lambda: self.inner.write(endpoint, data, timeout))  # type: ignore[no-any-return]
+
+    def get_report(self, report_type: int, report_id: int, length: int,
+                   timeout: int = DEFAULT_TIMEOUT_MS) -> bytes:
+        return self._call("get_report", {"report_type": report_type, "report_id": report_id, "length": length},
+                          lambda: self.inner.get_report(report_type, report_id, length, timeout))  # type: ignore[no-any-return]
+
+    def set_report(self, report_type: int, report_id: int, data: bytes,
+                   timeout: int = DEFAULT_TIMEOUT_MS) -> int:
+        return self._call("set_report", {"report_type": report_type, "report_id": report_id, "data": bytes(data)},
+                          lambda: self.inner.set_report(report_type, report_id, data, timeout))  # type: ignore[no-any-return]
+
+    def submit(self, endpoint: int, data_or_length: bytes | int, callback: TransferCallback | None = None,
+               timeout: int = DEFAULT_TIMEOUT_MS, user_data: Any = None) -> Transfer:
+        def completed(transfer: Transfer) -> None:
+            self._call("complete", {"transfer": transfer}, lambda: None)
+            if callback is not None:
+                callback(transfer)
+
+        args = {"endpoint": endpoint, "data_or_length": data_or_length, "timeout": timeout}
+        return self._call("submit", args, lambda: self.inner.submit(  # type: ignore[no-any-return]
+            endpoint, data_or_length, completed, timeout, user_data))
+
+    def abort(self, endpoint: int | None = None) -> None:
+        self._call("abort", {"endpoint": endpoint}, lambda: self.inner.abort(endpoint))
+
+    def set_configuration(self, bConfigurationValue: int) -> None:  # noqa: N803
+        self._call("set_configuration", {"bConfigurationValue": bConfigurationValue},
+                   lambda: self.inner.set_configuration(bConfigurationValue))
+
+    def get_configuration(self) -> int:
+        return self._call("get_configuration", {}, self.inner.get_configuration)  # type: ignore[no-any-return]
+
+    def claim_interface(self, bInterfaceNumber: int) -> None:  # noqa: N803
+        self._call("claim_interface", {"bInterfaceNumber": bInterfaceNumber},
+                   lambda: self.inner.claim_interface(bInterfaceNumber))
+
+    def release_interface(self, bInterfaceNumber: int) -> None:  # noqa: N803
+        self._call("release_interface", {"bInterfaceNumber": bInterfaceNumber},
+                   lambda: self.inner.release_interface(bInterfaceNumber))
+
+    def set_alternate_setting(self, bInterfaceNumber: int, bAlternateSetting: int) -> None:  # noqa: N803
+        self._call("set_alternate_setting", {"bInterfaceNumber": bInterfaceNumber,
+                                             "bAlternateSetting": bAlternateSetting},
+                   lambda: self.inner.set_alternate_setting(bInterfaceNumber, bAlternateSetting))
+
+    def clear_halt(self, endpoint: int) -> None:
+        self._call("clear_halt", {"endpoint": endpoint}, lambda: self.inner.clear_halt(endpoint))
+
+    def reset(self) -> None:
+        self._call("reset", {}, self.inner.reset)
