@@ -1,0 +1,113 @@
+"""The guest agent: ``python -m dkproto.lab.agent JOB.json``, run by the VM's ``/init``.
+
+Inside the chroot (the host's root, writable through an overlay) it sets up the job's gadget
+and capture devices, waits until every expected device is on the bus, runs the command on
+the console between ``@@dklab:begin`` and ``@@dklab:end`` markers, writes the exit status to
+``/run/dklab/exit`` and tears the devices down.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from dkproto.lab.devices import DeviceDefinition, parse_definition
+from dkproto.lab.guest_init import MARK
+
+__all__ = ["main", "present_ids", "wait_for_ids"]
+
+
+def present_ids() -> list[str]:
+    """``vvvv:pppp`` of every USB device on every bus (from sysfs)."""
+    ids = []
+    for dev in Path("/sys/bus/usb/devices").iterdir():
+        try:
+            ids.append(f"{(dev / 'idVendor').read_text().strip()}:{(dev / 'idProduct').read_text().strip()}")
+        except OSError:
+            continue
+    return ids
+
+
+def wait_for_ids(expected: list[str], timeout: float) -> list[str]:
+    """Wait until every id in ``expected`` (with multiplicity) is present; the missing ones."""
+    deadline = time.monotonic() + timeout
+    while True:
+        have = present_ids()
+        missing = []
+        for e in expected:
+            if e in have:
+                have.remove(e)
+            else:
+                missing.append(e)
+        if not missing or time.monotonic() > deadline:
+            return missing
+        time.sleep(0.1)
+
+
+def _definitions(job: dict[str, Any]) -> list[DeviceDefinition]:
+    out = []
+    for d in job["devices"]:
+        path = Path(d["path"]) if d.get("path") else None
+        out.append(parse_definition(d["spec"], d.get("path") or d["name"], path))
+    return out
+
+
+def _say(word: str, rest: str = "") -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.write(1, f"{MARK}{word} {rest}\n".encode())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one job file; returns (and records) the command's exit status."""
+    args = sys.argv[1:] if argv is None else argv
+    job_path = Path(args[0])
+    results = job_path.parent
+    job = json.loads(job_path.read_text())
+    rc = 125
+    with ExitStack() as stack:
+        try:
+            definitions = _definitions(job)
+            expected: list[str] = []
+            for d in definitions:
+                if d.kind == "gadget":
+                    from dkproto.lab.gadget import Gadget
+
+                    g = Gadget(d)
+                    stack.callback(g.remove)
+                    g.create()
+                    g.bind(wait=0)
+                elif d.kind == "capture":
+                    from dkproto.lab.usbip import serve_capture
+
+                    stack.enter_context(serve_capture(d))
+                expected += list(d.expect)
+            missing = wait_for_ids(expected, float(job.get("settle", 15)))
+            if missing:
+                _say("warn", f"devices not on the bus after {job.get('settle', 15)} s: {' '.join(missing)}")
+            # Let the class drivers bind (hidraw, ttyACM nodes appear right after enumeration).
+            time.sleep(0.3)
+        except Exception as exc:  # noqa: BLE001 - reported to the host, which fails the run
+            _say("fail", f"setting up the lab devices: {type(exc).__name__}: {exc}")
+            (results / "exit").write_text("125\n")
+            return 125
+        _say("begin")
+        try:
+            env = dict(os.environ)
+            rc = subprocess.call(job["argv"], env=env)
+        except OSError as exc:
+            print(f"dkproto lab: cannot run {job['argv'][0]!r}: {exc.strerror}", file=sys.stderr)
+            rc = 127
+        _say("end", str(rc))
+    (results / "exit").write_text(f"{rc}\n")
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
