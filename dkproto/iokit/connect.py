@@ -1,0 +1,669 @@
+"""The app side of a user client: IOServiceOpen, IOConnectCall*Method, IOServiceClose.
+
+Mirrors IOKitLib (driverkit.md 2.5, 2.6) so app code can be tested against a prototype
+before a line of C++ exists, in the same process or from another one:
+
+=====================================  ============================================
+dkproto                                 IOKitLib
+=====================================  ============================================
+``io_service_open(service, type)``      ``IOServiceOpen(service, mach_task_self(), type, &connect)``
+``io_service_close(connect)``           ``IOServiceClose(connect)``
+``io_connect_call_method``              ``IOConnectCallMethod``
+``io_connect_call_scalar_method``       ``IOConnectCallScalarMethod``
+``io_connect_call_struct_method``       ``IOConnectCallStructMethod``
+``io_connect_call_async_method``        ``IOConnectCallAsyncMethod`` (+ scalar/struct variants)
+``io_connect_map_memory64``             ``IOConnectMapMemory64``
+``io_notification_port_create``         ``IONotificationPortCreate``
+``io_notification_port_set_dispatch_queue``  ``IONotificationPortSetDispatchQueue``
+=====================================  ============================================
+
+Differences, kept deliberate: a call that fails raises the DkError for its ``kern_return_t``
+(``exc.ioreturn`` is the code) instead of returning it, and outputs are returned instead of
+written through pointers. The "kernel" in the middle is :class:`KernelUserClient`, which does
+what ``IOUserUserClient::externalMethod`` does: the 4096-byte inline/descriptor split, the
+``structureOutputMaximumSize`` rule, output delivered only on success, and oversize
+output -> ``kIOReturnBadArgument``.
+
+Another process reaches a service through :class:`UserClientServer` (a
+``multiprocessing.connection`` listener on a Unix socket, authenticated with a key) and
+:class:`RemoteService`, which ``io_service_open`` accepts like a local service.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import secrets
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Client, Connection, Listener
+from typing import Any
+
+from dkproto.errors import (
+    BadArgumentError,
+    DkError,
+    NoDeviceError,
+    NotOpenError,
+    NotPermittedError,
+    UnsupportedError,
+    error_for_ioreturn,
+)
+from dkproto.iokit.action import OSAction
+from dkproto.iokit.memory import IOMemoryDescriptor
+from dkproto.iokit.queue import IODispatchQueue
+from dkproto.iokit.service import IOService, ServiceState, user_client_gate
+from dkproto.iokit.user_client import (
+    IOUserClient,
+    IOUserClientMethodArguments,
+    kIOUserClientAsyncReferenceCountMax,
+    kIOUserClientInlineStructureMax,
+    kIOUserClientScalarArrayCountMax,
+    kIOUserClientVariableStructureSize,
+)
+from dkproto.ioreturn import IOReturn
+
+__all__ = [
+    "IOConnect",
+    "IONotificationPort",
+    "KernelUserClient",
+    "MethodResult",
+    "RemoteService",
+    "UserClientServer",
+    "async_reference",
+    "io_connect_call_async_method",
+    "io_connect_call_async_scalar_method",
+    "io_connect_call_async_struct_method",
+    "io_connect_call_method",
+    "io_connect_call_scalar_method",
+    "io_connect_call_struct_method",
+    "io_connect_map_memory64",
+    "io_notification_port_create",
+    "io_notification_port_destroy",
+    "io_notification_port_set_dispatch_queue",
+    "io_service_close",
+    "io_service_open",
+    "kIOAsyncCalloutCount",
+    "kIOAsyncCalloutFuncIndex",
+    "kIOAsyncCalloutRefconIndex",
+    "kIOAsyncReservedIndex",
+    "kIOConnectMethodVarOutputSize",
+    "kMaxAsyncArgs",
+    "kOSAsyncRef64Count",
+]
+
+kIOConnectMethodVarOutputSize = -3
+kOSAsyncRef64Count = 8
+kIOAsyncReservedIndex = 0
+kIOAsyncCalloutFuncIndex = 1
+kIOAsyncCalloutRefconIndex = 2
+kIOAsyncCalloutCount = 3
+kMaxAsyncArgs = 16
+
+_U64 = (1 << 64) - 1
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class MethodResult:
+    """What ``IOConnectCallMethod`` writes back: the output scalars and structure."""
+
+    scalar_output: list[int]
+    struct_output: bytes
+
+
+# ---------------------------------------------------------------------------------------------
+# notification ports (where async results are delivered)
+
+
+class IONotificationPort:
+    """``IONotificationPortRef``: async results arrive here and run on its dispatch queue."""
+
+    def __init__(self) -> None:
+        self.queue = IODispatchQueue("IONotificationPort")
+        self._own_queue = True
+
+    def deliver(self, reference: Sequence[Any], status: int, args: Sequence[int]) -> None:
+        """Run the app callback stored in ``reference`` with IOKitLib's arity rule (driverkit.md 2.6)."""
+        callback = reference[kIOAsyncCalloutFuncIndex]
+        refcon = reference[kIOAsyncCalloutRefconIndex]
+        if callback is None:
+            return
+        status = IOReturn.coerce(status)
+        n = len(args)
+        if n == 0:
+            self.queue.dispatch_async(callback, refcon, status)
+        elif n == 1:
+            self.queue.dispatch_async(callback, refcon, status, args[0])
+        elif n == 2:
+            self.queue.dispatch_async(callback, refcon, status, args[0], args[1])
+        else:
+            self.queue.dispatch_async(callback, refcon, status, list(args), n)
+
+    def destroy(self) -> None:
+        """``IONotificationPortDestroy``."""
+        if self._own_queue:
+            self.queue.cancel()
+
+
+def io_notification_port_create() -> IONotificationPort:
+    """``IONotificationPortCreate(kIOMainPortDefault)``."""
+    return IONotificationPort()
+
+
+def io_notification_port_set_dispatch_queue(port: IONotificationPort, queue: IODispatchQueue) -> None:
+    """``IONotificationPortSetDispatchQueue(port, queue)``: callbacks run on ``queue``."""
+    if port._own_queue:
+        port.queue.cancel()
+    port.queue = queue
+    port._own_queue = False
+
+
+def io_notification_port_destroy(port: IONotificationPort) -> None:
+    """``IONotificationPortDestroy(port)``."""
+    port.destroy()
+
+
+def async_reference(callback: Callable[..., Any] | None, refcon: Any = None) -> list[Any]:
+    """``uint64_t ref[kOSAsyncRef64Count]`` with the callback at [1] and refcon at [2].
+
+    The callback's shape follows the number of async arguments the dext sends:
+    0 -> ``cb(refcon, result)``, 1 -> ``cb(refcon, result, arg0)``, 2 -> ``cb(refcon, result,
+    arg0, arg1)``, 3 or more -> ``cb(refcon, result, args, num_args)``.
+    """
+    ref: list[Any] = [0] * kOSAsyncRef64Count
+    ref[kIOAsyncCalloutFuncIndex] = callback
+    ref[kIOAsyncCalloutRefconIndex] = refcon
+    return ref
+
+
+# ---------------------------------------------------------------------------------------------
+# the kernel in the middle
+
+
+def _scalars(values: Sequence[int], what: str) -> tuple[int, ...]:
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise BadArgumentError(f"{what}: scalars must be ints, got {v!r}")
+        out.append(v & _U64)
+    return tuple(out)
+
+
+class KernelUserClient:
+    """What ``IOUserUserClient`` does in the kernel between IOKitLib and the dext.
+
+    Args:
+        client: the started dext-side :class:`IOUserClient`.
+    """
+
+    def __init__(self, client: IOUserClient) -> None:
+        self.client = client
+        self.closed = False
+
+    def call(self, selector: int, scalar_input: Sequence[int], struct_input: bytes, output_cnt: int,
+             output_struct_cnt: int, completion: OSAction | None) -> tuple[int, list[int], bytes]:
+        """One ``IOConnectCallMethod``: returns ``(kr, scalars, struct)``; outputs empty unless kr is 0."""
+        if self.closed or self.client.state is not ServiceState.STARTED:
+            return int(IOReturn.kIOReturnNotOpen if self.closed else IOReturn.kIOReturnNoDevice), [], b""
+        args = IOUserClientMethodArguments(selector=selector, completion=completion,
+                                           scalar_input=tuple(scalar_input), scalar_input_count=len(scalar_input),
+                                           scalar_output=[0] * output_cnt, scalar_output_count=output_cnt)
+        if len(struct_input) <= kIOUserClientInlineStructureMax:
+            args.structure_input = bytes(struct_input) if struct_input else None
+        else:
+            args.structure_input_descriptor = IOMemoryDescriptor(bytes(struct_input), read_only=True)
+        inline_out = True
+        if output_struct_cnt == kIOConnectMethodVarOutputSize:
+            args.structure_output_maximum_size = kIOUserClientVariableStructureSize
+        elif output_struct_cnt > kIOUserClientInlineStructureMax:
+            args.structure_output_descriptor = IOMemoryDescriptor(bytearray(output_struct_cnt))
+            args.structure_output_maximum_size = output_struct_cnt
+            inline_out = False
+        else:
+            args.structure_output_maximum_size = output_struct_cnt
+        queue = self.client.copy_dispatch_queue()
+        kr = queue.dispatch_sync(self.client.external_method, selector, args, None, None, None)
+        if kr != IOReturn.kIOReturnSuccess:
+            return kr, [], b""
+        n = min(args.scalar_output_count, output_cnt)
+        scalars = [int(v) & _U64 for v in args.scalar_output[:n]]
+        if args.structure_output is not None:
+            if not inline_out:
+                return int(IOReturn.kIOReturnBadArgument), [], b""  # OSData given with an OOL buffer
+            out = bytes(args.structure_output)
+            if output_struct_cnt != kIOConnectMethodVarOutputSize and len(out) > output_struct_cnt:
+                return int(IOReturn.kIOReturnBadArgument), [], b""
+            return kr, scalars, out
+        if args.structure_output_descriptor is not None:
+            # The size reported for OOL output is [unconfirmed]; dkproto reports the descriptor length.
+            return kr, scalars, args.structure_output_descriptor.read_bytes()
+        return kr, scalars, b""
+
+
+class IOConnect:
+    """``io_connect_t``: an open connection to a user client (local or remote)."""
+
+    def __init__(self, kernel: KernelUserClient | None = None, remote: _RemoteConnection | None = None,
+                 conn_id: int = 0) -> None:
+        self._kernel = kernel
+        self._remote = remote
+        self._conn_id = conn_id
+        self.closed = False
+        self._actions: list[OSAction] = []
+        self._maps: dict[int, memoryview] = {}
+
+    @property
+    def user_client(self) -> IOUserClient | None:
+        """The dext-side user client when it lives in this process (tests look at it)."""
+        return self._kernel.client if self._kernel is not None else None
+
+    def _call(self, selector: int, scalar_input: Sequence[int], struct_input: bytes, output_cnt: int,
+              output_struct_cnt: int, port: IONotificationPort | None, reference: Sequence[Any] | None
+              ) -> MethodResult:
+        if self.closed:
+            raise NotOpenError("IOConnectCallMethod: the connection is closed (IOServiceClose)")
+        if not 0 <= selector <= 0xFFFFFFFF:
+            raise BadArgumentError(f"IOConnectCallMethod: selector {selector} is not a uint32")
+        if len(scalar_input) > kIOUserClientScalarArrayCountMax or output_cnt > kIOUserClientScalarArrayCountMax:
+            raise BadArgumentError(f"IOConnectCallMethod: more than {kIOUserClientScalarArrayCountMax} scalars",
+                                   ioreturn=IOReturn.kIOReturnBadArgument)
+        if output_cnt < 0 or (output_struct_cnt < 0 and output_struct_cnt != kIOConnectMethodVarOutputSize):
+            raise BadArgumentError("IOConnectCallMethod: negative output count")
+        sin = _scalars(scalar_input, "IOConnectCallMethod")
+        if self._remote is not None:
+            kr, scalars, out = self._remote.call(self._conn_id, selector, sin, bytes(struct_input), output_cnt,
+                                                 output_struct_cnt, port, reference)
+        else:
+            assert self._kernel is not None
+            action = None
+            if reference is not None:
+                action = self._make_action(port, reference)
+            kr, scalars, out = self._kernel.call(selector, sin, bytes(struct_input), output_cnt,
+                                                 output_struct_cnt, action)
+        if kr != IOReturn.kIOReturnSuccess:
+            name = type(self.user_client).__name__ if self.user_client is not None else "user client"
+            raise error_for_ioreturn(kr, f"IOConnectCallMethod({name}, selector {selector}) failed")
+        return MethodResult(scalars, out)
+
+    def _make_action(self, port: IONotificationPort | None, reference: Sequence[Any]) -> OSAction:
+        if port is None:
+            raise BadArgumentError("IOConnectCallAsyncMethod: no wake port (IONotificationPortGetMachPort)")
+        if not 0 < len(reference) <= kIOUserClientAsyncReferenceCountMax:
+            raise BadArgumentError(f"IOConnectCallAsyncMethod: referenceCnt {len(reference)} not in "
+                                   f"1..{kIOUserClientAsyncReferenceCountMax}")
+        ref = list(reference)
+
+        def kernel_completion(action: OSAction, status: int, args: Sequence[int]) -> None:
+            port.deliver(ref, status, args)
+
+        # The kernel's KernelCompletion action: delivered on its own queue, then to the port.
+        action = OSAction(self, kernel_completion, queue=_kernel_queue(), name="KernelCompletion")
+        self._actions.append(action)
+        return action
+
+    def close(self) -> None:
+        """``IOServiceClose``: terminate the user client (its ``stop`` runs); pending actions abort."""
+        if self.closed:
+            return
+        self.closed = True
+        for action in self._actions:
+            action.aborted()
+        if self._remote is not None:
+            self._remote.close_connection(self._conn_id)
+        elif self._kernel is not None:
+            self._kernel.closed = True
+            client = self._kernel.client
+            if client.state is ServiceState.STARTED:
+                client.terminate()
+                client.wait_terminated(10.0)
+
+
+_kq: IODispatchQueue | None = None
+
+
+def _kernel_queue() -> IODispatchQueue:
+    global _kq
+    if _kq is None or _kq.is_cancelled:
+        _kq = IODispatchQueue("kernel")
+    return _kq
+
+
+def _check_dext_entitlements(client: IOService, app_entitlements: dict[str, Any] | None) -> None:
+    """The user client's ``IOServiceDEXTEntitlements`` must all be held by the app (driverkit.md 2.8)."""
+    required = client.properties.get("IOServiceDEXTEntitlements")
+    if not required or client.dext_entitlements is None:
+        return
+    groups = required if isinstance(required, list) else [required]
+    if groups and all(isinstance(g, str) for g in groups):
+        groups = [groups]
+    ents = app_entitlements or {}
+    for group in groups:
+        names = [group] if isinstance(group, str) else list(group)
+        if all(ents.get(n) for n in names):
+            return
+    raise NotPermittedError(f"UC entitlements check failed: the app lacks IOServiceDEXTEntitlements {required!r}")
+
+
+def io_service_open(service: IOService | RemoteService, client_type: int = 0, *,
+                    app_entitlements: dict[str, Any] | None = None) -> IOConnect:
+    """``IOServiceOpen(service, mach_task_self(), type, &connect)``.
+
+    Calls the service's ``new_user_client(type)`` (which normally ``create``s one from
+    ``UserClientProperties``), applies the entitlement gate, and returns the connection.
+
+    Raises:
+        NotPermittedError: the entitlement gate refused (kIOReturnNotPermitted).
+        UnsupportedError: the service makes no user clients.
+        NoDeviceError: the service is not started (terminated, unplugged).
+    """
+    if isinstance(service, RemoteService):
+        return service.open(client_type, app_entitlements)
+    if service.state is not ServiceState.STARTED or not service.is_registered:
+        raise NoDeviceError(f"IOServiceOpen: {service.get_name()} is {service.state.value}"
+                            + ("" if service.is_registered else " and not registered (RegisterService)"))
+    user_client_gate(service, app_entitlements)
+    client = service.copy_dispatch_queue().dispatch_sync(service.new_user_client, client_type)
+    if not isinstance(client, IOUserClient):
+        raise UnsupportedError(f"IOServiceOpen: {type(service).__name__}.new_user_client returned "
+                               f"{type(client).__name__}, not an IOUserClient (kernel object must be IOUserUserClient)")
+    try:
+        _check_dext_entitlements(client, app_entitlements)
+    except DkError:
+        client.terminate()
+        raise
+    return IOConnect(kernel=KernelUserClient(client))
+
+
+def io_service_close(connect: IOConnect) -> None:
+    """``IOServiceClose(connect)``: the kernel terminates the user client, whose ``stop`` runs."""
+    connect.close()
+
+
+def io_connect_call_method(connect: IOConnect, selector: int, input: Sequence[int] = (),
+                           input_struct: bytes = b"", output_cnt: int = 0, output_struct_cnt: int = 0
+                           ) -> MethodResult:
+    """``IOConnectCallMethod(connect, selector, input, inputCnt, inputStruct, inputStructCnt,
+    output, &outputCnt, outputStruct, &outputStructCnt)``.
+
+    ``output_cnt`` and ``output_struct_cnt`` are the caller's capacities; pass
+    ``kIOConnectMethodVarOutputSize`` (-3) for a variable-size output structure.
+
+    Raises:
+        DkError: the subclass for the returned kern_return_t (``exc.ioreturn``).
+    """
+    return connect._call(selector, input, input_struct, output_cnt, output_struct_cnt, None, None)
+
+
+def io_connect_call_scalar_method(connect: IOConnect, selector: int, input: Sequence[int] = (),
+                                  output_cnt: int = 0) -> list[int]:
+    """``IOConnectCallScalarMethod(connect, selector, input, inputCnt, output, &outputCnt)``."""
+    return connect._call(selector, input, b"", output_cnt, 0, None, None).scalar_output
+
+
+def io_connect_call_struct_method(connect: IOConnect, selector: int, input_struct: bytes = b"",
+                                  output_struct_cnt: int = 0) -> bytes:
+    """``IOConnectCallStructMethod(connect, selector, inputStruct, inputStructCnt, outputStruct, &cnt)``."""
+    return connect._call(selector, (), input_struct, 0, output_struct_cnt, None, None).struct_output
+
+
+def io_connect_call_async_method(connect: IOConnect, selector: int, wake_port: IONotificationPort,
+                                 reference: Sequence[Any], input: Sequence[int] = (), input_struct: bytes = b"",
+                                 output_cnt: int = 0, output_struct_cnt: int = 0) -> MethodResult:
+    """``IOConnectCallAsyncMethod(connect, selector, wake_port, reference, referenceCnt, ...)``.
+
+    ``reference`` is :func:`async_reference` (``uint64_t[kOSAsyncRef64Count]``); the dext's
+    ``AsyncCompletion`` later calls the callback on the port's queue.
+    """
+    return connect._call(selector, input, input_struct, output_cnt, output_struct_cnt, wake_port, reference)
+
+
+def io_connect_call_async_scalar_method(connect: IOConnect, selector: int, wake_port: IONotificationPort,
+                                        reference: Sequence[Any], input: Sequence[int] = (),
+                                        output_cnt: int = 0) -> list[int]:
+    """``IOConnectCallAsyncScalarMethod``."""
+    return connect._call(selector, input, b"", output_cnt, 0, wake_port, reference).scalar_output
+
+
+def io_connect_call_async_struct_method(connect: IOConnect, selector: int, wake_port: IONotificationPort,
+                                        reference: Sequence[Any], input_struct: bytes = b"",
+                                        output_struct_cnt: int = 0) -> bytes:
+    """``IOConnectCallAsyncStructMethod``."""
+    return connect._call(selector, (), input_struct, 0, output_struct_cnt, wake_port, reference).struct_output
+
+
+def io_connect_map_memory64(connect: IOConnect, memory_type: int, options: int = 0) -> memoryview:
+    """``IOConnectMapMemory64(connect, type, task, &address, &size, options)``: the dext's buffer.
+
+    In-process only (the view shares the dext's bytes); read-only if the dext said
+    ``kIOUserClientMemoryReadOnly``.
+    """
+    if connect.closed:
+        raise NotOpenError("IOConnectMapMemory64: the connection is closed")
+    client = connect.user_client
+    if client is None:
+        raise UnsupportedError("IOConnectMapMemory64: shared memory across processes is not emulated")
+    opts, md = client.copy_dispatch_queue().dispatch_sync(client.copy_client_memory_for_type, memory_type)
+    if md is None:
+        raise BadArgumentError(f"CopyClientMemoryForType({memory_type}) returned no descriptor")
+    client.memory[memory_type] = (md, opts)
+    view = md.create_mapping().get_address()
+    from dkproto.iokit.user_client import kIOUserClientMemoryReadOnly
+
+    return view.toreadonly() if opts & kIOUserClientMemoryReadOnly else view
+
+
+# ---------------------------------------------------------------------------------------------
+# across processes
+
+
+class UserClientServer:
+    """Serve a started service's user clients to other processes over a Unix socket.
+
+    Args:
+        service: the registered service whose ``new_user_client`` apps open.
+        address: socket path (default: a new path under the temp dir).
+        authkey: shared secret (default: random; hand it to :class:`RemoteService`).
+    """
+
+    def __init__(self, service: IOService, address: str | None = None, authkey: bytes | None = None) -> None:
+        import tempfile
+
+        self.service = service
+        self.address = address or os.path.join(tempfile.mkdtemp(prefix="dkproto-uc-"), "uc.sock")
+        self.authkey = authkey or secrets.token_bytes(16)
+        self._listener = Listener(self.address, family="AF_UNIX", authkey=self.authkey)
+        self._thread = threading.Thread(target=self._accept, name="UserClientServer", daemon=True)
+        self._closed = False
+        self._conns: list[Connection] = []
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                conn = self._listener.accept()
+            except (OSError, EOFError):
+                if self._closed:
+                    return
+                continue
+            except Exception:  # authentication failure and the like
+                _log.warning("UserClientServer: refused a connection", exc_info=True)
+                continue
+            self._conns.append(conn)
+            threading.Thread(target=self._serve, args=(conn,), name="UserClientServer.conn", daemon=True).start()
+
+    def _serve(self, conn: Connection) -> None:
+        connects: dict[int, IOConnect] = {}
+        ids = itertools.count(1)
+        send_lock = threading.Lock()
+
+        def send(msg: tuple[Any, ...]) -> None:
+            with send_lock:
+                try:
+                    conn.send(msg)
+                except (OSError, EOFError):
+                    pass
+
+        try:
+            while True:
+                try:
+                    msg = conn.recv()
+                except (EOFError, OSError):
+                    break
+                op = msg[0]
+                if op == "open":
+                    _, client_type, ents = msg
+                    try:
+                        c = io_service_open(self.service, client_type, app_entitlements=ents)
+                    except DkError as exc:
+                        send(("err", int(exc.ioreturn), str(exc)))
+                        continue
+                    cid = next(ids)
+                    connects[cid] = c
+                    send(("ok", cid))
+                elif op == "call":
+                    _, cid, selector, sin, sstruct, ocnt, oscnt, async_id = msg
+                    c = connects.get(cid)
+                    if c is None:
+                        send(("ret", int(IOReturn.kIOReturnNotOpen), [], b"", "no such connection"))
+                        continue
+                    port = None
+                    ref = None
+                    if async_id is not None:
+                        port = _RelayPort(send, async_id)
+                        ref = async_reference(port.relay)
+                    try:
+                        r = c._call(selector, sin, sstruct, ocnt, oscnt, port, ref)
+                        send(("ret", 0, r.scalar_output, r.struct_output, ""))
+                    except DkError as exc:
+                        send(("ret", int(exc.ioreturn), [], b"", str(exc)))
+                elif op == "close":
+                    c = connects.pop(msg[1], None)
+                    if c is not None:
+                        c.close()
+                    send(("closed", msg[1]))
+        finally:
+            for c in connects.values():  # the app died or hung up: close what it left open
+                c.close()
+            conn.close()
+
+    def close(self) -> None:
+        """Stop accepting; existing connections end when their apps hang up."""
+        self._closed = True
+        try:
+            self._listener.close()
+        except OSError:
+            pass
+        for conn in self._conns:
+            try:
+                conn.close()
+            except OSError:
+                pass
+        try:
+            os.unlink(self.address)
+        except OSError:
+            pass
+
+
+class _RelayPort(IONotificationPort):
+    """Server side stand-in for the app's wake port: forwards completions over the socket."""
+
+    def __init__(self, send: Callable[[tuple[Any, ...]], None], async_id: int) -> None:
+        self.send = send
+        self.async_id = async_id
+        self._own_queue = False
+
+    def relay(self, refcon: Any, status: int, *rest: Any) -> None:  # pragma: no cover - not used
+        pass
+
+    def deliver(self, reference: Sequence[Any], status: int, args: Sequence[int]) -> None:
+        self.send(("async", self.async_id, int(status), list(args)))
+
+
+class _RemoteConnection:
+    def __init__(self, address: str, authkey: bytes) -> None:
+        try:
+            self.conn = Client(address, family="AF_UNIX", authkey=authkey)
+        except (OSError, EOFError) as exc:
+            raise NoDeviceError(f"IOServiceOpen: cannot reach the user-client server at {address}: {exc}") from exc
+        self._replies: list[Any] = []
+        self._cv = threading.Condition()
+        self._pending: dict[int, tuple[IONotificationPort, list[Any]]] = {}
+        self._ids = itertools.count(1)
+        self._send_lock = threading.Lock()
+        self._dead = False
+        threading.Thread(target=self._reader, name="RemoteService.reader", daemon=True).start()
+
+    def _reader(self) -> None:
+        while True:
+            try:
+                msg = self.conn.recv()
+            except (EOFError, OSError):
+                with self._cv:
+                    self._dead = True
+                    self._cv.notify_all()
+                return
+            if msg[0] == "async":
+                _, aid, status, args = msg
+                entry = self._pending.get(aid)
+                if entry is not None:
+                    entry[0].deliver(entry[1], status, args)
+            else:
+                with self._cv:
+                    self._replies.append(msg)
+                    self._cv.notify_all()
+
+    def request(self, msg: tuple[Any, ...]) -> Any:
+        with self._send_lock:
+            try:
+                self.conn.send(msg)
+            except (OSError, EOFError) as exc:
+                raise NoDeviceError(f"user-client server went away: {exc}") from exc
+            with self._cv:
+                while not self._replies and not self._dead:
+                    self._cv.wait()
+                if not self._replies:
+                    raise NoDeviceError("user-client server went away")
+                return self._replies.pop(0)
+
+    def call(self, cid: int, selector: int, sin: tuple[int, ...], sstruct: bytes, ocnt: int, oscnt: int,
+             port: IONotificationPort | None, reference: Sequence[Any] | None) -> tuple[int, list[int], bytes]:
+        aid = None
+        if reference is not None:
+            if port is None:
+                raise BadArgumentError("IOConnectCallAsyncMethod: no wake port")
+            aid = next(self._ids)
+            self._pending[aid] = (port, list(reference))
+        reply = self.request(("call", cid, selector, sin, sstruct, ocnt, oscnt, aid))
+        _, kr, scalars, out, _msg = reply
+        return kr, scalars, out
+
+    def close_connection(self, cid: int) -> None:
+        try:
+            self.request(("close", cid))
+        except NoDeviceError:
+            pass
+
+
+class RemoteService:
+    """A service in another process, as ``io_service_open`` sees it.
+
+    Args:
+        address: the :class:`UserClientServer` socket path.
+        authkey: its key.
+    """
+
+    def __init__(self, address: str, authkey: bytes) -> None:
+        self.address = address
+        self.authkey = authkey
+        self._conn: _RemoteConnection | None = None
+
+    def open(self, client_type: int, app_entitlements: dict[str, Any] | None) -> IOConnect:
+        """``IOServiceOpen`` across the socket."""
+        if self._conn is None or self._conn._dead:
+            self._conn = _RemoteConnection(self.address, self.authkey)
+        reply = self._conn.request(("open", client_type, app_entitlements))
+        if reply[0] == "err":
+            raise error_for_ioreturn(reply[1], reply[2])
+        return IOConnect(remote=self._conn, conn_id=reply[1])

@@ -1,0 +1,377 @@
+"""``IOService``: lifecycle with explicit state and guards, provider/client links, properties.
+
+Lifecycle (driverkit.md 3.2, 8.1 item 7)::
+
+    created --init()--> initialized --start(provider)--> started --terminate()--> terminating
+       started/terminating --stop(provider)--> stopped --free()--> freed
+
+``start`` calls ``super().start(provider)`` **first** (``Start(provider, SUPERDISPATCH)``),
+sets up, then calls ``register_service()``. ``stop`` quiesces, cancels async work, then calls
+``super().stop(provider)`` **last**. ``terminate`` is asynchronous: it returns at once, then,
+on the service's default queue, terminates the clients, calls ``stop(provider)`` and ``free()``.
+A method called out of its state raises :class:`~dkproto.errors.StateError` naming the method
+and the state (style lesson 9).
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import itertools
+import logging
+import sys
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from dkproto.errors import BadArgumentError, DkError, NotFoundError, NotPermittedError, StateError, UnsupportedError
+from dkproto.iokit.queue import IODispatchQueue, kIOServiceDefaultQueueName
+
+if TYPE_CHECKING:
+    from dkproto.iokit.user_client import IOUserClient
+
+__all__ = [
+    "IOService",
+    "ServiceState",
+    "guard",
+    "kIOServicePowerCapabilityLow",
+    "kIOServicePowerCapabilityOff",
+    "kIOServicePowerCapabilityOn",
+    "kIOServiceSearchPropertyParents",
+    "start_service",
+    "user_client_gate",
+]
+
+kIOServiceSearchPropertyParents = 1
+kIOServicePowerCapabilityOff = 0x0
+kIOServicePowerCapabilityOn = 0x2
+kIOServicePowerCapabilityLow = 0x10000
+
+ENT_ALLOW_ANY_USERCLIENT = "com.apple.developer.driverkit.allow-any-userclient-access"
+ENT_USERCLIENT_ACCESS = "com.apple.developer.driverkit.userclient-access"
+
+_log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class ServiceState(enum.Enum):
+    """Where an :class:`IOService` is in its life."""
+
+    CREATED = "created"
+    INITIALIZED = "initialized"
+    STARTED = "started"
+    TERMINATING = "terminating"
+    STOPPED = "stopped"
+    FREED = "freed"
+
+
+def guard(*states: ServiceState) -> Callable[[F], F]:
+    """Decorator: the method may run only in ``states``; otherwise StateError naming both."""
+    allowed = frozenset(states)
+    names = "/".join(s.value for s in states)
+
+    def deco(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(self: IOService, *args: Any, **kw: Any) -> Any:
+            if self._state not in allowed:
+                raise StateError(f"{type(self).__name__}.{fn.__name__}: called in state "
+                                 f"'{self._state.value}', needs {names}")
+            return fn(self, *args, **kw)
+
+        return wrapper  # type: ignore[return-value]
+
+    return deco
+
+
+_ids = itertools.count(0x100000001)
+_classes: dict[str, type[IOService]] = {}
+
+
+class IOService:
+    """``IOService``: the base of every driver and nub in the mirror.
+
+    Attributes:
+        properties: the registry properties (``CopyProperties``/``SetProperties``).
+        dext_entitlements: the dext's entitlements, or None when no bundle was loaded
+            (then the user-client gate of driverkit.md 2.8 is not simulated).
+    """
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        _classes.setdefault(cls.__name__, cls)
+
+    def __init__(self) -> None:
+        self._state = ServiceState.CREATED
+        self._provider: IOService | None = None
+        self._clients: list[IOService] = []
+        self._lock = threading.RLock()
+        self.properties: dict[str, Any] = {}
+        self._name = type(self).__name__
+        self._registry_id = next(_ids)
+        self._registered = False
+        self._queues: dict[str, IODispatchQueue] = {}
+        self._terminated = threading.Event()
+        self.dext_entitlements: dict[str, Any] | None = None
+        self.log = logging.getLogger(f"dkproto.iokit.{type(self).__name__}")
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    @property
+    def state(self) -> ServiceState:
+        """The lifecycle state."""
+        return self._state
+
+    @guard(ServiceState.CREATED)
+    def init(self) -> bool:
+        """``init()``: allocate ivars (plain attributes here); override, call super first."""
+        self._state = ServiceState.INITIALIZED
+        return True
+
+    @guard(ServiceState.INITIALIZED)
+    def start(self, provider: IOService | None) -> None:
+        """``Start(IOService *provider)``: call ``super().start(provider)`` first.
+
+        Links this service as a client of ``provider``. Raise a DkError to fail the start.
+        """
+        self._provider = provider
+        if provider is not None:
+            provider._attach_client(self)
+        self._state = ServiceState.STARTED
+
+    @guard(ServiceState.STARTED, ServiceState.TERMINATING)
+    def stop(self, provider: IOService | None) -> None:
+        """``Stop(IOService *provider)``: quiesce and cancel, then call ``super().stop(provider)`` last."""
+        if provider is not None and provider is not self._provider:
+            raise BadArgumentError(f"{type(self).__name__}.stop: {provider!r} is not this service's provider")
+        if self._provider is not None:
+            self._provider._detach_client(self)
+        self._registered = False
+        self._state = ServiceState.STOPPED
+
+    @guard(ServiceState.CREATED, ServiceState.INITIALIZED, ServiceState.STOPPED)
+    def free(self) -> None:
+        """``free()``: release ivars, then ``super().free()``. Cancels the service's queues."""
+        for q in self._queues.values():
+            q.cancel()
+        self._state = ServiceState.FREED
+        self._terminated.set()
+
+    @guard(ServiceState.STARTED)
+    def register_service(self) -> None:
+        """``RegisterService()``: make the service visible for matching and to apps."""
+        self._registered = True
+
+    @property
+    def is_registered(self) -> bool:
+        """True after ``register_service`` (until stop)."""
+        return self._registered
+
+    def terminate(self, options: int = 0) -> None:
+        """``Terminate(uint64_t options)``: asynchronous; clients first, then ``stop``, then ``free``.
+
+        Returns at once. Calling it again while terminating does nothing. Use
+        :meth:`wait_terminated` to wait for the end.
+        """
+        with self._lock:
+            if self._state in (ServiceState.TERMINATING, ServiceState.STOPPED, ServiceState.FREED):
+                return
+            if self._state is not ServiceState.STARTED:
+                raise StateError(f"{type(self).__name__}.terminate: called in state '{self._state.value}', "
+                                 "needs started")
+            self._state = ServiceState.TERMINATING
+        self.copy_dispatch_queue().dispatch_async(self._finish_terminate)
+
+    def _finish_terminate(self) -> None:
+        for client in list(self._clients):
+            if client.state is ServiceState.STARTED:
+                client.terminate()
+        for client in list(self._clients):
+            client.wait_terminated(10.0)
+        try:
+            self.stop(self._provider)
+        finally:
+            if self._state is not ServiceState.STOPPED:
+                self.log.error("%s.stop returned without calling super().stop(provider)", type(self).__name__)
+                IOService.stop(self, self._provider)
+        self.free()
+
+    def wait_terminated(self, timeout: float | None = 5.0) -> bool:
+        """Wait until the service is freed after ``terminate`` (no DriverKit counterpart)."""
+        return self._terminated.wait(timeout)
+
+    @property
+    def is_inactive(self) -> bool:
+        """``isInactive()``: true from ``terminate`` on."""
+        return self._state in (ServiceState.TERMINATING, ServiceState.STOPPED, ServiceState.FREED)
+
+    # ---- links -----------------------------------------------------------------------------
+    def _attach_client(self, client: IOService) -> None:
+        with self._lock:
+            if client not in self._clients:
+                self._clients.append(client)
+
+    def _detach_client(self, client: IOService) -> None:
+        with self._lock:
+            if client in self._clients:
+                self._clients.remove(client)
+
+    def get_provider(self) -> IOService | None:
+        """``GetProvider()``: the provider this service was started on."""
+        return self._provider
+
+    def get_clients(self) -> list[IOService]:
+        """The services started on this one (``getClientIterator``)."""
+        return list(self._clients)
+
+    # ---- properties ------------------------------------------------------------------------
+    def set_name(self, name: str) -> None:
+        """``SetName(name)``."""
+        self._name = name
+
+    def get_name(self) -> str:
+        """The registry name (class name by default)."""
+        return self._name
+
+    def get_registry_entry_id(self) -> int:
+        """``GetRegistryEntryID(&id)``: a unique 64-bit id."""
+        return self._registry_id
+
+    def copy_properties(self) -> dict[str, Any]:
+        """``CopyProperties(&properties)``: a copy of the property table."""
+        return dict(self.properties)
+
+    def set_properties(self, properties: dict[str, Any]) -> None:
+        """``SetProperties(properties)``: merge ``properties`` into the table."""
+        self.properties.update(properties)
+
+    def set_property(self, key: str, value: Any) -> None:
+        """``setProperty(key, value)``."""
+        self.properties[key] = value
+
+    def search_property(self, name: str, plane: str = "IOService", options: int = 0) -> Any:
+        """``SearchProperty(name, plane, options, &prop)``; ``kIOServiceSearchPropertyParents`` walks providers.
+
+        Raises:
+            NotFoundError: the property is nowhere on the searched path.
+        """
+        svc: IOService | None = self
+        while svc is not None:
+            if name in svc.properties:
+                return svc.properties[name]
+            if not options & kIOServiceSearchPropertyParents:
+                break
+            svc = svc._provider
+        raise NotFoundError(f"SearchProperty: no property {name!r} on {self.get_name()}"
+                            + (" or its providers" if options & kIOServiceSearchPropertyParents else ""))
+
+    def copy_provider_properties(self) -> dict[str, Any]:
+        """``CopyProviderProperties``: the provider's property table."""
+        return self._provider.copy_properties() if self._provider is not None else {}
+
+    # ---- queues ----------------------------------------------------------------------------
+    def copy_dispatch_queue(self, name: str = kIOServiceDefaultQueueName) -> IODispatchQueue:
+        """``CopyDispatchQueue(name, &queue)``: the named queue; "Default" always exists."""
+        q = self._queues.get(name)
+        if q is None:
+            if name != kIOServiceDefaultQueueName:
+                raise NotFoundError(f"CopyDispatchQueue: {type(self).__name__} has no queue {name!r}")
+            q = self._queues[name] = IODispatchQueue(f"{type(self).__name__}.{name}")
+        return q
+
+    def set_dispatch_queue(self, name: str, queue: IODispatchQueue) -> None:
+        """``SetDispatchQueue(name, queue)``; names other than Default must be in ``QUEUE_NAMES``."""
+        if name != kIOServiceDefaultQueueName and name not in getattr(self, "QUEUE_NAMES", ()):
+            raise BadArgumentError(f"SetDispatchQueue: queue {name!r} is not declared (QUEUENAME) "
+                                   f"in {type(self).__name__}.QUEUE_NAMES")
+        self._queues[name] = queue
+
+    # ---- user clients ----------------------------------------------------------------------
+    def new_user_client(self, client_type: int) -> IOUserClient:
+        """``NewUserClient(uint32_t type, IOUserClient **userClient)``: override to ``create`` one.
+
+        The default refuses (kIOReturnUnsupported), as IOService's does.
+        """
+        raise UnsupportedError(f"{type(self).__name__}.NewUserClient: this service makes no user clients")
+
+    def create(self, provider: IOService, properties_key: str) -> IOService:
+        """``Create(provider, propertiesKey, &result)``: instantiate and start a service described
+        by the dictionary ``self.properties[properties_key]`` (``IOClass``, ``IOUserClass``).
+
+        ``IOUserClass`` is looked up in this class's module first, then among all IOService
+        subclasses. The new service is inited and started on ``provider``.
+        """
+        desc = self.properties.get(properties_key)
+        if not isinstance(desc, dict):
+            raise NotFoundError(f"Create: {type(self).__name__} has no dictionary property {properties_key!r}")
+        cls_name = desc.get("IOUserClass")
+        if not isinstance(cls_name, str):
+            raise BadArgumentError(f"Create: {properties_key} has no IOUserClass string")
+        cls = resolve_class(cls_name, type(self))
+        svc = cls()
+        svc.properties.update({k: v for k, v in desc.items()})
+        svc.dext_entitlements = self.dext_entitlements
+        return start_service(svc, provider)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._name!r} {self._state.value}>"
+
+
+def resolve_class(name: str, near: type | None = None) -> type[IOService]:
+    """The IOService subclass called ``name``: from ``near``'s module first, then any subclass."""
+    if near is not None:
+        mod = sys.modules.get(near.__module__)
+        cand = getattr(mod, name, None) if mod is not None else None
+        if isinstance(cand, type) and issubclass(cand, IOService):
+            return cand
+    cls = _classes.get(name)
+    if cls is None:
+        raise NotFoundError(f"no IOService subclass named {name!r} (IOUserClass)")
+    return cls
+
+
+def start_service(service: IOService, provider: IOService | None) -> IOService:
+    """What the kernel does after matching: ``init()``, then ``Start(provider)``.
+
+    Checks that the overrides called super (a port would otherwise hang or leak): a start
+    that returns without reaching ``started`` is an error, and a failed start frees the
+    service.
+    """
+    if service.state is ServiceState.CREATED and not service.init():
+        service.free()
+        raise DkError(f"{type(service).__name__}.init returned false")
+    try:
+        service.start(provider)
+    except BaseException:
+        if service.state is ServiceState.STARTED:
+            IOService.stop(service, provider)
+        if service.state in (ServiceState.INITIALIZED, ServiceState.STOPPED):
+            service.free()
+        raise
+    if service.state is not ServiceState.STARTED:
+        raise StateError(f"{type(service).__name__}.start returned in state '{service.state.value}': "
+                         "it must call super().start(provider) first (Start(provider, SUPERDISPATCH))")
+    return service
+
+
+def user_client_gate(service: IOService, app_entitlements: dict[str, Any] | None) -> None:
+    """The ``IOUserServer::serviceNewUserClient`` entitlement gate (driverkit.md 2.8).
+
+    Passes if the dext has allow-any-userclient-access, or the app's userclient-access lists
+    the dext's ``CFBundleIdentifier``. Skipped when ``service.dext_entitlements`` is None (no
+    bundle loaded, like the ``dk`` boot-arg's disable bit).
+
+    Raises:
+        NotPermittedError: kIOReturnNotPermitted, as IOServiceOpen returns.
+    """
+    ents = service.dext_entitlements
+    if ents is None:
+        return
+    if ents.get(ENT_ALLOW_ANY_USERCLIENT) is True:
+        return
+    bundle_id = service.properties.get("CFBundleIdentifier")
+    access = (app_entitlements or {}).get(ENT_USERCLIENT_ACCESS)
+    if isinstance(access, str):
+        access = [access]
+    if bundle_id is not None and isinstance(access, list) and bundle_id in access:
+        return
+    raise NotPermittedError(f"UC failed userclient-access check: the app's {ENT_USERCLIENT_ACCESS} does not list "
+                            f"{bundle_id!r} and the dext lacks {ENT_ALLOW_ANY_USERCLIENT}")
