@@ -1,0 +1,620 @@
+"""Report codecs: decode a report to named values and build a report from names.
+
+[HID 1.11: 5.8 Format of Multibyte Numeric Values, 6.2.2.5 Input/Output/Feature, 8.4 Report
+Constraints] Fields are packed little-endian, least significant bit first, one after another in
+descriptor order; a report that uses IDs starts with its ID byte, and bit offsets count after it.
+
+Each :class:`ReportCodec` has two equivalent paths, checked against each other over the whole
+corpus (``tests/unit/test_hid_codec.py``):
+
+* :attr:`ReportCodec.struct`: a Construct schema. HID packs bits LSB first, which Construct's
+  ``BitStruct`` (MSB first) cannot read directly; byte-swapping the data turns the report into one
+  big-endian number, so the schema is ``ByteSwapped(BitStruct(pad, element_n, ..., element_0))``.
+* the fast path (:meth:`ReportCodec.decode`): per report, Python source is generated once that
+  reads the data with one ``int.from_bytes`` and extracts every element with a precomputed shift
+  and mask, then builds the value dict in one expression. This keeps live decoding at a few
+  microseconds per report (see docs/performance.md).
+
+Value rules:
+
+* sign comes from the logical range, as in the kernel: a field is two's complement when its
+  Logical Minimum is negative.
+* a Variable field gives one value per usage (``"X": -5``); elements past the last usage share
+  it, so that usage maps to a list.
+* an Array field gives the list of active usages (``"Keyboard/Keypad": ["Keyboard a and A"]``):
+  slot values inside the logical range index the usage list; values outside it, and usage ID 0
+  (Reserved/No event), are inactive.
+* padding (a main item without usages) appears only when its bits are not zero, as
+  ``"(padding@<bit>)"``, so decode then build gives back the same bytes.
+
+Names are usage names from the HID Usage Tables (:mod:`dkproto.hid.usages`); when a name occurs
+again in the same report it gets ``#2``, ``#3``... (``"X#2"`` is the second finger's X).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import construct as cs
+
+from dkproto.errors import DecodeError, EncodeError
+from dkproto.hid.items import unit_text
+from dkproto.hid.parser import Field, Report, ReportDescriptor
+from dkproto.hid.usages import lookup_usage, page_name, usage_name
+
+__all__ = ["DescriptorCodec", "ReportCodec", "ReportValues", "parse_assignments"]
+
+
+class ReportValues(dict):  # type: ignore[type-arg]
+    """The decoded values of one report: ``{name: value}`` plus where they came from.
+
+    Attributes:
+        report_type, report_id: which report.
+        unchecked: names whose decoded value lay outside the logical range (null values, or
+            devices that break their own range); :meth:`ReportCodec.build` accepts those as they
+            are, so that ``build(decode(r)) == r``.
+        trailing: bytes after the report's declared length (kept, not dropped).
+    """
+
+    report_type: str
+    report_id: int
+    unchecked: frozenset[str]
+    trailing: bytes
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.report_type = "input"
+        self.report_id = 0
+        self.unchecked = frozenset()
+        self.trailing = b""
+
+
+@dataclass(frozen=True, slots=True)
+class _Elem:
+    bit_offset: int
+    size: int
+    signed: bool
+
+
+@dataclass(slots=True)
+class _Slot:
+    """How one key of the value dict maps to elements."""
+
+    key: str
+    field: Field
+    kind: str  # "scalar", "list", "array", "padding"
+    elems: list[int]  # indices into ReportCodec.elems
+    usage: int = 0
+    table: dict[int, str] | None = None  # array: raw value -> usage name
+    rev: dict[str, int] | None = None  # array: usage name / lowercase -> raw value
+    null: int = 0  # array: value written to unused slots
+
+
+def _fits(v: int, e: _Elem) -> bool:
+    if e.signed:
+        return -(1 << (e.size - 1)) <= v < (1 << (e.size - 1)) if e.size else v == 0
+    return 0 <= v < (1 << e.size)
+
+
+class ReportCodec:
+    """Decode and build one report (one report type and ID) of a descriptor.
+
+    Args:
+        report: the layout, from :func:`dkproto.hid.parse`.
+    """
+
+    def __init__(self, report: Report) -> None:
+        self.report = report
+        self.elems: list[_Elem] = []
+        self.slots: list[_Slot] = []
+        self._array_member: dict[str, _Slot] = {}
+        self._build_slots()
+        self._struct: cs.Construct | None = None
+        self._fast: Callable[[bytes], ReportValues] | None = None
+
+    # -- layout ----------------------------------------------------------------------------
+    def _build_slots(self) -> None:
+        seen: dict[str, int] = {}
+
+        def unique(name: str) -> str:
+            n = seen.get(name, 0) + 1
+            seen[name] = n
+            return name if n == 1 else f"{name}#{n}"
+
+        for f in self.report.fields:
+            if f.report_size == 0 or f.report_count == 0:
+                continue
+            first = len(self.elems)
+            for i in range(f.report_count):
+                self.elems.append(_Elem(f.bit_offset + i * f.report_size, f.report_size, f.signed))
+            idx = list(range(first, len(self.elems)))
+            if f.is_padding:
+                # One pseudo-element spanning the whole item keeps the bits exact.
+                self.slots.append(_Slot(f"(padding@{f.bit_offset})", f, "padding", idx))
+            elif f.is_variable:
+                n = len(f.usages)
+                for i in range(min(n, f.report_count)):
+                    if i == n - 1 and f.report_count > n:
+                        self.slots.append(_Slot(unique(usage_name(f.usages[i])), f, "list", idx[i:], f.usages[i]))
+                    else:
+                        self.slots.append(_Slot(unique(usage_name(f.usages[i])), f, "scalar", [idx[i]], f.usages[i]))
+            else:
+                pages = {u >> 16 for u in f.usages}
+                base = page_name(pages.pop()) if len(pages) == 1 else "Array"
+                slot = _Slot(unique(base), f, "array", idx)
+                table: dict[int, str] = {}
+                rev: dict[str, int] = {}
+                ku = f.kernel_usages
+                null = None
+                lo, hi = f.logical_minimum, f.logical_maximum
+                for k, u in enumerate(ku):
+                    v = lo + k
+                    if v > hi:
+                        break
+                    if u & 0xFFFF == 0:
+                        if null is None:
+                            null = v
+                        continue
+                    name = usage_name(u)
+                    table[v] = name
+                    rev.setdefault(_norm(name), v)
+                    rev.setdefault(f"0x{u:x}", v)
+                if null is None:
+                    e = self.elems[idx[0]]
+                    for cand in (0, hi + 1, lo - 1):
+                        if not (lo <= cand <= hi) and _fits(cand, e):
+                            null = cand
+                            break
+                    else:
+                        null = 0
+                slot.table, slot.rev, slot.null = table, rev, null
+                self.slots.append(slot)
+                for name in table.values():
+                    self._array_member.setdefault(_norm(name), slot)
+
+    @property
+    def keys(self) -> list[str]:
+        """Every value name of this report, in order (padding excluded)."""
+        return [s.key for s in self.slots if s.kind != "padding"]
+
+    @property
+    def size(self) -> int:
+        """Report length in bytes, ID byte included."""
+        return self.report.size
+
+    def _raw_from_int(self, n: int) -> list[int]:
+        out = []
+        for e in self.elems:
+            v = (n >> e.bit_offset) & ((1 << e.size) - 1)
+            if e.signed and v >> (e.size - 1):
+                v -= 1 << e.size
+            out.append(v)
+        return out
+
+    def _split(self, data: bytes | bytearray | memoryview, strict: bool) -> tuple[bytes, bytes]:
+        r = self.report
+        data = bytes(data)
+        if r.id:
+            if not data or data[0] != r.id:
+                got = f"0x{data[0]:02x}" if data else "nothing"
+                raise DecodeError(f"{r.type} report starts with {got}, expected report ID {r.id}",
+                                  offset=0, descriptor=f"{r.type} report {r.id}", rule="Report ID")
+            body = data[1:]
+        else:
+            body = data
+        need = r.data_size
+        if len(body) < need:
+            raise DecodeError(
+                f"{r.type} report {r.id} is {len(data)} bytes, the descriptor declares {r.size}",
+                offset=len(data), descriptor=f"{r.type} report {r.id}", rule="report length",
+            )
+        return body[:need], body[need:]
+
+    # -- values from raw element values ----------------------------------------------------
+    def _values(self, raw: list[int], n: int) -> ReportValues:
+        out = ReportValues()
+        unchecked = []
+        for s in self.slots:
+            f = s.field
+            if s.kind == "padding":
+                e0 = self.elems[s.elems[0]]
+                v = (n >> e0.bit_offset) & ((1 << f.bit_size) - 1)
+                if v:
+                    out[s.key] = v
+            elif s.kind == "scalar":
+                v = raw[s.elems[0]]
+                out[s.key] = v
+                if not f.logical_minimum <= v <= f.logical_maximum:
+                    unchecked.append(s.key)
+            elif s.kind == "list":
+                vals = [raw[i] for i in s.elems]
+                out[s.key] = vals
+                if any(not f.logical_minimum <= v <= f.logical_maximum for v in vals):
+                    unchecked.append(s.key)
+            else:
+                t = s.table or {}
+                out[s.key] = [t[raw[i]] for i in s.elems if raw[i] in t]
+        out.unchecked = frozenset(unchecked)
+        out.report_type, out.report_id = self.report.type, self.report.id
+        return out
+
+    # -- fast path -------------------------------------------------------------------------
+    def _compile(self) -> Callable[[bytes], ReportValues]:
+        lines = ["def _decode(body, _from=int.from_bytes, _RV=_RV):", "    n = _from(body, 'little')"]
+        env: dict[str, Any] = {"_RV": ReportValues}
+        parts = []
+        checks = []
+
+        def ext(i: int) -> str:
+            e = self.elems[i]
+            m = (1 << e.size) - 1
+            x = f"((n >> {e.bit_offset}) & {m})" if e.bit_offset else f"(n & {m})"
+            if e.signed:
+                half = 1 << (e.size - 1)
+                x = f"(({x} ^ {half}) - {half})"
+            return x
+
+        for k, s in enumerate(self.slots):
+            f = s.field
+            lo, hi = f.logical_minimum, f.logical_maximum
+            if s.kind == "padding":
+                e0 = self.elems[s.elems[0]]
+                lines.append(f"    p{k} = (n >> {e0.bit_offset}) & {(1 << f.bit_size) - 1}")
+                continue
+            if s.kind == "scalar":
+                lines.append(f"    v{k} = {ext(s.elems[0])}")
+                checks.append(f"    if not {lo} <= v{k} <= {hi}: bad.append({s.key!r})")
+            elif s.kind == "list":
+                lines.append(f"    v{k} = [{', '.join(ext(i) for i in s.elems)}]")
+                checks.append(f"    if any(not {lo} <= x <= {hi} for x in v{k}): bad.append({s.key!r})")
+            else:
+                env[f"t{k}"] = s.table
+                lines.append(f"    v{k} = [t{k}[x] for x in ({', '.join(ext(i) for i in s.elems)},) if x in t{k}]")
+            parts.append(f"{s.key!r}: v{k}")
+        lines.append("    out = _RV({" + ", ".join(parts) + "})")
+        for k, s in enumerate(self.slots):
+            if s.kind == "padding":
+                lines.append(f"    if p{k}: out[{s.key!r}] = p{k}")
+        lines.append("    bad = []")
+        lines.extend(checks)
+        lines.append("    if bad: out.unchecked = frozenset(bad)")
+        lines.append(f"    out.report_type = {self.report.type!r}")
+        lines.append(f"    out.report_id = {self.report.id}")
+        lines.append("    return out")
+        src = "\n".join(lines)
+        code = compile(src, f"<hid {self.report.type} report {self.report.id}>", "exec")
+        exec(code, env)  # noqa: S102 - source generated above from the layout only
+        return env["_decode"]  # type: ignore[no-any-return]
+
+    def decode(self, data: bytes | bytearray | memoryview, *, strict: bool = True) -> ReportValues:
+        """Decode one report (report ID byte included when the report has an ID). Fast path.
+
+        Args:
+            data: the report as read from the device.
+            strict: raise for bytes after the declared length instead of keeping them in
+                ``trailing``.
+
+        Raises:
+            DecodeError: wrong report ID, too short, or (strict) too long.
+        """
+        body, trailing = self._split(data, strict)
+        if trailing and strict:
+            raise DecodeError(
+                f"{self.report.type} report {self.report.id} is {len(data)} bytes, the descriptor declares "
+                f"{self.report.size} (pass strict=False to keep the extra bytes)",
+                offset=self.report.size, descriptor=f"{self.report.type} report {self.report.id}",
+                rule="report length",
+            )
+        if self._fast is None:
+            self._fast = self._compile()
+        out = self._fast(body)
+        out.trailing = trailing
+        return out
+
+    # -- Construct schema ------------------------------------------------------------------
+    @property
+    def struct(self) -> cs.Construct:
+        """The Construct schema of this report: ``report_id`` (if any) then ``data`` with one
+        integer per element, named ``e<index>``."""
+        if self._struct is None:
+            r = self.report
+            nbits = r.data_size * 8
+            subs: list[cs.Construct] = []
+            # BitStruct reads MSB first; after ByteSwapped the highest bit offset comes first.
+            order = sorted(range(len(self.elems)), key=lambda i: self.elems[i].bit_offset, reverse=True)
+            pos = nbits
+            for i in order:
+                e = self.elems[i]
+                top = e.bit_offset + e.size
+                if top < pos:
+                    subs.append(f"gap{pos}" / cs.BitsInteger(pos - top))
+                subs.append(f"e{i}" / cs.BitsInteger(e.size, signed=e.signed))
+                pos = e.bit_offset
+            if pos > 0:
+                subs.append("gap0" / cs.BitsInteger(pos))
+            body: cs.Construct = cs.ByteSwapped(cs.BitStruct(*subs)) if subs else cs.Bytes(0)
+            parts = []
+            if r.id:
+                parts.append("report_id" / cs.Const(r.id, cs.Int8ul))
+            parts.append("data" / body)
+            self._struct = cs.Struct(*parts)
+        return self._struct
+
+    def decode_construct(self, data: bytes | bytearray | memoryview) -> ReportValues:
+        """Decode through the Construct schema (same result as :meth:`decode`, slower)."""
+        data = bytes(data)
+        body, trailing = self._split(data, strict=False)
+        head = data[:1] if self.report.id else b""
+        try:
+            c = self.struct.parse(head + body)
+        except cs.ConstructError as exc:
+            raise DecodeError(str(exc), descriptor=f"{self.report.type} report {self.report.id}",
+                              path=getattr(exc, "path", None)) from exc
+        d = c.data if self.elems else {}
+        raw = [d[f"e{i}"] for i in range(len(self.elems))]
+        n = int.from_bytes(body, "little")
+        out = self._values(raw, n)
+        out.trailing = trailing
+        return out
+
+    def build_construct(self, values: Mapping[str, Any]) -> bytes:
+        """Build through the Construct schema (same bytes as :meth:`build`)."""
+        raw, pads = self._raw_for(values)
+        n = self._pack(raw, pads)
+        # Gaps carry padding bits and any bits not covered by a field.
+        nbits = self.report.data_size * 8
+        d: dict[str, int] = {f"e{i}": v for i, v in enumerate(self._raw_from_int(n))}
+        order = sorted(range(len(self.elems)), key=lambda i: self.elems[i].bit_offset, reverse=True)
+        pos = nbits
+        for i in order:
+            e = self.elems[i]
+            top = e.bit_offset + e.size
+            if top < pos:
+                d[f"gap{pos}"] = (n >> top) & ((1 << (pos - top)) - 1)
+            pos = e.bit_offset
+        if pos > 0:
+            d["gap0"] = n & ((1 << pos) - 1)
+        obj: dict[str, Any] = {"data": d}
+        try:
+            out = self.struct.build(obj)
+        except cs.ConstructError as exc:
+            raise EncodeError(f"{self.report.type} report {self.report.id}: {exc}") from exc
+        return out + (values.trailing if isinstance(values, ReportValues) else b"")
+
+    # -- build -----------------------------------------------------------------------------
+    def _slot_for(self, name: str) -> _Slot | None:
+        for s in self.slots:
+            if s.key == name:
+                return s
+        low = _norm(name)
+        for s in self.slots:
+            if _norm(s.key) == low:
+                return s
+        return None
+
+    def _raw_for(self, values: Mapping[str, Any]) -> tuple[list[int], dict[int, int]]:
+        """Element values for a name mapping; range-checked. Returns (raw, padding values)."""
+        raw = [0] * len(self.elems)
+        pads: dict[int, int] = {}
+        unchecked = values.unchecked if isinstance(values, ReportValues) else frozenset()
+        arrays: dict[int, list[int]] = {}
+        where = f"{self.report.type} report {self.report.id}"
+        for s in self.slots:
+            if s.kind == "array":
+                for i in s.elems:
+                    raw[i] = s.null
+        for name, value in values.items():
+            s = self._slot_for(name)
+            if s is None:
+                member = self._array_member.get(_norm(name))
+                if member is not None:
+                    if value:
+                        arrays.setdefault(id(member), []).append(member.rev[_norm(name)])  # type: ignore[index]
+                    continue
+                raise EncodeError(
+                    f"{where} has no value named {name!r}; it has: {', '.join(self.keys[:20])}"
+                    + (" ..." if len(self.keys) > 20 else "")
+                )
+            f = s.field
+            if s.kind == "padding":
+                v = int(value)
+                if not 0 <= v < (1 << f.bit_size):
+                    raise EncodeError(f"{where}: {name}={v} does not fit {f.bit_size} bits")
+                pads[s.elems[0]] = v
+                continue
+            if s.kind == "array":
+                items = [value] if isinstance(value, (str, int)) else list(value)
+                for it in items:
+                    arrays.setdefault(id(s), []).append(self._array_value(s, it, where))
+                continue
+            vals = [value] if s.kind == "scalar" else (list(value) if isinstance(value, (list, tuple)) else [value])
+            if s.kind == "list" and len(vals) > len(s.elems):
+                raise EncodeError(f"{where}: {name} takes at most {len(s.elems)} values, got {len(vals)}")
+            for i, v in zip(s.elems, vals):
+                v = _as_int(v, name, where)
+                e = self.elems[i]
+                lo, hi = f.logical_minimum, f.logical_maximum
+                check_range = lo < hi and name not in unchecked
+                if check_range and not lo <= v <= hi:
+                    raise EncodeError(
+                        f"{where}: {name}={v} is outside the logical range {lo}..{hi} "
+                        f"(item at descriptor offset {f.offset})"
+                    )
+                if not _fits(v, e):
+                    raise EncodeError(
+                        f"{where}: {name}={v} does not fit {e.size} {'signed ' if e.signed else ''}bits "
+                        f"(item at descriptor offset {f.offset})"
+                    )
+                raw[i] = v
+        for s in self.slots:
+            got = arrays.get(id(s))
+            if got is None:
+                continue
+            if len(got) > len(s.elems):
+                raise EncodeError(
+                    f"{where}: {len(got)} usages active in {s.key}, but it has only {len(s.elems)} slots"
+                )
+            for i, v in zip(s.elems, got):
+                raw[i] = v
+        return raw, pads
+
+    def _array_value(self, s: _Slot, it: Any, where: str) -> int:
+        rev = s.rev or {}
+        if isinstance(it, str):
+            v = rev.get(_norm(it))
+            if v is None:
+                try:
+                    u = lookup_usage(it)
+                except Exception:
+                    u = -1
+                v = rev.get(f"0x{u:x}")
+            if v is None:
+                raise EncodeError(f"{where}: {it!r} is not one of the usages of {s.key}")
+            return v
+        if isinstance(it, int) and f"0x{it:x}" in rev:
+            return rev[f"0x{it:x}"]
+        raise EncodeError(f"{where}: {it!r} is not one of the usages of {s.key} (give a name or a 32-bit usage)")
+
+    def _pack(self, raw: list[int], pads: dict[int, int]) -> int:
+        n = 0
+        pad_elems = {i for s in self.slots if s.kind == "padding" for i in s.elems}
+        for i, (e, v) in enumerate(zip(self.elems, raw)):
+            if i in pad_elems:
+                continue
+            n |= (v & ((1 << e.size) - 1)) << e.bit_offset
+        for i, v in pads.items():
+            n |= v << self.elems[i].bit_offset
+        return n
+
+    def build(self, values: Mapping[str, Any] | None = None, **kw: Any) -> bytes:
+        """Build a report from names: ``build({"X": -5, "Y": 3, "Button 1": 1})``.
+
+        Names not given are 0 (arrays: no usage active). Values are checked against the
+        logical range (a range of min == max is not checked) and the bit size. Names of array
+        usages may be given directly (``{"Keyboard a and A": 1}``). A :class:`ReportValues` from
+        :meth:`decode` builds back to the same bytes.
+
+        Raises:
+            EncodeError: an unknown name, a value out of range, too many array usages.
+        """
+        merged: Mapping[str, Any]
+        if kw:
+            merged = dict(values or {}, **kw)
+        else:
+            merged = values or {}
+        raw, pads = self._raw_for(merged)
+        n = self._pack(raw, pads)
+        body = n.to_bytes(self.report.data_size, "little")
+        head = bytes([self.report.id]) if self.report.id else b""
+        tail = merged.trailing if isinstance(merged, ReportValues) else b""
+        return head + body + tail
+
+    def physical(self, values: Mapping[str, Any]) -> dict[str, tuple[float | list[float], str]]:
+        """Physical values with their units: ``{"X": (12.7, "cm")}`` for Variable values.
+
+        [HID 1.11: 6.2.2.7] physical = (logical - Lmin) * (Pmax - Pmin) / (Lmax - Lmin) + Pmin,
+        times 10^Unit Exponent; the physical range defaults to the logical one.
+        """
+        out: dict[str, tuple[float | list[float], str]] = {}
+        for s in self.slots:
+            if s.kind not in ("scalar", "list") or s.key not in values:
+                continue
+            f = s.field
+            lo, hi = f.logical_minimum, f.logical_maximum
+            plo, phi = f.physical_range()
+            scale = (phi - plo) / (hi - lo) if hi != lo else 1.0
+            mul = 10.0 ** f.unit_exponent
+
+            def conv(v: int) -> float:
+                return ((v - lo) * scale + plo) * mul
+
+            v = values[s.key]
+            out[s.key] = ([conv(x) for x in v] if isinstance(v, list) else conv(v), unit_text(f.unit))
+        return out
+
+
+def _norm(name: str) -> str:
+    """Names compare without case, spaces or punctuation other than '#'."""
+    return "".join(ch for ch in name.lower() if ch.isalnum() or ch == "#")
+
+
+def _as_int(v: Any, name: str, where: str) -> int:
+    if isinstance(v, bool):
+        return int(v)
+    if isinstance(v, int):
+        return v
+    if isinstance(v, str):
+        try:
+            return int(v, 0)
+        except ValueError:
+            pass
+    raise EncodeError(f"{where}: {name}={v!r} is not an integer")
+
+
+class DescriptorCodec:
+    """Codecs for every report of a descriptor; picks the report by its ID byte.
+
+    Args:
+        rd: a parsed descriptor.
+    """
+
+    def __init__(self, rd: ReportDescriptor) -> None:
+        self.descriptor = rd
+        self._codecs: dict[tuple[str, int], ReportCodec] = {}
+
+    def codec(self, report_type: str = "input", report_id: int = 0) -> ReportCodec:
+        """The codec of one report (created on first use)."""
+        key = (report_type, report_id)
+        c = self._codecs.get(key)
+        if c is None:
+            c = self._codecs[key] = ReportCodec(self.descriptor.report(report_type, report_id))
+        return c
+
+    def report_id_of(self, data: bytes, report_type: str = "input") -> int:
+        """The report ID a report starts with (0 when the descriptor uses none)."""
+        if (report_type, 0) in self.descriptor.reports or not self.descriptor.uses_report_ids:
+            return 0
+        if not data:
+            raise DecodeError("empty report", offset=0, descriptor=f"{report_type} report")
+        return data[0]
+
+    def decode(self, data: bytes | bytearray | memoryview, report_type: str = "input", *,
+               strict: bool = True) -> ReportValues:
+        """Decode a report of the given type; the ID byte selects the layout."""
+        data = bytes(data)
+        return self.codec(report_type, self.report_id_of(data, report_type)).decode(data, strict=strict)
+
+    def build(self, values: Mapping[str, Any], report_id: int | None = None,
+              report_type: str = "input") -> bytes:
+        """Build a report from names (``report_id`` defaults to that of a ReportValues, else 0)."""
+        if report_id is None:
+            report_id = values.report_id if isinstance(values, ReportValues) else 0
+        if isinstance(values, ReportValues):
+            report_type = values.report_type
+        return self.codec(report_type, report_id).build(values)
+
+
+def parse_assignments(args: Iterable[str]) -> dict[str, Any]:
+    """Parse CLI assignments ``X=-5 Y=3 "Button 1"=1 Keyboard/Keypad=a,b`` into a dict.
+
+    A value is an integer (decimal or 0x hex), or a comma-separated list (integers or names).
+
+    Raises:
+        EncodeError: an argument without ``=``.
+    """
+    out: dict[str, Any] = {}
+    for a in args:
+        name, sep, val = a.rpartition("=")
+        if not sep or not name:
+            raise EncodeError(f"expected name=value, got {a!r}")
+        parts = [p.strip() for p in val.split(",")] if "," in val else [val.strip()]
+        conv: list[Any] = []
+        for p in parts:
+            try:
+                conv.append(int(p, 0))
+            except ValueError:
+                conv.append(p)
+        out[name.strip()] = conv if len(conv) > 1 or "," in val else conv[0]
+    return out
