@@ -1,0 +1,1 @@
+"""Package data: usb.ids, the embedded example capture (see the NOTICE files)."""

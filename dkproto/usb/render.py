@@ -1,0 +1,296 @@
+"""Three views of a :class:`~dkproto.usb.tree.DescriptorSet`: text, JSON and annotated hex.
+
+* :func:`render_text`: a tree like ``lsusb -v``, but every descriptor decoded: each field
+  with its value and meaning (class names, attributes, units, strings); undecoded
+  descriptors as hex; complaints inline (``** ...``) where they happened.
+* :func:`to_json` / :func:`render_json`: the documented JSON (``docs/json-format.md``);
+  decoded fields keyed by their spec names, descriptors in document order under their
+  owner, undecoded ones as type + hex. It carries ``descriptors_hex`` and friends, so
+  ``dkproto dump file.json`` reloads it to identical bytes.
+* :func:`render_hex`: one descriptor a line, indented by depth, annotated with offset and
+  name; it reloads through the hex-text loader.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from dkproto.schema._fields import bcd
+from dkproto.schema.enums import descriptor_type_name, langid_name
+from dkproto.usb.tree import DescriptorSet, Node
+
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "render_as", "render_hex", "render_json", "render_text", "to_json"]
+
+FORMAT_NAME = "dkproto-descriptors"
+_HEX_BYTES = {"bEndpointAddress", "bSynchAddress", "bDebugInEndpoint", "bDebugOutEndpoint"}
+FORMAT_VERSION = 1
+
+
+# -- values and meanings ------------------------------------------------------------------
+
+
+def format_value(name: str, value: Any) -> str:
+    """A field's value as text, chosen by the spec name's prefix (as lsusb prints it)."""
+    if isinstance(value, (bytes, bytearray)):
+        return value.hex(" ") if value else "(empty)"
+    if isinstance(value, list):
+        return " ".join(format_value(name, v) for v in value) if value else "(none)"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={format_value(k, v)}" for k, v in value.items() if not k.startswith("_")) + "}"
+    if not isinstance(value, int):
+        return str(value)
+    if name.startswith("bcd"):
+        return bcd(value)
+    if name in _HEX_BYTES:
+        return f"0x{value:02x}"
+    if name.startswith(("id", "w")):
+        return f"0x{value:04x}"
+    if name.startswith("dw") or name.startswith("bmSublink"):
+        return f"0x{value:08x}"
+    if name.startswith("bm"):
+        width = 2 if value < 0x100 else 4 if value < 0x10000 else 8
+        return f"0x{value:0{width}x}"
+    return str(value)
+
+
+def meaning(node: Node, name: str, value: Any, ds: DescriptorSet | None = None) -> str | None:
+    """What a field's value means (class name, units, string text...), or None."""
+    if node.schema is not None:
+        fn = node.schema.meanings.get(name)
+        if fn is not None:
+            try:
+                text = fn(value, node.fields)
+            except Exception:  # noqa: BLE001 - a meaning must never break a dump
+                text = None
+            if text:
+                return str(text)
+    if ds is not None and name.startswith("i") and not name.startswith("id") and isinstance(value, int) and value:
+        text = ds.string(value)
+        if text is not None:
+            return repr(text).strip("'") if '"' not in text else text
+    if name == "bDescriptorType" and isinstance(value, int):
+        return descriptor_type_name(value)
+    return None
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray)):
+        return value.hex()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items() if not str(k).startswith("_")}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, (int, float, str)):
+        return value
+    return str(value)
+
+
+# -- text ---------------------------------------------------------------------------------
+
+
+def _text_node(node: Node, ds: DescriptorSet, depth: int, out: list[str]) -> None:
+    pad = "  " * depth
+    out.append(f"{pad}{node.name}:" + (f"  [offset {node.offset}]" if node.blob == "descriptors" else ""))
+    inner = pad + "  "
+    if node.fields is not None:
+        for name, value in node.field_items():
+            shown = format_value(name, value)
+            text = meaning(node, name, value, ds)
+            line = f"{inner}{name:<22} {shown:>6}"
+            if text and text != shown:
+                line += f"  {text}"
+            out.append(line.rstrip())
+        if node.extra:
+            out.append(f"{inner}{'(extra bytes)':<22} {node.extra.hex(' ')}")
+    else:
+        out.append(f"{inner}{'bLength':<22} {node.bLength:>6}")
+        if node.bDescriptorType >= 0:
+            out.append(f"{inner}{'bDescriptorType':<22} {node.bDescriptorType:>6}  "
+                       f"{descriptor_type_name(node.bDescriptorType)}")
+        body = node.raw[2:]
+        for i in range(0, len(body), 16):
+            label = "data" if i == 0 else ""
+            out.append(f"{inner}{label:<22} {body[i:i + 16].hex(' ')}")
+    if node.error:
+        out.append(f"{inner}** {node.error}")
+    for child in node.children:
+        _text_node(child, ds, depth + 1, out)
+
+
+def render_text(ds: DescriptorSet) -> str:
+    """The set as an ``lsusb -v``-like text tree with every field's value and meaning."""
+    out: list[str] = []
+    if ds.meta.get("embedded_example"):
+        out.append(f"# embedded example (no device attached): {ds.meta.get('name', '')}")
+        src = ds.meta.get("source")
+        if isinstance(src, dict):
+            out.append(f"# provenance: {src.get('repo', '')} {src.get('path', '')} @ {src.get('commit', '')[:12]}")
+    elif ds.source:
+        title = f"# {ds.source}"
+        if ds.meta.get("name"):
+            title += f": {ds.meta['name']}"
+        out.append(title)
+    if ds.meta.get("read_from") and ds.meta.get("read_from") != "libusb":
+        out.append(f"# read from {ds.meta['read_from']}")
+    vp = ds.vid_pid
+    if vp is not None:
+        from dkproto.usb import usbids
+
+        names = " ".join(x for x in (usbids.vendor_name(vp[0]), usbids.product_name(*vp)) if x)
+        prefix = ""
+        if "bus" in ds.meta:
+            prefix = f"Bus {ds.meta['bus']:03d} Device {ds.meta['address']:03d}: "
+        out.append(f"{prefix}ID {vp[0]:04x}:{vp[1]:04x} {names}".rstrip())
+    for root in ds.roots:
+        _text_node(root, ds, 0, out)
+    for root in ds.bos_roots:
+        _text_node(root, ds, 0, out)
+    for root in ds.extras:
+        _text_node(root, ds, 0, out)
+    if ds.strings:
+        out.append("String Descriptors:")
+        for (langid, index), node in sorted(ds.strings.items()):
+            if index == 0:
+                langs = ", ".join(f"0x{x:04x} {langid_name(x)}" for x in ds.langids())
+                out.append(f"  LANGID list            {langs or node.raw.hex(' ')}")
+            elif node.key == "string":
+                text = bytes(node.fields.bString).decode("utf-16-le", errors="replace")
+                out.append(f"  [0x{langid:04x}] {index:>3}        {text!r}")
+            else:
+                out.append(f"  [0x{langid:04x}] {index:>3}        (undecoded) {node.raw.hex(' ')}")
+            if node.error:
+                out.append(f"    ** {node.error}")
+    if ds.warnings:
+        out.append(f"Warnings ({len(ds.warnings)}):")
+        for warn in ds.warnings:
+            out.append(f"  {warn}")
+    if ds.errors:
+        out.append(f"Errors ({len(ds.errors)}):")
+        for err in ds.errors:
+            out.append(f"  {err}")
+    return "\n".join(out) + "\n"
+
+
+# -- JSON ---------------------------------------------------------------------------------
+
+
+def _json_node(node: Node, ds: DescriptorSet) -> dict[str, Any]:
+    item: dict[str, Any] = {"descriptor": node.key, "name": node.name, "offset": node.offset}
+    if node.fields is not None:
+        item["fields"] = {name: _plain(value) for name, value in node.field_items()}
+        meanings = {}
+        for name, value in node.field_items():
+            text = meaning(node, name, value, ds)
+            if text:
+                meanings[name] = text
+        if meanings:
+            item["meanings"] = meanings
+        if node.extra:
+            item["extra_hex"] = node.extra.hex()
+    else:
+        item["bDescriptorType"] = node.bDescriptorType
+        item["bLength"] = node.bLength
+        item["hex"] = node.raw.hex()
+    if node.error:
+        item["error"] = node.error
+    if node.children:
+        item["children"] = [_json_node(c, ds) for c in node.children]
+    return item
+
+
+def to_json(ds: DescriptorSet) -> dict[str, Any]:
+    """The set as a JSON-ready dict (schema in ``docs/json-format.md``)."""
+    meta = {k: _plain(v) for k, v in ds.meta.items() if k not in ("format",)}
+    obj: dict[str, Any] = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "source": ds.source}
+    for key in ("name", "vid", "pid", "kind", "notes", "quirky"):
+        if key in meta:
+            obj[key] = meta.pop(key)
+    if "source" in meta:
+        obj["provenance"] = meta.pop("source")
+    if meta:
+        obj["meta"] = meta
+    obj["descriptors_hex"] = ds.to_bytes().hex()
+    if ds.bos_roots:
+        obj["bos_descriptor_hex"] = ds.bos_bytes().hex()
+    if ds.extras:
+        obj["extra_descriptors_hex"] = [n.to_bytes().hex() for n in ds.extras]
+    obj["descriptors"] = [_json_node(n, ds) for n in ds.roots]
+    obj["bos"] = [_json_node(n, ds) for n in ds.bos_roots]
+    if ds.extras:
+        obj["extra_descriptors"] = [_json_node(n, ds) for n in ds.extras]
+    strings = []
+    for (langid, index), node in sorted(ds.strings.items()):
+        entry: dict[str, Any] = {"langid": langid, "index": index, "hex": node.raw.hex()}
+        if node.key == "string":
+            entry["text"] = bytes(node.fields.bString).decode("utf-16-le", errors="replace")
+        elif node.key == "langid_list":
+            entry["wLANGID"] = list(node.fields.wLANGID)
+        strings.append(entry)
+    obj["strings"] = strings
+    obj["errors"] = [
+        {"offset": e.offset, "descriptor": e.descriptor, "rule": e.rule, "message": str(e)} for e in ds.errors
+    ]
+    obj["warnings"] = [
+        {"offset": e.offset, "descriptor": e.descriptor, "rule": e.rule, "message": str(e)} for e in ds.warnings
+    ]
+    return obj
+
+
+def render_json(ds: DescriptorSet, indent: int | None = 2) -> str:
+    """:func:`to_json` as text."""
+    return json.dumps(to_json(ds), indent=indent) + "\n"
+
+
+# -- hex ----------------------------------------------------------------------------------
+
+
+def _hex_node(node: Node, depth: int, out: list[str], width: int) -> None:
+    pad = "  " * depth
+    body = f"{pad}{node.own_bytes().hex(' ')}"
+    label = node.name
+    if node.fields is not None and node.role == "interface":
+        label += f" {node.fields.bInterfaceNumber}.{node.fields.bAlternateSetting}"
+    elif node.fields is not None and node.role == "endpoint":
+        label += f" 0x{node.fields.bEndpointAddress:02x}"
+    note = f"  !! {node.error}" if node.error else ""
+    out.append(f"{body:<{width}}  # @{node.offset:04x} {label}{note}")
+    for child in node.children:
+        _hex_node(child, depth + 1, out, width)
+
+
+def render_hex(ds: DescriptorSet) -> str:
+    """Annotated hex, one descriptor a line; reloads with the hex-text loader."""
+    out = [f"# dkproto descriptors: {ds.source}".rstrip()]
+    if ds.meta.get("embedded_example"):
+        out.append(f"# embedded example (no device attached): {ds.meta.get('name', '')}")
+    width = 0
+    for n in ds.nodes():
+        width = max(width, min(3 * len(n.raw), 60))
+    out.append("[descriptors]")
+    for root in ds.roots:
+        _hex_node(root, 0, out, width)
+    if ds.bos_roots:
+        out.append("[bos]")
+        for root in ds.bos_roots:
+            _hex_node(root, 0, out, width)
+    for (langid, index), node in sorted(ds.strings.items()):
+        out.append(f"[string 0x{langid:04x} {index}]")
+        text = ""
+        if node.key == "string":
+            text = " " + repr(bytes(node.fields.bString).decode("utf-16-le", errors="replace"))
+        out.append(f"{node.raw.hex(' ')}  # string {index}{text}")
+    for warn in ds.warnings:
+        out.append(f"# warning: {warn}")
+    for err in ds.errors:
+        out.append(f"# error: {err}")
+    return "\n".join(out) + "\n"
+
+
+def render_as(ds: DescriptorSet, fmt: str = "text") -> str:
+    """Render in ``text``, ``json`` or ``hex``."""
+    if fmt == "json":
+        return render_json(ds)
+    if fmt == "hex":
+        return render_hex(ds)
+    return render_text(ds)

@@ -1,0 +1,416 @@
+"""Where descriptor sets come from: files (four formats), the ``descriptors/`` library, live devices.
+
+File formats, detected from the content (not the extension):
+
+* **corpus JSON** (``../shared/corpus/usb/*.json`` and ``descriptors/*.json``): an object with
+  ``descriptors_hex`` (device descriptor + every configuration, the sysfs ``descriptors``
+  layout) and optionally ``bos_descriptor_hex``; the other keys (``name``, ``source``,
+  ``notes``...) are kept in ``DescriptorSet.meta``.
+* **dkproto JSON** (``dkproto dump --format json``): the same keys at top level (plus
+  ``strings``), so it reloads to identical bytes; see ``docs/json-format.md``.
+* **raw binary** in the sysfs ``descriptors`` layout (``/sys/bus/usb/devices/*/descriptors``).
+* **hex text**: hex digits with any spacing, ``0x`` prefixes, commas and ``#``/``//``
+  comments; a line ``[bos]`` switches to the BOS blob, ``[descriptors]`` back,
+  ``[string LANGID INDEX]`` starts one string descriptor. ``dkproto dump --format hex``
+  output is in this format.
+
+Live devices are read through pyusb with the ``libusb-package`` backend (no system libusb
+needed); on Linux, a device that cannot be opened is read from sysfs instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from dkproto.errors import (
+    BadArgumentError,
+    DecodeError,
+    DkError,
+    MissingToolError,
+    NoDeviceError,
+    NotFoundError,
+    NotPermittedError,
+)
+from dkproto.usb.tree import DescriptorSet, parse
+
+__all__ = [
+    "EMBEDDED_EXAMPLE",
+    "LiveDevice",
+    "find_devices",
+    "from_bytes",
+    "from_hex",
+    "from_json",
+    "load",
+    "load_embedded_example",
+    "load_folder",
+    "read_device",
+    "resolve",
+]
+
+#: Package-data file of the example dumped when no device is attached.
+EMBEDDED_EXAMPLE = "example-usb.json"
+
+_HEX_COMMENT = re.compile(r"(#|//).*$")
+
+
+# -- files -------------------------------------------------------------------------------
+
+
+def resolve(target: str | os.PathLike[str]) -> Path:
+    """The file ``target`` names: as given, or with ``.json`` added (``descriptors/<name>``).
+
+    Raises:
+        NotFoundError: no such file.
+    """
+    path = Path(target)
+    if path.is_file():
+        return path
+    for suffix in (".json", ".bin", ".hex", ".txt"):
+        cand = path.with_name(path.name + suffix)
+        if cand.is_file():
+            return cand
+    if path.is_dir():
+        return path
+    raise NotFoundError(f"{target}: no such file (also tried {path.name}.json)")
+
+
+def load(target: str | os.PathLike[str]) -> DescriptorSet:
+    """Read a descriptor set from a file (any of the four formats; see the module docstring).
+
+    Args:
+        target: a file path; ``descriptors/<name>`` works with or without ``.json``.
+
+    Raises:
+        NotFoundError: the file does not exist.
+        DecodeError: the file is not in a known format (bad JSON, odd hex...). Problems in the
+            descriptor bytes themselves are not raised: they are in ``DescriptorSet.errors``.
+    """
+    path = resolve(target)
+    if path.is_dir():
+        raise BadArgumentError(f"{target}: is a folder; use load_folder() or name one file in it")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise NotFoundError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    return from_bytes(data, source=str(path))
+
+
+def load_folder(folder: str | os.PathLike[str]) -> dict[str, DescriptorSet]:
+    """Every descriptor file of a folder (``descriptors/``), by name without extension.
+
+    README and hidden files are skipped.
+    """
+    out: dict[str, DescriptorSet] = {}
+    root = Path(folder)
+    if not root.is_dir():
+        raise NotFoundError(f"{folder}: no such folder")
+    for path in sorted(root.iterdir()):
+        if not path.is_file() or path.name.startswith(".") or path.suffix.lower() in (".md", ".toml", ".py"):
+            continue
+        out[path.stem] = load(path)
+    return out
+
+
+def load_embedded_example() -> DescriptorSet:
+    """The small real capture shipped as package data (shown when no device is attached)."""
+    data = resources.files("dkproto.data").joinpath(EMBEDDED_EXAMPLE).read_bytes()
+    ds = from_bytes(data, source=f"embedded:{EMBEDDED_EXAMPLE}")
+    ds.meta["embedded_example"] = True
+    return ds
+
+
+def from_bytes(data: bytes, *, source: str = "") -> DescriptorSet:
+    """Parse a file's content in whichever format it is (JSON, hex text or raw binary)."""
+    head = data.lstrip()[:1]
+    if head == b"{":
+        try:
+            obj = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise DecodeError(f"not valid JSON: {exc}", descriptor=source or "JSON", rule="JSON") from exc
+        return from_json(obj, source=source)
+    if _looks_like_hex(data):
+        return from_hex(data.decode("ascii"), source=source)
+    return parse(data, source=source, meta={"format": "binary"})
+
+
+def _looks_like_hex(data: bytes) -> bool:
+    if not data:
+        return False
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError:
+        return False
+    return all(ch.isprintable() or ch in "\r\n\t" for ch in text)
+
+
+def from_hex(text: str, *, source: str = "") -> DescriptorSet:
+    """Parse hex text (see the module docstring for the accepted layout)."""
+    blobs: dict[str, list[str]] = {"descriptors": [], "bos": []}
+    strings: dict[tuple[int, int], list[str]] = {}
+    current: list[str] = blobs["descriptors"]
+    for lineno, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        section = re.fullmatch(r"\[\s*(descriptors|bos|string\s+(\S+)\s+(\S+))\s*\]", stripped, re.I)
+        if section:
+            word = section.group(1).lower()
+            if word == "descriptors":
+                current = blobs["descriptors"]
+            elif word == "bos":
+                current = blobs["bos"]
+            else:
+                try:
+                    key = (int(section.group(2), 0), int(section.group(3), 0))
+                except ValueError as exc:
+                    raise DecodeError(f"line {lineno}: bad string section {stripped!r}",
+                                      descriptor=source or "hex text", rule="[string LANGID INDEX]") from exc
+                current = strings.setdefault(key, [])
+            continue
+        body = _HEX_COMMENT.sub("", line)
+        body = re.sub(r"0[xX]", "", body)
+        body = re.sub(r"[\s,;:]", "", body)
+        if not body:
+            continue
+        if not re.fullmatch(r"[0-9a-fA-F]*", body):
+            bad = re.search(r"[^0-9a-fA-F]", body)
+            raise DecodeError(
+                f"line {lineno}: {bad.group(0)!r} is not a hex digit" if bad else f"line {lineno}: not hex",
+                descriptor=source or "hex text", rule="hex text")
+        current.append(body)
+    out: dict[str, bytes] = {}
+    for name, parts in (*blobs.items(), *((f"string {k}", v) for k, v in strings.items())):
+        joined = "".join(parts)
+        if len(joined) % 2:
+            raise DecodeError(f"{name}: odd number of hex digits ({len(joined)})",
+                              descriptor=source or "hex text", rule="hex text")
+        out[name] = bytes.fromhex(joined)
+    str_bytes = {k: bytes.fromhex("".join(v)) for k, v in strings.items()}
+    return parse(out["descriptors"], out["bos"] or None, strings=str_bytes, source=source,
+                 meta={"format": "hex"})
+
+
+def from_json(obj: Any, *, source: str = "") -> DescriptorSet:
+    """Parse a corpus JSON or dkproto JSON object (already loaded)."""
+    if not isinstance(obj, dict) or "descriptors_hex" not in obj:
+        raise DecodeError("JSON has no 'descriptors_hex' key: not a corpus or dkproto descriptor file",
+                          descriptor=source or "JSON", rule="descriptors_hex")
+
+    def hexfield(key: str, value: Any) -> bytes:
+        if value in (None, ""):
+            return b""
+        if not isinstance(value, str):
+            raise DecodeError(f"{key} is not a hex string", descriptor=source or "JSON", rule=key)
+        try:
+            return bytes.fromhex(value)
+        except ValueError as exc:
+            raise DecodeError(f"{key}: {exc}", descriptor=source or "JSON", rule=key) from exc
+
+    descriptors = hexfield("descriptors_hex", obj.get("descriptors_hex"))
+    bos = hexfield("bos_descriptor_hex", obj.get("bos_descriptor_hex"))
+    strings: dict[tuple[int, int], bytes] = {}
+    for item in obj.get("strings") or ():
+        try:
+            key = (int(item["langid"]), int(item["index"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DecodeError(f"strings entry {item!r} needs langid, index and hex",
+                              descriptor=source or "JSON", rule="strings") from exc
+        strings[key] = hexfield("strings.hex", item.get("hex"))
+    extras = [hexfield("extra_descriptors_hex", h) for h in obj.get("extra_descriptors_hex") or ()]
+    ours = obj.get("format") == "dkproto-descriptors"
+    skip = {"descriptors_hex", "bos_descriptor_hex", "strings", "extra_descriptors_hex", "descriptors", "bos",
+            "extra_descriptors", "errors", "warnings", "format", "version", "meta", "provenance"}
+    if ours:
+        skip.add("source")  # the path it was dumped from, not provenance
+    meta = {k: v for k, v in obj.items() if k not in skip}
+    if isinstance(obj.get("meta"), dict):
+        meta.update(obj["meta"])
+    if "provenance" in obj:
+        meta["source"] = obj["provenance"]
+    meta["format"] = "dkproto-json" if ours else "corpus-json"
+    return parse(descriptors, bos or None, strings=strings, extras=extras, source=source, meta=meta)
+
+
+# -- live devices ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LiveDevice:
+    """A device found on the bus (what ``dkproto list`` shows; ``read_device`` reads it).
+
+    Attributes:
+        bus, address: bus number and device number (``-s BUS:DEVNUM``).
+        port_numbers: port path from the root hub (``1-1.4`` is ``(1, 4)`` on bus 1).
+        idVendor, idProduct: from the device descriptor.
+        speed: libusb speed code (see :class:`dkproto.schema.enums.Speed`).
+        handle: the pyusb ``usb.core.Device``.
+    """
+
+    bus: int
+    address: int
+    port_numbers: tuple[int, ...]
+    idVendor: int  # noqa: N815 - spec name
+    idProduct: int  # noqa: N815 - spec name
+    speed: int
+    handle: Any
+
+    @property
+    def port_path(self) -> str:
+        """Linux sysfs-style port path (``1-1.4``), or ``BUS-0`` for a root hub."""
+        if not self.port_numbers:
+            return f"usb{self.bus}"
+        return f"{self.bus}-" + ".".join(str(p) for p in self.port_numbers)
+
+    @property
+    def sysfs_path(self) -> Path:
+        """``/sys/bus/usb/devices/<port path>`` (Linux)."""
+        return Path("/sys/bus/usb/devices") / self.port_path
+
+
+def _backend() -> Any:
+    try:
+        import libusb_package
+        import usb.backend.libusb1  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - runtime dependency
+        raise MissingToolError(f"pyusb/libusb-package not installed ({exc}); pip install pyusb libusb-package") \
+            from exc
+    backend = libusb_package.get_libusb1_backend()
+    if backend is None:
+        raise MissingToolError("libusb-package found no libusb library for this platform")
+    return backend
+
+
+def find_devices(vid: int | None = None, pid: int | None = None, bus: int | None = None,
+                 address: int | None = None) -> list[LiveDevice]:
+    """Devices on the bus matching lsusb-style selectors (``-d VID:PID``, ``-s BUS:DEVNUM``).
+
+    Returns an empty list when no USB bus is reachable (for instance in a container).
+    """
+    import usb.core
+
+    backend = _backend()
+    try:
+        found = list(usb.core.find(find_all=True, backend=backend))
+    except (usb.core.USBError, OSError, ValueError):
+        return []
+    out = []
+    for dev in found:
+        if vid is not None and dev.idVendor != vid:
+            continue
+        if pid is not None and dev.idProduct != pid:
+            continue
+        if bus is not None and dev.bus != bus:
+            continue
+        if address is not None and dev.address != address:
+            continue
+        try:
+            ports = tuple(dev.port_numbers or ())
+        except (usb.core.USBError, NotImplementedError):
+            ports = ()
+        out.append(LiveDevice(bus=dev.bus, address=dev.address, port_numbers=ports, idVendor=dev.idVendor,
+                              idProduct=dev.idProduct, speed=int(dev.speed or 0), handle=dev))
+    out.sort(key=lambda d: (d.bus, d.address))
+    return out
+
+
+def _get_descriptor(dev: Any, dtype: int, index: int, length: int, langid: int = 0) -> bytes:
+    return bytes(dev.ctrl_transfer(0x80, 6, (dtype << 8) | index, langid, length, timeout=1000))
+
+
+def _string_indices(ds: DescriptorSet) -> set[int]:
+    out: set[int] = set()
+    for node in ds.nodes():
+        for name, value in node.field_items():
+            if name.startswith("i") and not name.startswith("id") and isinstance(value, int) and value:
+                out.add(value)
+    return out
+
+
+def read_device(live: LiveDevice) -> DescriptorSet:
+    """Read every descriptor of a live device.
+
+    Device descriptor, every configuration (``wTotalLength`` each), every string in every
+    LANGID, the BOS when ``bcdUSB`` >= 0x0201, the device qualifier for high-speed devices.
+    On Linux, when the device cannot be opened (permissions, busy), the sysfs ``descriptors``
+    file is read instead and the set says so in ``meta["read_from"]``.
+
+    Raises:
+        NoDeviceError: the device went away.
+        NotPermittedError: it cannot be opened and there is no sysfs fallback.
+    """
+    import usb.core
+
+    dev = live.handle
+    source = f"usb:{live.bus:03d}:{live.address:03d}"
+    meta: dict[str, Any] = {"bus": live.bus, "address": live.address, "port_path": live.port_path,
+                            "speed": live.speed}
+    try:
+        device = _get_descriptor(dev, 1, 0, 18)
+        if len(device) < 18:
+            raise DecodeError(f"device descriptor read returned {len(device)} bytes", offset=0,
+                              descriptor="Device Descriptor", rule="bLength")
+        blob = bytearray(device)
+        for index in range(device[17]):
+            head = _get_descriptor(dev, 2, index, 9)
+            total = int.from_bytes(head[2:4], "little") if len(head) >= 4 else len(head)
+            blob += _get_descriptor(dev, 2, index, total) if total > len(head) else head
+        bos = b""
+        bcd_usb = int.from_bytes(device[2:4], "little")
+        if bcd_usb >= 0x0201:
+            try:
+                head = _get_descriptor(dev, 0x0F, 0, 5)
+                total = int.from_bytes(head[2:4], "little") if len(head) >= 4 else 0
+                bos = _get_descriptor(dev, 0x0F, 0, total) if total > len(head) else head
+            except usb.core.USBError:
+                meta["bos_error"] = "BOS request stalled"
+        extras = []
+        if live.speed == 3:  # high speed: the device qualifier describes the other speed
+            try:
+                extras.append(_get_descriptor(dev, 6, 0, 10))
+            except usb.core.USBError:
+                meta["device_qualifier_error"] = "device qualifier request stalled"
+        ds = parse(bytes(blob), bos or None, source=source, meta=meta)
+        strings: dict[tuple[int, int], bytes] = {}
+        try:
+            langs = _get_descriptor(dev, 3, 0, 255)
+            strings[(0, 0)] = langs
+            langids = [int.from_bytes(langs[i:i + 2], "little") for i in range(2, len(langs) - 1, 2)]
+            for langid in langids:
+                for index in sorted(_string_indices(ds)):
+                    try:
+                        strings[(langid, index)] = _get_descriptor(dev, 3, index, 255, langid)
+                    except usb.core.USBError:
+                        continue
+        except usb.core.USBError:
+            meta["strings_error"] = "no string descriptor 0"
+        meta["read_from"] = "libusb"
+        return parse(bytes(blob), bos or None, strings=strings, extras=extras, source=source, meta=meta)
+    except usb.core.USBError as exc:
+        if getattr(exc, "errno", None) == 19 or "No such device" in str(exc):
+            raise NoDeviceError(f"{source}: device went away ({exc})", backend_code=exc.errno) from exc
+        sysfs = live.sysfs_path / "descriptors"
+        if sysfs.is_file():
+            try:
+                data = sysfs.read_bytes()
+            except OSError as err:
+                raise NotPermittedError(f"{source}: cannot open ({exc}) nor read {sysfs} ({err})") from err
+            meta["read_from"] = f"sysfs {sysfs} (libusb: {exc})"
+            return parse(data, source=source, meta=meta)
+        raise NotPermittedError(f"{source}: cannot read descriptors: {exc}", backend_code=exc.errno) from exc
+
+
+def iter_live(vid: int | None = None, pid: int | None = None, bus: int | None = None,
+              address: int | None = None) -> Iterator[DescriptorSet]:
+    """Read every matching live device (see :func:`find_devices`, :func:`read_device`)."""
+    for live in find_devices(vid, pid, bus, address):
+        try:
+            yield read_device(live)
+        except DkError as exc:
+            ds = DescriptorSet(source=f"usb:{live.bus:03d}:{live.address:03d}")
+            ds.errors.append(DecodeError(str(exc), descriptor="device", rule="read"))
+            yield ds

@@ -1,0 +1,670 @@
+"""Descriptor sets as trees: framing by ``bLength``, decoding by schema, placement like ``lsusb -v``.
+
+The walker (:func:`walk`) first *frames* a blob into descriptors by ``bLength`` and
+``bDescriptorType``, then decodes each exact slice with the schema that
+:func:`dkproto.schema.registry.lookup` picks for it (knowing where it stands: a
+:class:`~dkproto.schema.registry.Context`), and hangs it where it belongs:
+
+* configurations (and other-speed configurations) at the top, with everything up to the next
+  configuration under them;
+* an interface association (IAD) over the interfaces it spans (the interfaces that follow it
+  whose ``bInterfaceNumber`` is in its range);
+* class-specific interface descriptors (0x24), HID/functional descriptors (0x21) and vendor
+  descriptors under their interface (alternate setting);
+* endpoint companions (0x30, 0x31), class-specific endpoint descriptors (0x25) and anything
+  else that follows an endpoint under the endpoint.
+
+Document order is kept: a pre-order walk of the tree visits the nodes in byte order, so
+:meth:`DescriptorSet.to_bytes` is the concatenation of every node rebuilt from its fields.
+Undecoded descriptors (unknown or vendor types, or slices too short for their schema) keep
+their raw bytes. Every rule broken is a :class:`~dkproto.errors.DecodeError` in
+``DescriptorSet.errors`` (offset, descriptor, rule); the walker never raises for bad bytes
+and always terminates.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from dkproto.errors import DecodeError, EncodeError
+from dkproto.schema import registry
+from dkproto.schema._fields import compiled, fixed_size
+from dkproto.schema.enums import descriptor_type_name
+from dkproto.schema.registry import Context, Schema
+
+__all__ = ["DescriptorSet", "Node", "parse", "walk"]
+
+#: Standard descriptors whose size the spec fixes: bytes past it are reported.
+_STRICT_SIZE = {
+    "device": 18,
+    "configuration": 9,
+    "other_speed_configuration": 9,
+    "interface": 9,
+    "interface_association": 8,
+    "device_qualifier": 10,
+    "ss_endpoint_companion": 6,
+    "ssp_isoc_endpoint_companion": 8,
+    "bos": 5,
+    "usb20_extension": 7,
+    "superspeed_usb": 10,
+    "container_id": 20,
+}
+
+#: Class-header fields that give the class spec release (``Context.class_version``).
+_CLASS_BCD = ("bcdADC", "bcdUVC", "bcdCDC", "bcdHID", "bcdMSC", "bcdDFUVersion", "bcdVersion")
+
+_SIZE_CACHE: dict[int, int | None] = {}
+
+
+def _size_of(schema: Schema) -> int | None:
+    key = id(schema.struct)
+    if key not in _SIZE_CACHE:
+        _SIZE_CACHE[key] = fixed_size(schema.struct)
+    return _SIZE_CACHE[key]
+
+
+@dataclass(eq=False)
+class Node:
+    """One descriptor in a set.
+
+    Attributes:
+        offset: byte offset of the descriptor in its blob (``descriptors`` or BOS).
+        raw: the exact bytes framed for it (``bLength`` bytes, or what was left when the
+            framing broke).
+        schema: the schema that decoded it, or None when undecoded (kept as ``raw``).
+        fields: the decoded values by spec field name (a Construct ``Container``), or None.
+        extra: bytes after what the schema consumed (kept; rebuilt after the fields).
+        children: descriptors that belong to this one, in document order.
+        role: ``device``, ``configuration``, ``interface_association``, ``interface``,
+            ``endpoint``, ``bos``, ``capability``, ``string`` or ``descriptor``.
+        error: the complaint about this node, if any (also in ``DescriptorSet.errors``).
+        context: where it stood when decoded.
+        blob: ``"descriptors"``, ``"bos"``, ``"string"`` or ``"other"``.
+    """
+
+    offset: int
+    raw: bytes
+    schema: Schema | None = None
+    fields: Any = None
+    extra: bytes = b""
+    children: list[Node] = field(default_factory=list)
+    role: str = "descriptor"
+    error: str | None = None
+    context: Context | None = None
+    blob: str = "descriptors"
+    #: for strings: (langid, index); langid 0 for the LANGID list
+    string_id: tuple[int, int] | None = None
+
+    # -- identity -------------------------------------------------------------------
+    @property
+    def bLength(self) -> int:  # noqa: N802 - spec name
+        """``bLength`` as framed (the first byte)."""
+        return self.raw[0] if self.raw else 0
+
+    @property
+    def bDescriptorType(self) -> int:  # noqa: N802 - spec name
+        """``bDescriptorType`` (the second byte), or -1 when the slice is shorter than 2."""
+        return self.raw[1] if len(self.raw) > 1 else -1
+
+    @property
+    def decoded(self) -> bool:
+        """True when a schema decoded the node."""
+        return self.fields is not None
+
+    @property
+    def key(self) -> str:
+        """The schema key (``"interface"``, ``"cdc_header"``...) or ``"unknown"``."""
+        return self.schema.key if self.fields is not None and self.schema else "unknown"
+
+    @property
+    def name(self) -> str:
+        """Display name: the schema's name, else the descriptor type's."""
+        if self.fields is not None and self.schema is not None:
+            return self.schema.name
+        t = self.bDescriptorType
+        return f"{descriptor_type_name(t) if t >= 0 else 'Truncated'} Descriptor (undecoded)"
+
+    def __getitem__(self, name: str) -> Any:
+        if self.fields is None:
+            raise KeyError(name)
+        return self.fields[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """A decoded field's value, or ``default``."""
+        if self.fields is None:
+            return default
+        try:
+            return self.fields[name]
+        except KeyError:
+            return default
+
+    def field_items(self) -> list[tuple[str, Any]]:
+        """Decoded ``(field name, value)`` pairs in spec order (no internal keys)."""
+        if self.fields is None:
+            return []
+        return [(k, v) for k, v in self.fields.items() if not k.startswith("_")]
+
+    # -- bytes ----------------------------------------------------------------------
+    def own_bytes(self) -> bytes:
+        """This descriptor's bytes, rebuilt from its fields (plus ``extra``), or ``raw``.
+
+        Raises:
+            EncodeError: the fields do not build (a value edited out of range).
+        """
+        if self.fields is None or self.schema is None:
+            return self.raw
+        try:
+            return bytes(compiled(self.schema.struct).build(self.fields)) + self.extra
+        except Exception as exc:  # construct raises many types for bad values
+            raise EncodeError(
+                f"offset {self.offset}, {self.name}: fields do not build: {exc}"
+            ) from exc
+
+    def to_bytes(self) -> bytes:
+        """This descriptor and everything under it, rebuilt, in document order."""
+        if not self.children:
+            return self.own_bytes()
+        return b"".join(n.own_bytes() for n in self.walk())
+
+    # -- navigation -----------------------------------------------------------------
+    def walk(self) -> Iterator[Node]:
+        """This node and its descendants, pre-order (= document order)."""
+        stack = [self]
+        while stack:
+            node = stack.pop()
+            yield node
+            if node.children:
+                stack.extend(reversed(node.children))
+
+    def find_all(self, key_or_role: str) -> list[Node]:
+        """Descendants (and self) whose ``key`` or ``role`` is ``key_or_role``."""
+        return [n for n in self.walk() if n.key == key_or_role or n.role == key_or_role]
+
+    @property
+    def interfaces(self) -> list[Node]:
+        """Interface (alternate setting) nodes below this node, including under IADs."""
+        return [n for n in self.walk() if n.role == "interface"]
+
+    @property
+    def endpoints(self) -> list[Node]:
+        """Endpoint nodes below this node."""
+        return [n for n in self.walk() if n.role == "endpoint"]
+
+    def __repr__(self) -> str:
+        return f"<Node {self.key} offset={self.offset} bLength={self.bLength} children={len(self.children)}>"
+
+
+@dataclass(eq=False)
+class DescriptorSet:
+    """Everything a device says about itself, as trees of :class:`Node`.
+
+    Attributes:
+        roots: the top-level nodes of the ``descriptors`` blob (device, configurations, and
+            anything else found at top level), in document order.
+        bos_roots: the top-level nodes of the BOS blob (normally one BOS node).
+        strings: string descriptors by ``(langid, index)``; the LANGID list is ``(0, 0)``.
+        errors: every complaint, in order (each a DecodeError with offset, descriptor, rule).
+        source: where the bytes came from (file path, ``usb:BUS:DEV``, ``embedded:...``).
+        meta: extra information (corpus ``name``, ``source`` provenance, ``speed``...).
+    """
+
+    roots: list[Node] = field(default_factory=list)
+    bos_roots: list[Node] = field(default_factory=list)
+    strings: dict[tuple[int, int], Node] = field(default_factory=dict)
+    extras: list[Node] = field(default_factory=list)
+    errors: list[DecodeError] = field(default_factory=list)
+    #: spec-conformance notes that do not stop decoding (quirks of real devices)
+    warnings: list[DecodeError] = field(default_factory=list)
+    source: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def device(self) -> Node | None:
+        """The device descriptor node."""
+        for n in self.roots:
+            if n.role == "device":
+                return n
+        return None
+
+    @property
+    def configurations(self) -> list[Node]:
+        """Configuration nodes, in order (other-speed configurations excluded)."""
+        return [n for n in self.roots if n.role == "configuration" and n.key != "other_speed_configuration"]
+
+    @property
+    def bos(self) -> Node | None:
+        """The BOS node (from the BOS blob, or found in the main blob)."""
+        for n in (*self.bos_roots, *self.roots):
+            if n.role == "bos":
+                return n
+        return None
+
+    @property
+    def device_qualifier(self) -> Node | None:
+        """The device qualifier node (live high-speed devices), if read."""
+        for n in (*self.extras, *self.roots):
+            if n.key == "device_qualifier":
+                return n
+        return None
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing was complained about."""
+        return not self.errors
+
+    def to_bytes(self) -> bytes:
+        """The ``descriptors`` blob (device + configurations, sysfs layout), rebuilt."""
+        return b"".join(n.to_bytes() for n in self.roots)
+
+    def bos_bytes(self) -> bytes:
+        """The BOS blob, rebuilt (empty when there is none)."""
+        return b"".join(n.to_bytes() for n in self.bos_roots)
+
+    def nodes(self) -> Iterator[Node]:
+        """Every node of every blob, in document order."""
+        for group in (self.roots, self.bos_roots, self.extras, list(self.strings.values())):
+            for root in group:
+                yield from root.walk()
+
+    def string(self, index: int, langid: int | None = None) -> str | None:
+        """The text of string ``index`` (first LANGID when not given), or None."""
+        if not index:
+            return None
+        if langid is None:
+            langs = self.langids()
+            langid = langs[0] if langs else None
+            if langid is None:
+                for (lang, idx) in self.strings:
+                    if idx == index and lang:
+                        langid = lang
+                        break
+        node = self.strings.get((langid or 0, index))
+        if node is None or node.fields is None or node.key != "string":
+            return None
+        return bytes(node.fields.bString).decode("utf-16-le", errors="replace")
+
+    def langids(self) -> list[int]:
+        """The LANGIDs from string descriptor 0."""
+        node = self.strings.get((0, 0))
+        if node is None or node.fields is None or node.key != "langid_list":
+            return []
+        return list(node.fields.wLANGID)
+
+    @property
+    def vid_pid(self) -> tuple[int, int] | None:
+        """``(idVendor, idProduct)``."""
+        dev = self.device
+        if dev is None or dev.fields is None:
+            return None
+        return dev.fields.idVendor, dev.fields.idProduct
+
+
+# -- the walker ---------------------------------------------------------------------------
+
+
+class _Walker:
+    """State of one walk over one blob (see :func:`walk`)."""
+
+    def __init__(self, errors: list[DecodeError], blob: str, device_class: int | None, bcd_usb: int | None,
+                 warnings: list[DecodeError] | None = None):
+        self.errors = errors
+        self.warnings = warnings if warnings is not None else []
+        self.device_protocol: tuple[int, int] | None = None
+        self.blob = blob
+        self.device_class = device_class
+        self.bcd_usb = bcd_usb
+
+    def complain(self, offset: int, descriptor: str, rule: str, message: str, node: Node | None = None) -> None:
+        where = "" if self.blob == "descriptors" else f"{self.blob} "
+        err = DecodeError(message, offset=offset, descriptor=f"{where}{descriptor}".strip(), rule=rule)
+        self.errors.append(err)
+        if node is not None and node.error is None:
+            node.error = str(err)
+
+    def warn(self, offset: int, descriptor: str, rule: str, message: str) -> None:
+        where = "" if self.blob == "descriptors" else f"{self.blob} "
+        self.warnings.append(DecodeError(message, offset=offset, descriptor=f"{where}{descriptor}".strip(),
+                                         rule=rule))
+
+    # framing ------------------------------------------------------------------------
+    def frame(self, data: bytes) -> list[tuple[int, bytes]]:
+        out: list[tuple[int, bytes]] = []
+        pos = 0
+        end = len(data)
+        while pos < end:
+            length = data[pos]
+            if length < 2:
+                kind = "bDescriptorType" if pos + 1 >= end else descriptor_type_name(data[pos + 1])
+                self.complain(pos, f"{kind} descriptor" if pos + 1 < end else "descriptor", "bLength",
+                              f"bLength {length} < 2: a descriptor cannot be shorter than its header; "
+                              f"the {end - pos} remaining bytes are kept undecoded")
+                out.append((pos, data[pos:]))
+                return out
+            if pos + length > end:
+                kind = descriptor_type_name(data[pos + 1]) if pos + 1 < end else "descriptor"
+                self.complain(pos, f"{kind} descriptor", "bLength",
+                              f"bLength {length} runs past the end of the data ({end - pos} bytes left); "
+                              "kept undecoded")
+                out.append((pos, data[pos:]))
+                return out
+            out.append((pos, data[pos:pos + length]))
+            pos += length
+        return out
+
+    # decoding -----------------------------------------------------------------------
+    def decode(self, offset: int, raw: bytes, ctx: Context, role: str) -> Node:
+        node = Node(offset=offset, raw=raw, role=role, context=ctx, blob=self.blob)
+        if len(raw) < 2:
+            return node
+        dtype = raw[1]
+        try:
+            schema = registry.lookup(dtype, raw, ctx)
+        except Exception as exc:  # a class selector failed: keep raw, say so
+            self.complain(offset, descriptor_type_name(dtype) + " descriptor", "schema selection",
+                          f"schema selection failed: {exc}; kept undecoded", node)
+            return node
+        if schema is None:
+            return node
+        node.schema = schema
+        size = _size_of(schema)
+        if size is not None and len(raw) < size:
+            self.complain(offset, schema.name, "bLength",
+                          f"bLength {len(raw)} < {size} required by {schema.name}; kept undecoded", node)
+            return node
+        stream = io.BytesIO(raw)
+        try:
+            fields = compiled(schema.struct).parse_stream(stream)
+        except Exception as exc:  # construct errors of every kind; the slice is too short/odd
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            self.complain(offset, schema.name, "bLength",
+                          f"bLength {len(raw)} too short for {schema.name} ({msg}); kept undecoded", node)
+            return node
+        used = stream.tell()
+        node.fields = fields
+        if used < len(raw):
+            node.extra = raw[used:]
+            strict = _STRICT_SIZE.get(schema.key)
+            if strict is not None:
+                self.complain(offset, schema.name, "bLength",
+                              f"bLength {len(raw)} > {strict} fixed by the spec; "
+                              f"{len(raw) - used} extra bytes kept", node)
+        return node
+
+    # placement ----------------------------------------------------------------------
+    def walk(self, data: bytes) -> list[Node]:
+        frames = self.frame(data)
+        roots: list[Node] = []
+        top_ctx = Context(parent="device", device_class=self.device_class, bcd_usb=self.bcd_usb)
+        i = 0
+        n = len(frames)
+        while i < n:
+            offset, raw = frames[i]
+            dtype = raw[1] if len(raw) > 1 else -1
+            if dtype in (0x02, 0x07):
+                node = self.decode(offset, raw, top_ctx, "configuration")
+                roots.append(node)
+                i = self.configuration(node, frames, i + 1)
+                continue
+            if dtype == 0x0F:
+                node = self.decode(offset, raw, top_ctx, "bos")
+                roots.append(node)
+                i = self.bos(node, frames, i + 1)
+                continue
+            role = {0x01: "device", 0x03: "string"}.get(dtype, "descriptor")
+            node = self.decode(offset, raw, top_ctx, role)
+            roots.append(node)
+            if role == "device" and node.fields is not None:
+                self.device_class = node.fields.bDeviceClass
+                self.device_protocol = (node.fields.bDeviceSubClass, node.fields.bDeviceProtocol)
+                self.bcd_usb = node.fields.bcdUSB
+                top_ctx = Context(parent="device", device_class=self.device_class, bcd_usb=self.bcd_usb)
+            i += 1
+        return roots
+
+    def bos(self, bos: Node, frames: list[tuple[int, bytes]], i: int) -> int:
+        ctx = Context(parent="bos", device_class=self.device_class, bcd_usb=self.bcd_usb)
+        end = bos.offset + (bos.fields.wTotalLength if bos.fields is not None else bos.bLength)
+        while i < len(frames) and frames[i][0] < end:
+            offset, raw = frames[i]
+            node = self.decode(offset, raw, ctx, "capability")
+            bos.children.append(node)
+            if offset + len(raw) > end:
+                self.complain(offset, node.name, "wTotalLength",
+                              f"runs past the end of its BOS (wTotalLength ends it at {end})", node)
+            i += 1
+        if bos.fields is not None:
+            last = bos.children[-1] if bos.children else bos
+            actual = last.offset + len(last.raw) - bos.offset
+            if actual != bos.fields.wTotalLength:
+                self.complain(bos.offset, bos.name, "wTotalLength",
+                              f"wTotalLength {bos.fields.wTotalLength} disagrees with the bytes: "
+                              f"{actual} bytes belong to the BOS")
+            if len(bos.children) != bos.fields.bNumDeviceCaps:
+                self.complain(bos.offset, bos.name, "bNumDeviceCaps",
+                              f"bNumDeviceCaps {bos.fields.bNumDeviceCaps} but {len(bos.children)} "
+                              "device capabilities follow")
+        return i
+
+    def configuration(self, config: Node, frames: list[tuple[int, bytes]], i: int) -> int:
+        """Place the descriptors of one configuration; returns the index after it."""
+        device_class, bcd_usb = self.device_class, self.bcd_usb
+        total = config.fields.wTotalLength if config.fields is not None else None
+        end = config.offset + total if total is not None else None
+        cfg_ctx = Context(parent="configuration", device_class=device_class, bcd_usb=bcd_usb)
+        iad: Node | None = None
+        iad_range = range(0)
+        iface: Node | None = None
+        ep: Node | None = None
+        iface_ctx = cfg_ctx
+        ep_ctx = cfg_ctx
+        versions: dict[int, int] = {}
+        n = len(frames)
+        last_end = config.offset + len(config.raw)
+        while i < n:
+            offset, raw = frames[i]
+            dtype = raw[1] if len(raw) > 1 else -1
+            if dtype in (0x01, 0x02, 0x07, 0x0F):
+                break  # the next top-level descriptor
+            if dtype == 0x04:
+                node = self.decode(offset, raw, cfg_ctx, "interface")
+                ep = None
+                f = node.fields
+                if iad is not None and f is not None and f.bInterfaceNumber in iad_range:
+                    iad.children.append(node)
+                else:
+                    iad = None
+                    config.children.append(node)
+                if f is not None:
+                    fn = iad.fields if iad is not None and iad.fields is not None else None
+                    cls = f.bInterfaceClass
+                    iface_ctx = Context(
+                        parent="interface",
+                        interface_class=cls,
+                        interface_subclass=f.bInterfaceSubClass,
+                        interface_protocol=f.bInterfaceProtocol,
+                        function_class=fn.bFunctionClass if fn is not None else None,
+                        function_subclass=fn.bFunctionSubClass if fn is not None else None,
+                        function_protocol=fn.bFunctionProtocol if fn is not None else None,
+                        device_class=device_class,
+                        bcd_usb=bcd_usb,
+                        class_version=versions.get(fn.bFunctionClass if fn is not None else cls,
+                                                   versions.get(cls)),
+                    )
+                else:
+                    iface_ctx = Context(parent="interface", device_class=device_class, bcd_usb=bcd_usb)
+                iface = node
+            elif dtype == 0x0B:
+                node = self.decode(offset, raw, cfg_ctx, "interface_association")
+                config.children.append(node)
+                iface = None
+                ep = None
+                iad = node
+                if node.fields is not None:
+                    iad_range = range(node.fields.bFirstInterface,
+                                      node.fields.bFirstInterface + node.fields.bInterfaceCount)
+                    versions = {}
+                else:
+                    iad_range = range(0)
+            elif dtype == 0x05:
+                if iface is None:
+                    node = self.decode(offset, raw, cfg_ctx, "endpoint")
+                    config.children.append(node)
+                    self.complain(offset, node.name, "placement",
+                                  "endpoint descriptor outside any interface", node)
+                else:
+                    node = self.decode(offset, raw, iface_ctx, "endpoint")
+                    iface.children.append(node)
+                ep = node
+                if node.fields is not None:
+                    ep_ctx = replace(iface_ctx, parent="endpoint", endpoint_address=node.fields.bEndpointAddress)
+                else:
+                    ep_ctx = replace(iface_ctx, parent="endpoint")
+            else:
+                if ep is not None and dtype not in (0x21, 0x24):
+                    node = self.decode(offset, raw, ep_ctx, "descriptor")
+                    ep.children.append(node)
+                    if dtype == 0x30 and node.fields is not None:
+                        self.check_companion(node, ep)
+                elif iface is not None:
+                    node = self.decode(offset, raw, iface_ctx, "descriptor")
+                    iface.children.append(node)
+                    if node.fields is not None and dtype in (0x21, 0x24):
+                        for name in _CLASS_BCD:
+                            if name in node.fields:
+                                cls = iface_ctx.function_class if iface_ctx.function_class is not None \
+                                    else iface_ctx.interface_class
+                                if cls is not None:
+                                    versions[cls] = node.fields[name]
+                                    if iface_ctx.interface_class is not None:
+                                        versions[iface_ctx.interface_class] = node.fields[name]
+                                iface_ctx = replace(iface_ctx, class_version=node.fields[name])
+                                break
+                else:
+                    node = self.decode(offset, raw, cfg_ctx, "descriptor")
+                    config.children.append(node)
+            if end is not None and offset < end < offset + len(raw):
+                self.complain(offset, node.name, "wTotalLength",
+                              f"runs past the end of its configuration (wTotalLength {total} ends it at "
+                              f"offset {end})", node)
+            last_end = offset + len(raw)
+            i += 1
+        if config.fields is not None:
+            self.check_configuration(config, last_end)
+        return i
+
+    def check_companion(self, node: Node, ep: Node) -> None:
+        if self.bcd_usb is not None and self.bcd_usb < 0x0300:
+            self.warn(node.offset, node.name, "bcdUSB",
+                      f"SuperSpeed Endpoint Companion in a device with bcdUSB {self.bcd_usb >> 8:x}."
+                      f"{self.bcd_usb & 0xFF:02x} (< 3.00): only SuperSpeed configurations carry companions")
+        if ep.fields is not None and ep.fields.bmAttributes & 3 in (0, 2) and node.fields.wBytesPerInterval:
+            self.warn(node.offset, node.name, "wBytesPerInterval",
+                      f"wBytesPerInterval {node.fields.wBytesPerInterval} on bulk endpoint "
+                      f"0x{ep.fields.bEndpointAddress:02x}: reserved, shall be zero (USB 3.2 §9.6.7)")
+
+    def check_configuration(self, config: Node, last_end: int) -> None:
+        f = config.fields
+        if self.device_class == 0xEF and self.device_protocol == (2, 1) and not any(
+                c.role == "interface_association" for c in config.children):
+            self.warn(config.offset, config.name, "bDeviceClass",
+                      "device class 0xEF/0x02/0x01 (Interface Association) but configuration "
+                      f"{f.bConfigurationValue} has no Interface Association Descriptor")
+        actual = last_end - config.offset
+        if actual != f.wTotalLength:
+            self.complain(config.offset, config.name, "wTotalLength",
+                          f"wTotalLength {f.wTotalLength} disagrees with the bytes: {actual} bytes follow "
+                          "up to the next configuration or the end")
+        numbers = {n.fields.bInterfaceNumber for n in config.interfaces if n.fields is not None}
+        if len(numbers) != f.bNumInterfaces:
+            self.complain(config.offset, config.name, "bNumInterfaces",
+                          f"bNumInterfaces {f.bNumInterfaces} but {len(numbers)} interfaces follow")
+        for iface in config.interfaces:
+            if iface.fields is None:
+                continue
+            count = sum(1 for c in iface.children if c.role == "endpoint")
+            if count != iface.fields.bNumEndpoints:
+                self.complain(iface.offset, iface.name, "bNumEndpoints",
+                              f"bNumEndpoints {iface.fields.bNumEndpoints} but {count} endpoint descriptors "
+                              f"follow (interface {iface.fields.bInterfaceNumber} alt "
+                              f"{iface.fields.bAlternateSetting})", iface)
+
+
+def walk(data: bytes, *, errors: list[DecodeError] | None = None, blob: str = "descriptors",
+         device_class: int | None = None, bcd_usb: int | None = None) -> list[Node]:
+    """Frame, decode and place every descriptor of ``data``; returns the top-level nodes.
+
+    Complaints are appended to ``errors`` (when given); nothing is raised for bad bytes.
+    """
+    return _Walker(errors if errors is not None else [], blob, device_class, bcd_usb).walk(bytes(data))
+
+
+def parse(
+    descriptors: bytes,
+    bos: bytes | None = None,
+    *,
+    strings: dict[tuple[int, int], bytes] | None = None,
+    extras: list[bytes] | None = None,
+    source: str = "",
+    meta: dict[str, Any] | None = None,
+) -> DescriptorSet:
+    """Build a :class:`DescriptorSet` from raw blobs.
+
+    Args:
+        descriptors: device descriptor followed by each configuration (sysfs ``descriptors``
+            layout; any top-level descriptors are accepted).
+        bos: the BOS descriptor set, if read.
+        strings: string descriptors by ``(langid, index)``, the LANGID list as ``(0, 0)``.
+        extras: other standalone descriptors (device qualifier, hub descriptor...).
+        source: where the bytes came from.
+        meta: extra information kept on the set.
+    """
+    errors: list[DecodeError] = []
+    warnings: list[DecodeError] = []
+    w = _Walker(errors, "descriptors", None, None, warnings)
+    roots = w.walk(bytes(descriptors))
+    ds = DescriptorSet(roots=roots, errors=errors, warnings=warnings, source=source, meta=dict(meta or {}))
+    dev = ds.device
+    if dev is None:
+        if descriptors:
+            w.complain(0, "Device Descriptor", "order",
+                       "the data does not start with a device descriptor (bDescriptorType 1)")
+        else:
+            w.complain(0, "Device Descriptor", "bLength", "no bytes: a descriptor set starts with the "
+                                                          "18-byte device descriptor")
+    elif roots[0] is not dev:
+        w.complain(dev.offset, dev.name, "order", "the device descriptor is not the first descriptor")
+    if dev is not None and dev.fields is not None:
+        count = len(ds.configurations)
+        if count != dev.fields.bNumConfigurations:
+            w.complain(dev.offset, dev.name, "bNumConfigurations",
+                       f"bNumConfigurations {dev.fields.bNumConfigurations} but {count} configurations follow")
+    if bos:
+        bw = _Walker(errors, "BOS", w.device_class, w.bcd_usb, warnings)
+        ds.bos_roots = bw.walk(bytes(bos))
+    other = _Walker(errors, "string", w.device_class, w.bcd_usb)
+    from dkproto.schema import usb as usb_schema
+
+    for (langid, index), raw in sorted((strings or {}).items()):
+        node = Node(offset=0, raw=bytes(raw), role="string", blob="string", string_id=(langid, index))
+        schema = usb_schema.LANGID_LIST if index == 0 else usb_schema.STRING
+        if len(raw) >= 2 and raw[1] == 0x03 and raw[0] == len(raw):
+            node.schema = schema
+            try:
+                node.fields = compiled(schema.struct).parse(bytes(raw))
+                used = 2 + (len(raw) - 2) // 2 * 2 if index == 0 else len(raw)
+                node.extra = bytes(raw[used:])
+            except Exception as exc:  # noqa: BLE001
+                node.schema = None
+                other.complain(0, f"String Descriptor {index}", "bLength", f"does not decode: {exc}", node)
+        else:
+            other.complain(0, f"String Descriptor {index} (LANGID 0x{langid:04x})", "bLength",
+                           "not a string descriptor whose bLength matches its bytes; kept undecoded", node)
+        ds.strings[(langid, index)] = node
+    for raw in extras or ():
+        ds.extras.extend(_Walker(errors, "other", w.device_class, w.bcd_usb, warnings).walk(bytes(raw)))
+    order = {"BOS": 1, "string": 2, "other": 3}
+    errors.sort(key=lambda e: (order.get((e.descriptor or "").split(" ")[0], 0), e.offset or 0))
+    return ds
