@@ -143,7 +143,11 @@ def _clock(value: Any, _c: Any = None) -> str | None:
 
 
 def _schema(key: str, name: str, spec: str, fields: list, meanings: dict[str, Meaning] | None = None) -> Schema:
-    return Schema(key=key, name=name, struct=spec_struct(*fields), meanings=meanings or {}, spec=spec)
+    struct = spec_struct(*fields)
+    names = {sc.name for sc in struct.subcons}
+    # shared meaning tables (formats, frames) keep only the fields this layout has
+    kept = {k: v for k, v in (meanings or {}).items() if k in names}
+    return Schema(key=key, name=name, struct=struct, meanings=kept, spec=spec)
 
 
 def _bitmap(size: Any) -> Any:

@@ -89,3 +89,151 @@ def class_slices(name: str, blob: bytes) -> Iterator[Slice]:
 def all_class_slices() -> list[Slice]:
     """Every class-specific slice of the whole corpus."""
     return [s for name, blob in corpus_sets() for s in class_slices(name, blob)]
+
+
+# --- the lsusb oracle -----------------------------------------------------------------------------
+
+#: Headers lsusb -v prints for the class-specific descriptors dkproto's class modules decode.
+ORACLE_HEADERS = (
+    "VideoControl Interface Descriptor:", "VideoStreaming Interface Descriptor:",
+    "AudioControl Interface Descriptor:", "AudioStreaming Interface Descriptor:",
+    "AudioStreaming Endpoint Descriptor:", "MIDIStreaming Interface Descriptor:",
+    "MIDIStreaming Endpoint Descriptor:", "HID Device Descriptor:", "CDC Header:", "CDC ACM:",
+    "CDC Union:", "CDC Call Management:", "CDC Ethernet:", "Device Firmware Upgrade Interface Descriptor:",
+)
+_STANDARD_HEADERS = ("Device Descriptor:", "Configuration Descriptor:", "Interface Descriptor:",
+                     "Endpoint Descriptor:", "Interface Association:", "Device Status:", "Report Descriptor:")
+
+
+@dataclass
+class OracleBlock:
+    """One class-specific descriptor as lsusb -v printed it."""
+
+    header: str
+    lines: list[str]
+    unrecognized: bytes | None = None
+
+    def values(self) -> dict[str, list[tuple[int | None, str]]]:
+        """field name -> [(index or None, first value token)] in print order."""
+        import re
+
+        out: dict[str, list[tuple[int | None, str]]] = {}
+        for line in self.lines:
+            m = re.match(r"^\s+(\w+)(?:\(\s*(\d+)\)|\[\s*(\d+)\])?\s+(\S+)", line)
+            if not m:
+                continue
+            idx = m.group(2) or m.group(3)
+            out.setdefault(m.group(1), []).append((int(idx) if idx is not None else None, m.group(4)))
+        return out
+
+
+def oracle_blocks(name: str) -> list[OracleBlock]:
+    """The class-specific descriptor blocks of ``oracle/usb/<name>.lsusb``, in print order."""
+    path = CORPUS / "oracle" / "usb" / f"{name}.lsusb"
+    blocks: list[OracleBlock] = []
+    cur: OracleBlock | None = None
+    for line in path.read_text(errors="replace").splitlines():
+        text = line.strip()
+        if text.startswith("** UNRECOGNIZED:"):
+            cur = None
+            blocks.append(OracleBlock(text, [], bytes.fromhex(text.split(":", 1)[1].replace(" ", ""))))
+        elif text in ORACLE_HEADERS:
+            cur = OracleBlock(text, [])
+            blocks.append(cur)
+        elif text in _STANDARD_HEADERS or (text.endswith(":") and not line.startswith("          ")
+                                              and text[:1].isupper() and " " in text and "Descriptor" in text):
+            cur = None
+        elif cur is not None:
+            cur.lines.append(line)
+    return blocks
+
+
+def lsusb_prints(s: Slice) -> bool:
+    """Whether lsusb -v prints this class-specific descriptor (it skips the UVC VC interrupt endpoint)."""
+    return not (s.raw[1] == 0x25 and s.ctx.interface_class == 0x0E)
+
+
+#: lsusb's spelling -> the spec's (CDC 1.2, ECM 1.2, DFU 1.1, MIDI 1.0, UVC 1.5, MJPEG payload).
+LSUSB_ALIASES = {
+    "bMasterInterface": "bControlInterface",
+    "bSlaveInterface": "bSubordinateInterface",
+    "iMacAddress": "iMACAddress",
+    "wDetachTimeout": "wDetachTimeOut",
+    "bcdADC": "bcdMSC",  # lsusb prints the MIDI header's bcdMSC as bcdADC
+    "bNumCompressionPatterns": "bNumCompressionPattern",
+    "bFlags": "bmFlags",
+}
+
+
+def _token_matches(name: str, value: object, token: str) -> bool:
+    from dkproto.schema.classcommon import bcd, guid_text
+
+    if isinstance(value, (bytes, bytearray)):
+        if token.startswith("{"):
+            return guid_text(bytes(value)).lower() == token.lower()
+        return True  # lsusb prints opaque byte fields in ways not worth mimicking
+    if not isinstance(value, int):
+        return True
+    if token.startswith("0x"):
+        return int(token, 16) == value
+    if name.startswith("bcd"):
+        return bcd(value) == token
+    if token.endswith("MHz"):
+        return round(float(token[:-3]) * 1e6) == value
+    if token.lstrip("-").isdigit():
+        return int(token) == value
+    return False
+
+
+def compare_with_oracle(fields: object, block: OracleBlock) -> tuple[int, list[str]]:
+    """Compare decoded ``fields`` with every same-named field lsusb printed.
+
+    Returns (number of values compared, list of disagreements). Fields dkproto leaves absent
+    (``None``) are not compared (lsusb reads past the descriptor there, see the UVC 1.0
+    processing unit). Byte-per-line bitmaps (``bmControls( 0)``) compare with the int's bytes.
+    """
+    seen = block.values()
+    items = dict(fields.items())  # type: ignore[attr-defined]
+    for old, new in LSUSB_ALIASES.items():
+        if old in seen and old not in items and new not in seen:
+            seen[new] = seen.pop(old)
+    checked = 0
+    bad: list[str] = []
+
+    def check(label: str, value: object, token: str) -> None:
+        nonlocal checked
+        checked += 1
+        if not _token_matches(label, value, token):
+            bad.append(f"{block.header} {label}: dkproto {value!r}, lsusb {token}")
+
+    for name, value in items.items():
+        if value is None or name.startswith("_"):
+            continue
+        if isinstance(value, list):
+            if value and hasattr(value[0], "items"):  # list of small structs
+                for i, sub in enumerate(value):
+                    for sname, svalue in sub.items():
+                        if sname.startswith("_"):
+                            continue
+                        hits = seen.get(sname, [])
+                        indexed = [t for ix, t in hits if ix == i]
+                        if indexed:
+                            check(f"{sname}({i})", svalue, indexed[0])
+                            continue
+                        plain = [t for ix, t in hits if ix is None]
+                        if sname in items:  # the top-level field of that name is printed first
+                            plain = plain[1:]
+                        if i < len(plain):
+                            check(f"{sname}[{i}]", svalue, plain[i])
+            else:
+                for ix, token in seen.get(name, []):
+                    if ix is not None and ix < len(value):
+                        check(f"{name}({ix})", value[ix], token)
+            continue
+        for ix, token in seen.get(name, [])[:1]:
+            if ix is None:
+                check(name, value, token)
+            elif isinstance(value, int):  # a bitmap lsusb prints byte by byte
+                for jx, tok in seen[name]:
+                    check(f"{name}({jx})", (value >> (8 * jx)) & 0xFF, tok)
+    return checked, bad

@@ -1,0 +1,132 @@
+"""Every class-specific descriptor of the corpus: decoded, round-tripped, and checked against lsusb.
+
+The slices come from ``classdesc_corpus`` (a bLength framer independent of the walker), so
+these tests exercise the class schemas and their selectors on their own.
+"""
+
+from __future__ import annotations
+
+import pytest
+from construct import ConstructError
+
+from classdesc_corpus import (
+    all_class_slices,
+    class_slices,
+    compare_with_oracle,
+    corpus_sets,
+    lsusb_prints,
+    oracle_blocks,
+)
+from dkproto.schema import audio, cdc, dfu, hid, midi, uvc
+from dkproto.schema.registry import Schema, lookup
+
+SETS = corpus_sets()
+SLICES = all_class_slices()
+#: Types decoded by the standard (chapter 9) schemas, not by the class modules.
+STANDARD_TYPES = (0x30, 0x31)
+
+
+def class_schemas() -> list[Schema]:
+    """Every Schema defined by the class modules."""
+    found: dict[str, Schema] = {}
+    for mod in (hid, dfu, cdc, audio, midi, uvc):
+        for value in vars(mod).values():
+            items = value.values() if isinstance(value, dict) else [value]
+            for item in items:
+                if isinstance(item, Schema):
+                    found[item.key] = item
+    return list(found.values())
+
+
+def test_corpus_has_class_descriptors() -> None:
+    assert len(SLICES) > 350
+    kinds = {s.ctx.interface_class for s in SLICES}
+    assert {0x01, 0x02, 0x03, 0x0E, 0xFE, 0xFF, 0xE0} <= kinds
+
+
+def test_no_class_slice_left_undecoded() -> None:
+    undecoded = [
+        (s.name, s.offset, s.raw.hex())
+        for s in SLICES
+        if s.raw[1] not in STANDARD_TYPES and lookup(s.raw[1], s.raw, s.ctx) is None
+    ]
+    assert undecoded == []
+
+
+@pytest.mark.parametrize("name,blob", SETS, ids=[n for n, _ in SETS])
+def test_roundtrip_and_exact_consumption(name: str, blob: bytes) -> None:
+    for s in class_slices(name, blob):
+        if s.raw[1] in STANDARD_TYPES:
+            continue
+        schema = lookup(s.raw[1], s.raw, s.ctx)
+        assert schema is not None, (s.offset, s.raw.hex())
+        fields = schema.struct.parse(s.raw)
+        assert fields.extra == b"", f"{name}@{s.offset} {schema.key}: bytes past the layout {fields.extra.hex()}"
+        assert schema.struct.build(fields) == s.raw, f"{name}@{s.offset} {schema.key}"
+        compiled = schema.struct.compile()
+        assert compiled.parse(s.raw) == fields
+        assert compiled.build(fields) == s.raw
+
+
+@pytest.mark.parametrize("name,blob", SETS, ids=[n for n, _ in SETS])
+def test_agrees_with_lsusb(name: str, blob: bytes) -> None:
+    slices = [s for s in class_slices(name, blob) if lsusb_prints(s) and s.raw[1] not in STANDARD_TYPES]
+    blocks = oracle_blocks(name)
+    assert len(slices) == len(blocks)
+    compared = 0
+    for s, block in zip(slices, blocks):
+        if block.unrecognized is not None:  # lsusb printed the bytes only: they must be ours
+            assert block.unrecognized == s.raw
+            continue
+        schema = lookup(s.raw[1], s.raw, s.ctx)
+        assert schema is not None
+        n, bad = compare_with_oracle(schema.struct.parse(s.raw), block)
+        assert bad == [], f"{name}@{s.offset}"
+        compared += n
+    if any(b.unrecognized is None for b in blocks):
+        assert compared > 0
+
+
+def test_oracle_comparison_detects_a_wrong_value() -> None:
+    name, blob = next((n, b) for n, b in SETS if n == "logitech-c270-webcam")
+    s = next(s for s in class_slices(name, blob) if s.ctx.interface_class == 0x0E and s.raw[2] == 0x07)
+    block = [b for b in oracle_blocks(name)][[x.offset for x in class_slices(name, blob)
+                                             if lsusb_prints(x)].index(s.offset)]
+    fields = uvc.VS[0x07].struct.parse(s.raw)
+    assert compare_with_oracle(fields, block)[1] == []
+    fields.wWidth += 1
+    assert compare_with_oracle(fields, block)[1]
+
+
+def test_every_meaning_gives_text_or_none() -> None:
+    for s in SLICES:
+        schema = lookup(s.raw[1], s.raw, s.ctx)
+        if schema is None or s.raw[1] in STANDARD_TYPES:
+            continue
+        fields = schema.struct.parse(s.raw)
+        for key, fn in schema.meanings.items():
+            assert key in fields, f"{schema.key}: meaning for unknown field {key}"
+            text = fn(fields[key], fields)
+            assert text is None or isinstance(text, str)
+
+
+def test_every_class_schema_compiles_and_is_documented() -> None:
+    schemas = class_schemas()
+    assert len(schemas) > 80
+    keys = [s.key for s in schemas]
+    assert len(keys) == len(set(keys))
+    for schema in schemas:
+        schema.struct.compile()
+        assert schema.spec and schema.name
+        for field in schema.meanings:
+            assert field in [sc.name for sc in schema.struct.subcons], (schema.key, field)
+
+
+@pytest.mark.parametrize("schema", class_schemas(), ids=lambda s: s.key)
+def test_truncated_input_raises_construct_error_only(schema: Schema) -> None:
+    """A slice too short for the layout fails with a ConstructError (the walker turns it into a DecodeError)."""
+    for raw in (b"", b"\x03\x24", bytes([4, 0x24, 0x01, 0xFF]), bytes([9, 0x24, 0x01, 0, 0, 0, 0, 0, 0])):
+        try:
+            schema.struct.parse(raw)
+        except ConstructError:
+            pass
