@@ -582,6 +582,9 @@ class _Parser:
         if tag == 0xA:
             idx = len(self.collections)
             parent = self.cstack[-1] if self.cstack else None
+            if self.usages and self.usage_sizes[0] <= 2 and (self.usages[0] >> 16) == 0:
+                self.find("HID002", "no-usage-page", it.offset,
+                          "Collection usage given with no Usage Page in force (page 0, Undefined)")
             c = Collection(idx, data & 0xFF, self.usages[0] if self.usages else 0, parent,
                            len(self.cstack), it.offset)
             self.collections.append(c)
@@ -613,6 +616,7 @@ class _Parser:
         if (lmin < 0 and lmax < lmin) or (lmin >= 0 and (lmax & 0xFFFFFFFF) < (lmin & 0xFFFFFFFF)):
             self.find("HID006", "logical-range-inverted", it.offset,
                       f"Logical Minimum {lmin} is above Logical Maximum {lmax}", fatal=True)
+        self.check_field(it, rtype)
         offset = report.size_bits
         report.size_bits += g.report_size * g.report_count
         if report.size_bits > (HID_MAX_BUFFER_SIZE - 1) << 3:
@@ -647,6 +651,56 @@ class _Parser:
             logical=self.lookup_collection(2),
         )
         report.fields.append(f)
+
+    def check_field(self, it: Item, rtype: str) -> None:
+        """Lint checks that need the parser state at a main item (not kernel-fatal)."""
+        g = self.g
+        short = [i for i, sz in enumerate(self.usage_sizes) if sz <= 2]
+        if short and (self.usages[short[0]] >> 16) == 0:
+            self.find("HID002", "no-usage-page", it.offset,
+                      f"{it.name} has usages but no Usage Page is in force (page 0, Undefined)")
+        if g.report_size == 0 and g.report_count:
+            self.find("HID004", "report-size-zero", it.offset,
+                      f"{it.name} with Report Size 0: the field takes no bits", severity="warning")
+        if g.report_count == 0 and self.usages:
+            self.find("HID004", "report-count-zero", it.offset,
+                      f"{it.name} with usages but Report Count 0: the field takes no bits", severity="warning")
+        if self.usages and not it.udata & 1:
+            if g.report_size > 32:
+                self.find("HID005", "size-over-32-bits", it.offset,
+                          f"Report Size {g.report_size} on a data field: the kernel reads at most 32 bits "
+                          "of a value", severity="warning")
+            elif g.report_size:
+                lo, hi = g.logical_minimum, g.logical_maximum
+                if lo < 0:
+                    need_lo, need_hi = -(1 << (g.report_size - 1)), (1 << (g.report_size - 1)) - 1
+                else:
+                    need_lo, need_hi = 0, (1 << g.report_size) - 1
+                    hi &= 0xFFFFFFFF
+                if lo <= hi and (lo < need_lo or hi > need_hi):
+                    self.find("HID005", "logical-range-overflows-size", it.offset,
+                              f"Logical range {lo}..{hi} does not fit Report Size {g.report_size} "
+                              f"({need_lo}..{need_hi})", severity="warning")
+        if it.udata & 2 and len(self.usages) > g.report_count > 0:
+            self.find("HID021", "more-usages-than-count", it.offset,
+                      f"{len(self.usages)} usages for Report Count {g.report_count}: the last "
+                      f"{len(self.usages) - g.report_count} are never reported", severity="warning")
+        if self.usages and not it.udata & 3 and g.report_count:
+            lo, hi = g.logical_minimum, g.logical_maximum
+            span = hi - lo + 1 if lo < 0 else (hi & 0xFFFFFFFF) - lo + 1
+            if 0 < span < len(self.usages):
+                self.find("HID026", "array-range-smaller-than-usages", it.offset,
+                          f"Array item with {len(self.usages)} usages but Logical range {lo}..{hi} can select "
+                          f"only {span} of them (a bitmap declared as Array? it should be Variable)",
+                          severity="warning")
+        if g.physical_minimum > g.physical_maximum and g.physical_minimum >= 0:
+            self.find("HID022", "physical-range-inverted", it.offset,
+                      f"Physical Minimum {g.physical_minimum} is above Physical Maximum {g.physical_maximum}",
+                      severity="warning")
+        if not self.cstack:
+            self.find("HID023", "main-item-outside-collection", it.offset,
+                      f"{it.name} outside any Collection (HID 1.11 requires an Application collection)",
+                      severity="warning")
 
     # -- driver ----------------------------------------------------------------------------
     def run(self) -> ReportDescriptor:
