@@ -203,6 +203,7 @@ def external_method(selector: int, *, scalar_in: int | None = None, struct_in: A
             raise BadArgumentError(f"@external_method({selector}): {label}={n} exceeds "
                                    f"kIOUserClientScalarArrayCountMax ({kIOUserClientScalarArrayCountMax})")
     cce = _VAR if completion is None else int(bool(completion))
+    in_size, out_size = _size_of(struct_in), _size_of(struct_out)
 
     def deco(fn: Fn) -> Fn:
         spec = ExternalMethodSpec(
@@ -212,9 +213,9 @@ def external_method(selector: int, *, scalar_in: int | None = None, struct_in: A
                 function=fn,
                 check_completion_exists=cce,
                 check_scalar_input_count=_VAR if scalar_in is None else scalar_in,
-                check_structure_input_size=_size_of(struct_in),
+                check_structure_input_size=in_size,
                 check_scalar_output_count=_VAR if scalar_out is None else scalar_out,
-                check_structure_output_size=_size_of(struct_out),
+                check_structure_output_size=out_size,
             ),
             struct_in_schema=None if struct_in is None or isinstance(struct_in, int) else struct_in,
             struct_out_schema=None if struct_out is None or isinstance(struct_out, int) else struct_out,
