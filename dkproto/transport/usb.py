@@ -252,8 +252,24 @@ class USBTransport(Transport):
         return cls(url=url, **kw)
 
     # ----------------------------------------------------------------- lifecycle
-    def _errors(self, what: str) -> Any:
-        return usb_errors(what, self.idVendor, self.idProduct)
+    @contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        """:func:`usb_errors`, plus: an I/O error on a device that has gone is kIOReturnNoDevice."""
+        try:
+            with usb_errors(what, self.idVendor, self.idProduct):
+                yield
+        except DkError as exc:
+            if exc.backend_code == -1 and self._gone():
+                raise NoDeviceError(f"{what}: the device was disconnected", backend_code=-4) from exc
+            raise
+
+    def _gone(self, wait_s: float = 0.3) -> bool:
+        """True if libusb says the device is gone (polls briefly: an unplug shows as EIO first)."""
+        if self.device is None or self.device._ctx.handle is None:
+            return False
+        backend = self.device._ctx.backend
+        handle = self.device._ctx.handle.handle
+        return _probe_gone(backend.lib, handle, wait_s)
 
     def _match(self, dev: Any) -> bool:
         if self.bus is not None and (dev.bus != self.bus or dev.address != self.address):
@@ -489,6 +505,27 @@ class USBTransport(Transport):
 _ABANDONED: list[Any] = []
 
 
+def _probe_gone(lib: Any, handle: Any, wait_s: float) -> bool:
+    """Ask libusb for the active configuration until it answers, says NO_DEVICE, or time runs out.
+
+    ``libusb_get_configuration`` reads sysfs or issues an ioctl; it never runs the event loop, so
+    it is safe inside a transfer callback.
+    """
+    import time
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        value = ctypes.c_int()
+        rc = lib.libusb_get_configuration(handle, ctypes.byref(value))
+        if rc == -4:
+            return True
+        if rc == 0 and time.monotonic() >= deadline:
+            return False
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+
+
 class _Timeval(ctypes.Structure):
     _fields_ = [("tv_sec", ctypes.c_long), ("tv_usec", ctypes.c_long)]
 
@@ -569,6 +606,8 @@ class _LibusbAsync:
             transfer.complete(IOReturn.kIOReturnSuccess, data, actual)
             return
         code = TRANSFER_STATUS_TO_ERROR.get(status, -99)
+        if code == -1 and _probe_gone(self.lib, self.handle, 0.3):
+            code = -4  # an unplug often surfaces as LIBUSB_TRANSFER_ERROR first
         err = usb_error(code, f"asynchronous transfer on endpoint 0x{transfer.endpoint:02x}",
                         idVendor=self.transport.idVendor, idProduct=self.transport.idProduct)
         transfer.complete(err.ioreturn, data, actual, error=err)
