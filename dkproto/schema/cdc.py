@@ -242,7 +242,7 @@ CDC_SCHEMAS: dict[int, Schema] = {sub: schema for sub, schema, _ in _TABLE}
 #: bDescriptorSubtype -> the spec's bLength for fixed-size layouts (None: variable).
 CDC_LENGTHS: dict[int, int | None] = {sub: length for sub, _, length in _TABLE}
 #: Smallest valid bLength of variable-size layouts.
-_MIN_LENGTHS = {0x06: 5, 0x07: 6, 0x09: 7, 0x0B: 5, 0x0C: 6, 0x13: 4, 0x17: 19}
+CDC_MIN_LENGTHS: dict[int, int] = {0x06: 5, 0x07: 6, 0x09: 7, 0x0B: 5, 0x0C: 6, 0x13: 4, 0x17: 19}
 
 
 def select_cdc(descriptor_type: int, raw: bytes, ctx: Context) -> Schema | None:
@@ -260,7 +260,7 @@ def _exact_shape(raw: bytes) -> Schema | None:
     length = CDC_LENGTHS[sub]
     if length is not None:
         return CDC_SCHEMAS[sub] if len(raw) == length else None
-    if len(raw) < _MIN_LENGTHS[sub]:
+    if len(raw) < CDC_MIN_LENGTHS[sub]:
         return None
     if sub == 0x07 and len(raw) % 2:
         return None
