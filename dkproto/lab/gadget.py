@@ -194,9 +194,17 @@ class Gadget:
             _write(self.path / "UDC", "\n")
             self._bound_udc = None
 
-    def unplug(self) -> None:
-        """Unplug the device (UDC unbind); :meth:`replug` plugs it back on the same UDC."""
+    def unplug(self, *, wait: float = 5.0) -> None:
+        """Unplug the device (UDC unbind) and wait until the host has seen the disconnect.
+
+        :meth:`replug` plugs it back on the same UDC.
+        """
         self.unbind()
+        deadline = time.monotonic() + wait
+        while wait and self.host_sysfs(optional=True) is not None:
+            if time.monotonic() > deadline:
+                raise DkTimeoutError(f"gadget {self.name}: the host still sees the device {wait} s after unplug")
+            time.sleep(0.02)
 
     def replug(self, *, wait: float = 10.0) -> None:
         """Plug the device back in (UDC bind) and wait until it is configured."""
@@ -280,11 +288,25 @@ class Gadget:
         raise DkTimeoutError(f"gadget {self.name} on {self._udc}: not configured by the host after {timeout:.0f} s "
                              f"(UDC state {self.state()!r})")
 
-    @staticmethod
-    def _drivers_bound(dev: Path) -> bool:
-        # Every interface with a class the kernel has a driver for should have bound; at least
-        # the interfaces must exist (they appear once SET_CONFIGURATION is done).
-        return any(p.name.startswith(dev.name + ":") for p in dev.iterdir())
+    #: Interface classes whose host driver is loaded in the lab: wait for it to bind (HID,
+    #: CDC data/control, mass storage, audio, video). Other interfaces only need to exist.
+    DRIVEN_CLASSES = frozenset({0x01, 0x02, 0x03, 0x08, 0x0E})
+
+    @classmethod
+    def _drivers_bound(cls, dev: Path) -> bool:
+        interfaces = [p for p in dev.iterdir() if p.name.startswith(dev.name + ":")]
+        if not interfaces:
+            return False  # interfaces appear once SET_CONFIGURATION is done
+        for intf in interfaces:
+            try:
+                klass = int((intf / "bInterfaceClass").read_text(), 16)
+            except (OSError, ValueError):
+                return False
+            if klass in cls.DRIVEN_CLASSES and not (intf / "driver").exists():
+                return False
+            if klass == 0x03 and not any(intf.glob("*/hidraw/hidraw*")):
+                return False
+        return True
 
     def host_sysfs(self, *, optional: bool = False) -> Path | None:
         """The host-side sysfs directory of the device (``/sys/bus/usb/devices/B-1``)."""

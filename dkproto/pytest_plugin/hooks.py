@@ -1,12 +1,18 @@
 """pytest hooks: the ``--lab`` option and the ``lab`` marker.
 
-Tests marked ``lab`` need the QEMU lab (see ``docs/lab.md``); without ``--lab`` they are
-skipped with a reason that says how to run them.
+Tests marked ``lab`` need the QEMU lab (see ``docs/lab.md``). Without ``--lab`` they are
+skipped with a reason that says how to run them. With ``--lab`` on the host they run inside
+one lab VM for the whole session (:mod:`dkproto.pytest_plugin.lab`); inside that VM
+(``DKPROTO_LAB=1``) they run for real.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+
+from dkproto.pytest_plugin.lab import inside_lab, lab_terminal_summary, pytest_report_to_lab, replace_lab_items
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -17,16 +23,31 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="run tests marked 'lab' inside one QEMU lab VM for the session",
     )
+    group.addoption("--lab-timeout", type=float, default=1200.0,
+                    help="seconds the lab VM may run before it is killed (default 1200)")
+    group.addoption("--lab-udcs", type=int, default=4,
+                    help="dummy_hcd controllers in the lab VM, i.e. gadgets bound at once (default 4)")
+    group.addoption("--lab-echo", action="store_true", default=False,
+                    help="show the in-VM pytest output as it runs")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "lab: needs the QEMU lab VM (run with --lab)")
+    pytest_report_to_lab(config)
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("--lab"):
+    if not config.getoption("--lab"):
+        skip = pytest.mark.skip(reason="lab test: run with --lab (boots the QEMU lab, see docs/lab.md)")
+        for item in items:
+            if "lab" in item.keywords:
+                item.add_marker(skip)
         return
-    skip = pytest.mark.skip(reason="lab test: run with --lab (boots the QEMU lab, see docs/lab.md)")
-    for item in items:
-        if "lab" in item.keywords:
-            item.add_marker(skip)
+    if inside_lab():
+        return
+    replace_lab_items(config, items)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    lab_terminal_summary(terminalreporter, config)
