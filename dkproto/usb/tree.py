@@ -313,6 +313,7 @@ class _Walker:
         self.errors = errors
         self.warnings = warnings if warnings is not None else []
         self.device_protocol: tuple[int, int] | None = None
+        self.broken = -1  # offset of the undecodable rest when framing broke
         self.blob = blob
         self.device_class = device_class
         self.bcd_usb = bcd_usb
@@ -332,6 +333,7 @@ class _Walker:
     # framing ------------------------------------------------------------------------
     def frame(self, data: bytes) -> list[tuple[int, bytes]]:
         out: list[tuple[int, bytes]] = []
+        self.broken = -1
         pos = 0
         end = len(data)
         while pos < end:
@@ -342,6 +344,7 @@ class _Walker:
                               f"bLength {length} < 2: a descriptor cannot be shorter than its header; "
                               f"the {end - pos} remaining bytes are kept undecoded")
                 out.append((pos, data[pos:]))
+                self.broken = pos
                 return out
             if pos + length > end:
                 kind = descriptor_type_name(data[pos + 1]) if pos + 1 < end else "descriptor"
@@ -349,6 +352,7 @@ class _Walker:
                               f"bLength {length} runs past the end of the data ({end - pos} bytes left); "
                               "kept undecoded")
                 out.append((pos, data[pos:]))
+                self.broken = pos
                 return out
             out.append((pos, data[pos:pos + length]))
             pos += length
@@ -357,8 +361,8 @@ class _Walker:
     # decoding -----------------------------------------------------------------------
     def decode(self, offset: int, raw: bytes, ctx: Context, role: str) -> Node:
         node = Node(offset=offset, raw=raw, role=role, context=ctx, blob=self.blob)
-        if len(raw) < 2:
-            return node
+        if len(raw) < 2 or offset == self.broken:
+            return node  # the bytes left after framing broke are kept, never decoded
         dtype = raw[1]
         try:
             schema = registry.lookup(dtype, raw, ctx)
