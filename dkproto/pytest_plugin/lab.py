@@ -53,10 +53,11 @@ class LabVMError(Exception):
 class LabProxyItem(pytest.Item):
     """Stands on the host for a lab test that runs inside the session's VM."""
 
-    def __init__(self, *, original_nodeid: str, **kw: Any) -> None:
+    def __init__(self, *, original_nodeid: str, original_info: tuple[Any, int | None, str], **kw: Any) -> None:
         super().__init__(**kw)
         self.original_nodeid = original_nodeid
         self._nodeid = original_nodeid
+        self._info = original_info
 
     def runtest(self) -> None:
         state = self.config.stash[_STATE]
@@ -85,9 +86,9 @@ class LabProxyItem(pytest.Item):
             return f"[lab VM error] {excinfo.value}"
         return str(super().repr_failure(excinfo))
 
-    def reportinfo(self) -> tuple[str, int | None, str]:
-        path = self.original_nodeid.split("::")[0]
-        return path, None, f"[lab] {self.original_nodeid}"
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        path, lineno, name = self._info
+        return path, lineno if lineno is not None else 0, f"[lab] {name}"
 
 
 class LabTestFailure(Exception):
@@ -106,7 +107,8 @@ def replace_lab_items(config: pytest.Config, items: list[pytest.Item]) -> None:
     for i, item in enumerate(items):
         if item.get_closest_marker("lab") is None:
             continue
-        proxy = LabProxyItem.from_parent(item.parent, name=item.name, original_nodeid=item.nodeid)
+        proxy = LabProxyItem.from_parent(item.parent, name=item.name, original_nodeid=item.nodeid,
+                                         original_info=item.reportinfo())
         for mark in item.iter_markers():
             proxy.own_markers.append(mark)
             proxy.keywords[mark.name] = mark
