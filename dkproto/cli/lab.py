@@ -32,13 +32,11 @@ def lab_group() -> None:
 @click.pass_context
 def prepare_cmd(ctx: click.Context, refresh: bool, as_json: bool) -> None:
     """Find QEMU and busybox, fetch the Debian kernel, build and cache the initramfs."""
-    from dkproto.lab.devices import load_definitions
     from dkproto.lab.prepare import prepare
 
     if ctx.obj and ctx.obj.get("verbose"):
         logging.basicConfig(level=logging.INFO, format="%(message)s")
-    extra = [m for d in load_definitions().values() for m in d.modules]
-    image = prepare(extra_modules=extra, refresh=refresh)
+    image = prepare(refresh=refresh)
     if as_json:
         click.echo(json.dumps({"kernel_version": image.kernel_version, "vmlinuz": str(image.vmlinuz),
                                "initrd": str(image.initrd), "modules": list(image.modules)}, indent=1))
@@ -49,11 +47,9 @@ def prepare_cmd(ctx: click.Context, refresh: bool, as_json: bool) -> None:
 
 
 def _image() -> object:
-    from dkproto.lab.devices import load_definitions
     from dkproto.lab.prepare import prepare
 
-    extra = [m for d in load_definitions().values() for m in d.modules]
-    return prepare(extra_modules=extra)
+    return prepare()
 
 
 @lab_group.command("run", context_settings={"ignore_unknown_options": True})

@@ -170,15 +170,15 @@ def _install_kernel(version: str, tree: Path, modules: Iterable[str]) -> Path:
 
 def prepare(
     *,
-    extra_modules: Iterable[str] = (),
+    extra_modules: Iterable[str] | None = None,
     refresh: bool = False,
     version: str | None = None,
 ) -> LabImage:
     """Make the lab ready to boot, doing only what is not cached yet.
 
     Args:
-        extra_modules: kernel modules to carry besides :data:`BASE_MODULES` (device
-            definitions name theirs).
+        extra_modules: kernel modules to carry besides :data:`BASE_MODULES` (default: the
+            ``modules`` of every device definition found).
         refresh: download the kernel again even if one is cached.
         version: use this cached kernel version (default: the newest cached, or download).
 
@@ -188,6 +188,10 @@ def prepare(
     """
     find_tool("qemu-system-x86_64")
     busybox = find_tool("busybox")
+    if extra_modules is None:
+        from dkproto.lab.devices import load_definitions
+
+        extra_modules = [m for d in load_definitions().values() for m in d.modules]
     modules = tuple(dict.fromkeys(list(BASE_MODULES) + list(extra_modules)))
     cached = _cached_versions()
     if version is None and cached and not refresh:
