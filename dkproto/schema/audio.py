@@ -43,6 +43,7 @@ from dkproto.schema.classcommon import (
     flags,
     hexbytes,
     join_nonempty,
+    name_subtypes,
     per_item,
     spec_struct,
     subtype_of,
@@ -435,8 +436,21 @@ UAC2_AS_ENDPOINT = _schema("uac2_as_iso_endpoint", "AudioStreaming Isochronous A
                                "bmControls": controls2(["Pitch", "Data Overrun", "Data Underrun"]),
                                "bLockDelayUnits": _lock_units, "wLockDelay": _uac1_lock_delay})
 
-AUDIO_SUBTYPES_AC1 = {0x01: "HEADER", 0x02: "INPUT_TERMINAL", 0x03: "OUTPUT_TERMINAL", 0x04: "MIXER_UNIT",
-                      0x05: "SELECTOR_UNIT", 0x06: "FEATURE_UNIT", 0x07: "PROCESSING_UNIT", 0x08: "EXTENSION_UNIT"}
+#: UAC1 Table A-5 / UAC2 Table A-9 (AC), UAC1 Table A-6 / UAC2 Table A-10 (AS), Table A-8 / A-13 (endpoint).
+UAC1_AC_SUBTYPES = {0x01: "HEADER", 0x02: "INPUT_TERMINAL", 0x03: "OUTPUT_TERMINAL", 0x04: "MIXER_UNIT",
+                    0x05: "SELECTOR_UNIT", 0x06: "FEATURE_UNIT", 0x07: "PROCESSING_UNIT", 0x08: "EXTENSION_UNIT"}
+UAC2_AC_SUBTYPES = {0x01: "HEADER", 0x02: "INPUT_TERMINAL", 0x03: "OUTPUT_TERMINAL", 0x04: "MIXER_UNIT",
+                    0x05: "SELECTOR_UNIT", 0x06: "FEATURE_UNIT", 0x07: "EFFECT_UNIT", 0x08: "PROCESSING_UNIT",
+                    0x09: "EXTENSION_UNIT", 0x0A: "CLOCK_SOURCE", 0x0B: "CLOCK_SELECTOR", 0x0C: "CLOCK_MULTIPLIER",
+                    0x0D: "SAMPLE_RATE_CONVERTER"}
+AS_SUBTYPES = {0x01: "AS_GENERAL", 0x02: "FORMAT_TYPE"}
+EP_SUBTYPES = {0x01: "EP_GENERAL"}
+
+name_subtypes(UAC1_AC, UAC1_AC_SUBTYPES)
+name_subtypes(UAC2_AC, UAC2_AC_SUBTYPES)
+for _table in (UAC1_AS, UAC2_AS, UAC1_FORMAT_TYPE, UAC2_FORMAT_TYPE):
+    name_subtypes(_table, AS_SUBTYPES)
+name_subtypes({1: UAC1_AS_ENDPOINT, 2: UAC2_AS_ENDPOINT}, EP_SUBTYPES)
 
 
 def audio_release(ctx: Context) -> int | None:

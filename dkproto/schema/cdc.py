@@ -33,6 +33,7 @@ from dkproto.schema.classcommon import (
     flags,
     guid,
     hexbytes,
+    name_subtypes,
     spec_struct,
     subtype_of,
     unit,
@@ -239,6 +240,7 @@ _TABLE = [
 
 #: bDescriptorSubtype -> Schema.
 CDC_SCHEMAS: dict[int, Schema] = {sub: schema for sub, schema, _ in _TABLE}
+name_subtypes(CDC_SCHEMAS, CDC_SUBTYPES)
 #: bDescriptorSubtype -> the spec's bLength for fixed-size layouts (None: variable).
 CDC_LENGTHS: dict[int, int | None] = {sub: length for sub, _, length in _TABLE}
 #: Smallest valid bLength of variable-size layouts.

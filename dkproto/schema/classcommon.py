@@ -31,6 +31,7 @@ __all__ = [
     "guid",
     "guid_text",
     "hexbytes",
+    "name_subtypes",
     "spec_struct",
     "subtype_of",
     "unit",
@@ -146,6 +147,17 @@ def guid(names: Mapping[str, str] | None = None) -> Meaning:
     return meaning
 
 
+def name_subtypes(schemas: Mapping[int, Any], names: Mapping[int, str]) -> None:
+    """Give each schema of ``schemas`` (subtype -> Schema) a ``bDescriptorSubtype`` meaning from ``names``.
+
+    Each class module calls this once per subtype table, right after building it, so the text
+    dump shows ``bDescriptorSubtype 10  CLOCK_SOURCE`` as the class spec names it.
+    """
+    meaning = enum(names)
+    for schema in schemas.values():
+        schema.meanings["bDescriptorSubtype"] = meaning  # each schema owns its meanings dict
+
+
 def hexbytes(value: Any, _c: Any = None) -> str | None:
     """Bytes as spaced hex (for opaque bitmaps wider than 4 bytes)."""
     if isinstance(value, (bytes, bytearray)):
@@ -159,14 +171,14 @@ def join_nonempty(parts: Iterable[str | None], sep: str = "; ") -> str | None:
     return sep.join(kept) if kept else None
 
 
-def per_item(inner: Callable[[Any, Any], str | None], label: str = "{}") -> Meaning:
-    """Meaning of a list: each item's meaning prefixed by ``label.format(index)``."""
+def per_item(inner: Callable[[Any, Any], str | None], label: str = "{}", start: int = 0) -> Meaning:
+    """Meaning of a list: each item's meaning prefixed by ``label.format(start + index)``."""
 
     def meaning(value: Any, c: Any = None) -> str | None:
         if not isinstance(value, (list, tuple)):
             return None
         return join_nonempty(
-            (f"{label.format(i)}: {m}" if (m := inner(v, c)) else None) for i, v in enumerate(value)
+            (f"{label.format(i)}: {m}" if (m := inner(v, c)) else None) for i, v in enumerate(value, start)
         )
 
     return meaning

@@ -13,7 +13,17 @@ from typing import Any
 
 from construct import Array, Bytes, Int8ul, Int16ul, Struct, this
 
-from dkproto.schema.classcommon import CS_ENDPOINT, CS_INTERFACE, bcd, enum, flags, spec_struct, subtype_of, unit
+from dkproto.schema.classcommon import (
+    CS_ENDPOINT,
+    CS_INTERFACE,
+    bcd,
+    enum,
+    flags,
+    name_subtypes,
+    spec_struct,
+    subtype_of,
+    unit,
+)
 from dkproto.schema.registry import Context, Meaning, Schema, register_class
 
 __all__ = ["MIDI_ENDPOINT", "MIDI_INTERFACE", "select_midi"]
@@ -69,6 +79,10 @@ MIDI_ENDPOINT: dict[int, Schema] = {
         "bNumGrpTrmBlock" / Int8ul, "baAssoGrpTrmBlkID" / Array(this.bNumGrpTrmBlock, Int8ul),
     ]),
 }
+
+#: MIDI 1.0 Tables A-1 and A-2, MIDI 2.0 Table A-3.
+name_subtypes(MIDI_INTERFACE, {0x01: "MS_HEADER", 0x02: "MIDI_IN_JACK", 0x03: "MIDI_OUT_JACK", 0x04: "ELEMENT"})
+name_subtypes(MIDI_ENDPOINT, {0x01: "MS_GENERAL", 0x02: "MS_GENERAL_2_0"})
 
 
 def select_midi(descriptor_type: int, raw: bytes, ctx: Context) -> Schema | None:

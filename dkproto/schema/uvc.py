@@ -38,6 +38,7 @@ from dkproto.schema.classcommon import (
     guid,
     guid_text,
     hexbytes,
+    name_subtypes,
     per_item,
     spec_struct,
     subtype_of,
@@ -138,6 +139,12 @@ def _intervals(value: Any, c: Any = None) -> str | None:
     return ", ".join(interval(v) or "" for v in value)
 
 
+def _endpoint(value: Any, _c: Any = None) -> str | None:
+    if not isinstance(value, int):
+        return None
+    return f"EP {value & 0x0F} {'IN' if value & 0x80 else 'OUT'}" if value else "none"
+
+
 def _clock(value: Any, _c: Any = None) -> str | None:
     return f"{value} Hz ({value / 1e6:.6f} MHz)" if isinstance(value, int) else None
 
@@ -227,7 +234,7 @@ _INTERLACE = flags({0: "Interlaced stream or variable", 1: "1 field per frame", 
 _FRAME_CAPS = flags({0: "Still image supported", 1: "Fixed frame-rate"})
 
 _FRAME_MEANINGS: dict[str, Meaning] = {
-    "bmCapabilities": _FRAME_CAPS,
+    "bmCapabilities": _FRAME_CAPS, "wWidth": unit("pixels"), "wHeight": unit("pixels"),
     "dwMinBitRate": unit("bit/s"), "dwMaxBitRate": unit("bit/s"),
     "dwMaxVideoFrameBufferSize": unit("bytes"), "dwBytesPerLine": unit("bytes"),
     "dwDefaultFrameInterval": interval,
@@ -256,21 +263,22 @@ VS: dict[int, Schema] = {
         "bTerminalLink" / Int8ul, "bStillCaptureMethod" / Int8ul, "bTriggerSupport" / Int8ul,
         "bTriggerUsage" / Int8ul, "bControlSize" / Int8ul,
         "bmaControls" / Array(this.bNumFormats, _bitmap(this.bControlSize)),
-    ], {"wTotalLength": unit("bytes"), "bmInfo": flags({0: "Dynamic Format Change supported"}),
+    ], {"wTotalLength": unit("bytes"), "bEndpointAddress": _endpoint, "bmInfo": flags({0: "Dynamic Format Change supported"}),
         "bStillCaptureMethod": enum({0: "none", 1: "Method 1", 2: "Method 2", 3: "Method 3"}, "Reserved"),
         "bTriggerSupport": enum({0: "not supported", 1: "supported"}),
         "bTriggerUsage": enum({0: "Initiate still image capture", 1: "General purpose button event"}),
-        "bmaControls": per_item(flags(VS_CONTROLS), "format {}")}),
+        "bmaControls": per_item(flags(VS_CONTROLS), "format {}", start=1)}),
     0x02: _schema("uvc_vs_output_header", "VideoStreaming Output Header Descriptor", "UVC 1.5 §3.9.2.2", [
         "bNumFormats" / Int8ul, "wTotalLength" / Int16ul, "bEndpointAddress" / Int8ul, "bTerminalLink" / Int8ul,
         "bControlSize" / If(this.bLength >= 9, Int8ul),
         "bmaControls" / If(this.bLength >= 9, Array(this.bNumFormats, _bitmap(this.bControlSize))),
-    ], {"wTotalLength": unit("bytes"), "bmaControls": per_item(flags(VS_CONTROLS), "format {}")}),
+    ], {"wTotalLength": unit("bytes"), "bEndpointAddress": _endpoint, "bmaControls": per_item(flags(VS_CONTROLS), "format {}", start=1)}),
     0x03: _schema("uvc_still_image_frame", "Still Image Frame Descriptor", "UVC 1.5 §3.9.2.5", [
         "bEndpointAddress" / Int8ul, "bNumImageSizePatterns" / Int8ul,
         "sizes" / Array(this.bNumImageSizePatterns, Struct("wWidth" / Int16ul, "wHeight" / Int16ul)),
         "bNumCompressionPattern" / Int8ul, "bCompression" / Array(this.bNumCompressionPattern, Int8ul),
-    ], {"sizes": lambda v, c: ", ".join(f"{s.wWidth}x{s.wHeight}" for s in v),
+    ], {"bEndpointAddress": _endpoint,
+        "sizes": lambda v, c: ", ".join(f"{s.wWidth}x{s.wHeight}" for s in v),
         "bCompression": lambda v, c: ", ".join(str(x) for x in v) or "(none)"}),
     0x04: _schema("uvc_vs_format_uncompressed", "Uncompressed Video Format Descriptor",
                   "UVC Uncompressed Payload 1.5 §3.1.1", [
@@ -314,6 +322,19 @@ VS: dict[int, Schema] = {
                       "bFormatIndex" / Int8ul, "guidFormat" / Bytes(16), "dwPacketLength" / Int32ul,
                   ], {"guidFormat": _format_guid, "dwPacketLength": unit("bytes")}),
 }
+
+#: UVC 1.5 Tables A-5 (VC), A-6 (VS) and A-9 (endpoint).
+VC_SUBTYPES = {0x01: "VC_HEADER", 0x02: "VC_INPUT_TERMINAL", 0x03: "VC_OUTPUT_TERMINAL", 0x04: "VC_SELECTOR_UNIT",
+               0x05: "VC_PROCESSING_UNIT", 0x06: "VC_EXTENSION_UNIT", 0x07: "VC_ENCODING_UNIT"}
+VS_SUBTYPES = {0x01: "VS_INPUT_HEADER", 0x02: "VS_OUTPUT_HEADER", 0x03: "VS_STILL_IMAGE_FRAME",
+               0x04: "VS_FORMAT_UNCOMPRESSED", 0x05: "VS_FRAME_UNCOMPRESSED", 0x06: "VS_FORMAT_MJPEG",
+               0x07: "VS_FRAME_MJPEG", 0x0A: "VS_FORMAT_MPEG2TS", 0x0C: "VS_FORMAT_DV", 0x0D: "VS_COLORFORMAT",
+               0x10: "VS_FORMAT_FRAME_BASED", 0x11: "VS_FRAME_FRAME_BASED", 0x12: "VS_FORMAT_STREAM_BASED",
+               0x13: "VS_FORMAT_H264", 0x14: "VS_FRAME_H264", 0x15: "VS_FORMAT_H264_SIMULCAST",
+               0x16: "VS_FORMAT_VP8", 0x17: "VS_FRAME_VP8", 0x18: "VS_FORMAT_VP8_SIMULCAST"}
+name_subtypes({**VC, 0x02: VC_INPUT_TERMINAL, 0x20: VC_CAMERA_TERMINAL, 0x21: VC_MEDIA_TRANSPORT_INPUT}, VC_SUBTYPES)
+name_subtypes(VS, VS_SUBTYPES)
+name_subtypes({3: VC_ENDPOINT}, {0x01: "EP_GENERAL", 0x02: "EP_ENDPOINT", 0x03: "EP_INTERRUPT"})
 
 
 def select_uvc(descriptor_type: int, raw: bytes, ctx: Context) -> Schema | None:

@@ -130,3 +130,32 @@ def test_truncated_input_raises_construct_error_only(schema: Schema) -> None:
             schema.struct.parse(raw)
         except ConstructError:
             pass
+
+
+def _fuzz_cases():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    schemas = class_schemas()
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.sampled_from(schemas), st.binary(min_size=0, max_size=64), st.integers(0, 255),
+           st.one_of(st.none(), st.integers(0, 255)))
+    def fuzz(schema: Schema, body: bytes, subtype: int, blength: int | None) -> None:
+        # the walker hands over exactly bLength bytes; a lying bLength is fuzzed too
+        raw = bytes([len(body) + 3 if blength is None else blength, 0x24, subtype]) + body
+        try:
+            fields = schema.struct.parse(raw)
+        except ConstructError:
+            return
+        assert schema.struct.build(fields) == raw
+        for key, fn in schema.meanings.items():
+            text = fn(fields[key], fields)
+            assert text is None or isinstance(text, str)
+
+    return fuzz
+
+
+def test_random_bytes_parse_or_fail_cleanly_and_round_trip() -> None:
+    """Any slice either parses (and then rebuilds exactly, meanings give text) or raises a ConstructError."""
+    _fuzz_cases()()
