@@ -36,7 +36,15 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, ClassVar
 
-from dkproto.errors import AbortedError, DkError, DkTimeoutError, NotOpenError, UnsupportedError
+from dkproto.errors import (
+    AbortedError,
+    BadArgumentError,
+    DkError,
+    DkTimeoutError,
+    NotOpenError,
+    UnsupportedError,
+    error_for_ioreturn,
+)
 from dkproto.ioreturn import IOReturn
 
 __all__ = [
@@ -150,7 +158,8 @@ class Transfer:
         self.actual_length = 0
         self.timestamp_ns = 0
         self.error: DkError | None = None
-        self._done = threading.Event()
+        self._finished = False
+        self._event: threading.Event | None = None  # created only if someone waits
         self._cancel: Callable[[], None] | None = None
 
     @property
@@ -160,7 +169,7 @@ class Transfer:
 
     def done(self) -> bool:
         """True once the transfer has completed (in any status)."""
-        return self._done.is_set()
+        return self._finished
 
     def wait(self, timeout: float | None = None) -> Transfer:
         """Block until completion.
@@ -171,7 +180,13 @@ class Transfer:
         Raises:
             DkTimeoutError: the transfer did not complete in time (it stays in flight).
         """
-        if not self._done.wait(timeout):
+        if self._finished:
+            return self
+        event = self._event
+        if event is None:
+            event = self._event = threading.Event()
+        # complete() sets _finished before it reads _event: one of the two sees the other
+        if not self._finished and not event.wait(timeout):
             raise DkTimeoutError(f"transfer on endpoint 0x{self.endpoint:02x} still pending after {timeout} s")
         return self
 
@@ -197,19 +212,20 @@ class Transfer:
             actual_length: bytes moved (defaults to ``len(data)`` for IN).
             error: the DkError for a non-success status (built from ``status`` if omitted).
         """
-        if self._done.is_set():
+        if self._finished:
             return
         self.status = status
         if self.is_in:
             self.data = data
         self.actual_length = len(data) if actual_length is None else actual_length
         if status != IOReturn.kIOReturnSuccess and error is None:
-            from dkproto.errors import error_for_ioreturn
-
             error = error_for_ioreturn(int(status), f"transfer on endpoint 0x{self.endpoint:02x} failed")
         self.error = error
         self.timestamp_ns = time.monotonic_ns()
-        self._done.set()
+        self._finished = True
+        event = self._event
+        if event is not None:
+            event.set()
         if self.callback is not None:
             try:
                 self.callback(self)
@@ -411,6 +427,11 @@ class Transport(abc.ABC):
         if self._async is not None:
             self._async.abort(endpoint)
 
+    def _interrupt(self, endpoint: int | None) -> None:
+        """Hook for the threaded async engine: make a blocked synchronous read/write on
+        ``endpoint`` (``None``: all) return with :class:`~dkproto.errors.AbortedError`, if the
+        back end can. The default cannot; the transfer then ends at its timeout."""
+
     # ----------------------------------------------------------------- USB device management
     def _unsupported(self, what: str) -> UnsupportedError:
         return UnsupportedError(f"{what} is not supported by {self.scheme or type(self).__name__}:// transports")
@@ -448,8 +469,6 @@ class Transport(abc.ABC):
 
 def _make_transfer(endpoint: int, data_or_length: bytes | int, callback: TransferCallback | None,
                    timeout: int, user_data: Any) -> Transfer:
-    from dkproto.errors import BadArgumentError
-
     if endpoint & 0x80:
         if not isinstance(data_or_length, int) or data_or_length < 0:
             raise BadArgumentError(f"IN endpoint 0x{endpoint:02x}: give a length (int >= 0), not data")
@@ -525,9 +544,10 @@ class _ThreadedAsync:
             if endpoint is None or ep == endpoint:
                 yield from list(queue)
 
-    def abort(self, endpoint: int | None, wait_s: float = 30.0) -> None:
+    def abort(self, endpoint: int | None, wait_s: float = 5.0) -> None:
         for transfer in list(self._pending(endpoint)):
             self._cancel_one(transfer)
+        self._transport._interrupt(endpoint)
         deadline = time.monotonic() + wait_s
         with self._cond:
             while any(endpoint is None or ep == endpoint for ep in self._running):

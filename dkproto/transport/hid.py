@@ -72,7 +72,7 @@ def hid_error(exc: BaseException, what: str, path: str | None = None, idVendor: 
               idProduct: int | None = None) -> DkError:  # noqa: N803
     """THE translation from hidapi errors to dkproto's tree (hidapi only gives text, so look at the node)."""
     text = str(exc) or type(exc).__name__
-    if path and path.startswith("/dev/"):
+    if path and path.startswith("/"):
         if not os.path.exists(path):
             return NoDeviceError(f"{what}: {path} is gone ({text})", backend_code=text)
         if not os.access(path, os.R_OK | os.W_OK):

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from dkproto.errors import (
+    AbortedError,
     BadArgumentError,
     DkTimeoutError,
     NoDeviceError,
@@ -101,6 +102,7 @@ class SimDevice:
         self._out_handlers: dict[int, Callable[[SimDevice, bytes], None]] = {}
         self._in_queues: dict[int, collections.deque[bytes]] = collections.defaultdict(collections.deque)
         self._cond = threading.Condition()
+        self._abort_gen: dict[int, int] = collections.defaultdict(int)
         self.log: list[ControlRequest] = []
 
     @property
@@ -198,6 +200,13 @@ class SimDevice:
             self.halted.add(endpoint)
             self._cond.notify_all()
 
+    def cancel_reads(self, endpoint: int | None = None) -> None:
+        """Make blocked host reads (of ``endpoint``, or all) fail with kIOReturnAborted."""
+        with self._cond:
+            for ep in ([endpoint] if endpoint is not None else list(self._abort_gen) + list(self._in_queues)):
+                self._abort_gen[ep] += 1
+            self._cond.notify_all()
+
     def unplug(self) -> None:
         """Disconnect: every transfer, pending ones included, fails with kIOReturnNoDevice."""
         with self._cond:
@@ -240,8 +249,11 @@ class SimDevice:
         self._check_endpoint(endpoint)
         deadline = None if timeout_ms == 0 else time.monotonic() + timeout_ms / 1000
         with self._cond:
+            generation = self._abort_gen[endpoint]
             while True:
                 self._check(endpoint)
+                if self._abort_gen[endpoint] != generation:
+                    raise AbortedError(f"{self.name}: read from endpoint 0x{endpoint:02x} aborted")
                 queue = self._in_queues[endpoint]
                 if queue:
                     data = queue.popleft()
@@ -474,3 +486,6 @@ class SimTransport(Transport):
     def reset(self) -> None:
         self._require_open("reset")
         self.device.plug()
+
+    def _interrupt(self, endpoint: int | None) -> None:
+        self.device.cancel_reads(endpoint)

@@ -160,6 +160,15 @@ def usb_errors(what: str, idVendor: int | None = None, idProduct: int | None = N
 _BACKEND: Any = None
 
 
+def _pyusb_errors() -> tuple[type[BaseException], ...]:
+    import usb.core
+
+    return (usb.core.USBError, NotImplementedError, ValueError, usb.core.NoBackendError)
+
+
+_PYUSB_ERRORS = _pyusb_errors()
+
+
 def get_backend() -> Any:
     """pyusb's libusb1 back end on the libusb shipped by ``libusb-package`` (one per process)."""
     global _BACKEND
@@ -254,14 +263,11 @@ class USBTransport(Transport):
     # ----------------------------------------------------------------- lifecycle
     @contextmanager
     def _errors(self, what: str) -> Iterator[None]:
-        """:func:`usb_errors`, plus: an I/O error on a device that has gone is kIOReturnNoDevice."""
+        """Any pyusb/libusb error inside becomes :meth:`_translate`'s DkError."""
         try:
-            with usb_errors(what, self.idVendor, self.idProduct):
-                yield
-        except DkError as exc:
-            if exc.backend_code == -1 and self._gone():
-                raise NoDeviceError(f"{what}: the device was disconnected", backend_code=-4) from exc
-            raise
+            yield
+        except _PYUSB_ERRORS as exc:
+            raise self._translate(exc, what) from exc
 
     def _gone(self, wait_s: float = 0.3) -> bool:
         """True if libusb says the device is gone (polls briefly: an unplug shows as EIO first)."""
@@ -373,15 +379,28 @@ class USBTransport(Transport):
 
     def read(self, endpoint: int, length: int, timeout: int = DEFAULT_TIMEOUT_MS) -> bytes:
         """``IOUSBHostPipe::IO`` on an IN pipe (bulk, interrupt or isochronous)."""
-        self._require_open("read")
-        with self._errors(f"read from endpoint 0x{endpoint:02x}"):
+        if not self._is_open:
+            self._require_open("read")
+        try:  # hot path: no context manager, the message is built only on failure
             return self.device.read(endpoint, length, timeout).tobytes()  # type: ignore[no-any-return]
+        except _PYUSB_ERRORS as exc:
+            raise self._translate(exc, f"read from endpoint 0x{endpoint:02x}") from exc
 
     def write(self, endpoint: int, data: bytes, timeout: int = DEFAULT_TIMEOUT_MS) -> int:
         """``IOUSBHostPipe::IO`` on an OUT pipe."""
-        self._require_open("write")
-        with self._errors(f"write to endpoint 0x{endpoint:02x}"):
+        if not self._is_open:
+            self._require_open("write")
+        try:
             return self.device.write(endpoint, data, timeout)  # type: ignore[no-any-return]
+        except _PYUSB_ERRORS as exc:
+            raise self._translate(exc, f"write to endpoint 0x{endpoint:02x}") from exc
+
+    def _translate(self, exc: BaseException, what: str) -> DkError:
+        """:func:`usb_error`, plus: an I/O error on a device that has gone is kIOReturnNoDevice."""
+        err = usb_error(exc, what, idVendor=self.idVendor, idProduct=self.idProduct)
+        if err.backend_code == -1 and self._gone():
+            return NoDeviceError(f"{what}: the device was disconnected", backend_code=-4)
+        return err
 
     # ----------------------------------------------------------------- device management
     def set_configuration(self, bConfigurationValue: int) -> None:  # noqa: N803
@@ -490,10 +509,13 @@ class USBTransport(Transport):
         if ep_type not in (2, 3):
             raise UnsupportedError(f"asynchronous {_ENDPOINT_TYPES[ep_type]} transfers on endpoint "
                                    f"0x{endpoint:02x} are not supported; use read()/write()")
-        with self._lock:
-            if self._usb_async is None:
-                self._usb_async = _LibusbAsync(self)
-        self._usb_async.submit(transfer, ep_type)
+        engine = self._usb_async
+        if engine is None:
+            with self._lock:
+                if self._usb_async is None:
+                    self._usb_async = _LibusbAsync(self)
+                engine = self._usb_async
+        engine.submit(transfer, ep_type)
         return transfer
 
     def abort(self, endpoint: int | None = None) -> None:
@@ -531,12 +553,15 @@ class _Timeval(ctypes.Structure):
 
 
 class _LibusbAsync:
-    """libusb asynchronous transfers on pyusb's own context and handle, one event thread."""
+    """libusb asynchronous transfers on pyusb's own context and handle, one event thread.
+
+    libusb transfer structs and their buffers are pooled per endpoint and reused, so a
+    resubmission from a callback costs a few ctypes field writes and ``libusb_submit_transfer``.
+    """
 
     def __init__(self, transport: USBTransport) -> None:
         from usb.backend import libusb1 as be
 
-        self._be = be
         self.transport = transport
         backend = transport.device._ctx.backend
         self.lib = backend.lib
@@ -549,59 +574,70 @@ class _LibusbAsync:
         lib.libusb_handle_events_timeout_completed.argtypes = [ctypes.c_void_p, ctypes.POINTER(_Timeval),
                                                                ctypes.POINTER(ctypes.c_int)]
         lib.libusb_handle_events_timeout_completed.restype = ctypes.c_int
-        self._interrupt = getattr(lib, "libusb_interrupt_event_handler", None)
-        if self._interrupt is not None:
-            self._interrupt.argtypes = [ctypes.c_void_p]
-            self._interrupt.restype = None
         self._cb = be._libusb_transfer_cb_fn_p(self._on_complete)
-        self._cond = threading.Condition()
-        self._inflight: dict[int, tuple[Transfer, Any, Any]] = {}
+        self._lock = threading.Lock()
+        # address of the libusb_transfer -> (Transfer, pointer, buffer, capacity)
+        self._inflight: dict[int, tuple[Transfer, Any, Any, int]] = {}
+        self._pool: dict[int, list[tuple[Any, Any, int]]] = {}
         self._stop = False
         self._thread = threading.Thread(target=self._events, name="dkproto-libusb-events", daemon=True)
         self._thread.start()
 
-    def submit(self, transfer: Transfer, ep_type: int) -> None:
-        lib = self.lib
-        ptr = lib.libusb_alloc_transfer(0)
+    def _take(self, endpoint: int, ep_type: int, length: int) -> tuple[Any, Any, int]:
+        free = self._pool.get(endpoint)
+        while free:
+            try:
+                ptr, buf, cap = free.pop()
+            except IndexError:
+                break
+            if cap >= length:
+                return ptr, buf, cap
+            self.lib.libusb_free_transfer(ptr)
+        ptr = self.lib.libusb_alloc_transfer(0)
         if not ptr:
             raise DkError("libusb_alloc_transfer failed", ioreturn=IOReturn.kIOReturnNoMemory)
-        length = transfer.length
-        buf = (ctypes.c_ubyte * max(length, 1)).from_buffer_copy(transfer.data.ljust(max(length, 1), b"\0")) \
-            if not transfer.is_in else (ctypes.c_ubyte * max(length, 1))()
+        cap = max(length, 1)
+        buf = (ctypes.c_ubyte * cap)()
         t = ptr.contents
         t.dev_handle = self.handle
         t.flags = 0
-        t.endpoint = transfer.endpoint
-        t.type = ep_type  # LIBUSB_TRANSFER_TYPE_BULK 2 / INTERRUPT 3, same values as bmAttributes
-        t.timeout = transfer.timeout
-        t.length = length
+        t.endpoint = endpoint
+        t.type = ep_type  # LIBUSB_TRANSFER_TYPE_BULK 2 / INTERRUPT 3: the bmAttributes values
         t.callback = self._cb
         t.buffer = ctypes.cast(buf, ctypes.c_void_p)
         t.num_iso_packets = 0
+        return ptr, buf, cap
+
+    def submit(self, transfer: Transfer, ep_type: int) -> None:
+        length = transfer.length
+        ptr, buf, cap = self._take(transfer.endpoint, ep_type, length)
+        if not transfer.is_in and length:
+            ctypes.memmove(buf, transfer.data, length)
+        t = ptr.contents
+        t.timeout = transfer.timeout
+        t.length = length
         key = ctypes.addressof(t)
         transfer._cancel = lambda: self._cancel(key)
-        with self._cond:
-            self._inflight[key] = (transfer, ptr, buf)
-            rc = lib.libusb_submit_transfer(ptr)
-            if rc < 0:
-                del self._inflight[key]
+        self._inflight[key] = (transfer, ptr, buf, cap)
+        rc = self.lib.libusb_submit_transfer(ptr)
         if rc < 0:
-            lib.libusb_free_transfer(ptr)
+            self._inflight.pop(key, None)
+            self.lib.libusb_free_transfer(ptr)
             raise usb_error(rc, f"submitting a transfer on endpoint 0x{transfer.endpoint:02x}",
                             idVendor=self.transport.idVendor, idProduct=self.transport.idProduct)
 
     def _on_complete(self, ptr: Any) -> None:
         t = ptr.contents
-        key = ctypes.addressof(t)
-        with self._cond:
-            entry = self._inflight.pop(key, None)
-            self._cond.notify_all()
+        entry = self._inflight.pop(ctypes.addressof(t), None)
         if entry is None:
             return
-        transfer, _ptr, buf = entry
-        status, actual = int(t.status), int(t.actual_length)
+        transfer, _ptr, buf, cap = entry
+        status, actual = t.status, t.actual_length
         data = ctypes.string_at(buf, actual) if transfer.is_in else b""
-        self.lib.libusb_free_transfer(ptr)
+        if self._stop:
+            self.lib.libusb_free_transfer(_ptr)
+        else:
+            self._pool.setdefault(transfer.endpoint, []).append((_ptr, buf, cap))
         if status == 0:
             transfer.complete(IOReturn.kIOReturnSuccess, data, actual)
             return
@@ -614,36 +650,37 @@ class _LibusbAsync:
 
     def _events(self) -> None:
         tv = _Timeval(0, 100_000)
-        while True:
-            with self._cond:
-                if self._stop and not self._inflight:
-                    return
-            rc = self.lib.libusb_handle_events_timeout_completed(self.ctx, ctypes.byref(tv), None)
+        handle_events = self.lib.libusb_handle_events_timeout_completed
+        while not (self._stop and not self._inflight):
+            rc = handle_events(self.ctx, ctypes.byref(tv), None)
             if rc < 0 and rc != -10:
                 log.debug("libusb_handle_events: %d", rc)
-                if rc == -4:  # device gone: pending transfers still get their callbacks
-                    continue
 
     def _cancel(self, key: int) -> None:
-        with self._cond:
-            entry = self._inflight.get(key)
-            if entry is not None:
-                self.lib.libusb_cancel_transfer(entry[1])
+        entry = self._inflight.get(key)
+        if entry is not None:
+            self.lib.libusb_cancel_transfer(entry[1])
 
     def abort(self, endpoint: int | None, wait_s: float = 5.0) -> None:
-        with self._cond:
-            keys = [k for k, (tr, _p, _b) in self._inflight.items() if endpoint is None or tr.endpoint == endpoint]
-            for key in keys:
-                self.lib.libusb_cancel_transfer(self._inflight[key][1])
-            self._cond.wait_for(lambda: not any(k in self._inflight for k in keys), timeout=wait_s)
+        import time
+
+        keys = [k for k, e in list(self._inflight.items()) if endpoint is None or e[0].endpoint == endpoint]
+        for key in keys:
+            self._cancel(key)
+        deadline = time.monotonic() + wait_s
+        while any(k in self._inflight for k in keys) and time.monotonic() < deadline:
+            time.sleep(0.002)
 
     def shutdown(self) -> None:
         self.abort(None)
-        with self._cond:
-            self._stop = True
-            leftover = list(self._inflight.values())
+        self._stop = True
         self._thread.join(timeout=2)
+        leftover = list(self._inflight.values())
         _ABANDONED.extend(leftover)  # libusb may still own these buffers: never free them
-        for transfer, _ptr, _buf in leftover:  # never leave a caller waiting forever
+        for transfer, _ptr, _buf, _cap in leftover:  # never leave a caller waiting forever
             transfer.complete(IOReturn.kIOReturnAborted, error=AbortedError(
                 f"transfer on endpoint 0x{transfer.endpoint:02x} abandoned at close"))
+        for free in self._pool.values():
+            for ptr, _buf, _cap in free:
+                self.lib.libusb_free_transfer(ptr)
+        self._pool.clear()
