@@ -10,6 +10,7 @@ import pytest
 from construct import ConstructError
 
 from classdesc_corpus import (
+    CORPUS,
     all_class_slices,
     class_slices,
     compare_with_oracle,
@@ -21,6 +22,7 @@ from dkproto.schema import audio, cdc, dfu, hid, midi, uvc
 from dkproto.schema.registry import Schema, lookup
 
 SETS = corpus_sets()
+CORPUS_USB = CORPUS / "usb"
 SLICES = all_class_slices()
 #: Types decoded by the standard (chapter 9) schemas, not by the class modules.
 STANDARD_TYPES = (0x30, 0x31)
@@ -159,3 +161,37 @@ def _fuzz_cases():
 def test_random_bytes_parse_or_fail_cleanly_and_round_trip() -> None:
     """Any slice either parses (and then rebuilds exactly, meanings give text) or raises a ConstructError."""
     _fuzz_cases()()
+
+
+# --- through the walker (dkproto.usb.tree) and the text renderer ---------------------------------
+
+RENDERED_MEANINGS = {
+    "ksoloti-core-uac2-midi": ["CLOCK_SOURCE", "Internal programmable Clock", "Headphones", "MIDI_OUT_JACK",
+                               "entity 2 pin 1", "HEADSET"],
+    "elp-h264-camera": ["ITT_CAMERA", "Auto-Exposure Mode", "33.3333 ms (30.00 fps)", "H264", "1920 pixels",
+                        "VS_FRAME_FRAME_BASED"],
+    "logitech-c270-webcam": ["Microphone", "16000 Hz", "Master: Mute, Volume", "YUY2", "FixedSizeSamples"],
+    "nxp-lpc4330-dfu-mode": ["bitCanDnload, bitWillDetach", "65280 ms", "2048 bytes"],
+    "kinesis-advantage-pro-keyboard": ["Report (63 bytes)", "US"],
+    "lg-phone-cdc-acm-ecm-1004-61fe": ["Ethernet Networking", "1514 bytes", "Union", "Set_Line_Coding"],
+    "simcom-sim7600e-modem": ["Header", "Abstract Control Management"],
+}
+
+
+@pytest.mark.parametrize("name,blob", SETS, ids=[n for n, _ in SETS])
+def test_walker_decodes_every_class_descriptor_with_these_schemas(name: str, blob: bytes) -> None:
+    from dkproto.usb import sources
+    from dkproto.usb.render import render_as
+
+    ds = sources.load(str(CORPUS_USB / f"{name}.json"))
+    assert ds.errors == []
+    class_nodes = [n for c in ds.configurations for n in c.walk() if len(n.raw) >= 2 and n.raw[1] >= 0x20
+                   and n.raw[1] not in STANDARD_TYPES]
+    assert len(class_nodes) == len([s for s in class_slices(name, blob) if s.raw[1] not in STANDARD_TYPES])
+    for node in class_nodes:
+        assert node.schema is not None, (node.offset, node.raw.hex())
+        expected = lookup(node.raw[1], node.raw, node.context)
+        assert node.schema is expected
+    text = render_as(ds, "text")
+    for needle in RENDERED_MEANINGS.get(name, []):
+        assert needle in text, needle
