@@ -101,15 +101,41 @@ CDC_DATA_PROTOCOLS = {
 }
 
 #: ECM 1.2 Table 3: bmEthernetStatistics bits.
-ETHERNET_STATISTICS = dict(enumerate([
-    "XMIT_OK", "RCV_OK", "XMIT_ERROR", "RCV_ERROR", "RCV_NO_BUFFER", "DIRECTED_BYTES_XMIT",
-    "DIRECTED_FRAMES_XMIT", "MULTICAST_BYTES_XMIT", "MULTICAST_FRAMES_XMIT",
-    "BROADCAST_BYTES_XMIT", "BROADCAST_FRAMES_XMIT", "DIRECTED_BYTES_RCV", "DIRECTED_FRAMES_RCV",
-    "MULTICAST_BYTES_RCV", "MULTICAST_FRAMES_RCV", "BROADCAST_BYTES_RCV", "BROADCAST_FRAMES_RCV",
-    "RCV_CRC_ERROR", "TRANSMIT_QUEUE_LENGTH", "RCV_ERROR_ALIGNMENT", "XMIT_ONE_COLLISION",
-    "XMIT_MORE_COLLISIONS", "XMIT_DEFERRED", "XMIT_MAX_COLLISIONS", "RCV_OVERRUN",
-    "XMIT_UNDERRUN", "XMIT_HEARTBEAT_FAILURE", "XMIT_TIMES_CRS_LOST", "XMIT_LATE_COLLISIONS",
-]))
+ETHERNET_STATISTICS = dict(
+    enumerate(
+        [
+            "XMIT_OK",
+            "RCV_OK",
+            "XMIT_ERROR",
+            "RCV_ERROR",
+            "RCV_NO_BUFFER",
+            "DIRECTED_BYTES_XMIT",
+            "DIRECTED_FRAMES_XMIT",
+            "MULTICAST_BYTES_XMIT",
+            "MULTICAST_FRAMES_XMIT",
+            "BROADCAST_BYTES_XMIT",
+            "BROADCAST_FRAMES_XMIT",
+            "DIRECTED_BYTES_RCV",
+            "DIRECTED_FRAMES_RCV",
+            "MULTICAST_BYTES_RCV",
+            "MULTICAST_FRAMES_RCV",
+            "BROADCAST_BYTES_RCV",
+            "BROADCAST_FRAMES_RCV",
+            "RCV_CRC_ERROR",
+            "TRANSMIT_QUEUE_LENGTH",
+            "RCV_ERROR_ALIGNMENT",
+            "XMIT_ONE_COLLISION",
+            "XMIT_MORE_COLLISIONS",
+            "XMIT_DEFERRED",
+            "XMIT_MAX_COLLISIONS",
+            "RCV_OVERRUN",
+            "XMIT_UNDERRUN",
+            "XMIT_HEARTBEAT_FAILURE",
+            "XMIT_TIMES_CRS_LOST",
+            "XMIT_LATE_COLLISIONS",
+        ]
+    )
+)
 
 
 def _mc_filters(value: object, _c: object = None) -> str | None:
@@ -126,8 +152,14 @@ def _country_codes(value: object, _c: object = None) -> str | None:
     return ", ".join(f"0x{code:04x}" for code in value) or "(none)"
 
 
-def _cdc(subtype: int, key: str, spec: str, fields: list, meanings: dict[str, Meaning] | None = None,
-         length: int | None = None) -> tuple[int, Schema, int | None]:
+def _cdc(
+    subtype: int,
+    key: str,
+    spec: str,
+    fields: list,
+    meanings: dict[str, Meaning] | None = None,
+    length: int | None = None,
+) -> tuple[int, Schema, int | None]:
     return (
         subtype,
         Schema(
@@ -145,97 +177,327 @@ _GUID = "bGUID" / Bytes(16)
 
 _TABLE = [
     _cdc(0x00, "header", "CDC 1.2 §5.2.3.1", ["bcdCDC" / Int16ul], {"bcdCDC": bcd}, 5),
-    _cdc(0x01, "call_management", "PSTN 1.2 §5.3.1 (Table 3)",
-         ["bmCapabilities" / Int8ul, "bDataInterface" / Int8ul],
-         {"bmCapabilities": flags({0: "call management handled by the device",
-                                   1: "call management over the Data Class interface"})}, 5),
-    _cdc(0x02, "acm", "PSTN 1.2 §5.3.2 (Table 4)", ["bmCapabilities" / Int8ul],
-         {"bmCapabilities": flags({0: "Set/Clear/Get_Comm_Feature",
-                                   1: "Set_Line_Coding, Set_Control_Line_State, Get_Line_Coding, Serial_State",
-                                   2: "Send_Break", 3: "Network_Connection"})}, 4),
-    _cdc(0x03, "direct_line", "PSTN 1.2 §5.3.3 (Table 5)", ["bmCapabilities" / Int8ul],
-         {"bmCapabilities": flags({0: "Pulse_Setup, Send_Pulse, Set_Pulse_Time",
-                                   1: "Set_Aux_Line_State, Ring_Aux_Jack, Set_Hook_State",
-                                   2: "requires Pulse_Setup before each dial"})}, 4),
-    _cdc(0x04, "telephone_ringer", "PSTN 1.2 §5.3.4 (Table 6)",
-         ["bRingerVolSteps" / Int8ul, "bNumRingerPatterns" / Int8ul],
-         {"bRingerVolSteps": lambda v, c: "256 steps" if v == 0 else f"{v} steps"}, 5),
-    _cdc(0x05, "telephone_call_state", "PSTN 1.2 §5.3.6 (Table 8)", ["bmCapabilities" / Int32ul],
-         {"bmCapabilities": flags({0: "interrupted dialtone", 1: "ringback, busy, fast busy",
-                                   2: "caller ID", 3: "incoming distinctive ring",
-                                   4: "dual tone multi-frequency", 5: "line state change notification"})}, 7),
-    _cdc(0x06, "union", "CDC 1.2 §5.2.3.2",
-         ["bControlInterface" / Int8ul, "bSubordinateInterface" / Array(this.bLength - 4, Int8ul)]),
-    _cdc(0x07, "country_selection", "CDC 1.2 §5.2.3.3",
-         ["iCountryCodeRelDate" / Int8ul, "wCountryCode" / Array((this.bLength - 4) // 2, Int16ul)],
-         {"wCountryCode": _country_codes}),
-    _cdc(0x08, "telephone_operational_modes", "PSTN 1.2 §5.3.5 (Table 7)", ["bmCapabilities" / Int8ul],
-         {"bmCapabilities": flags({0: "Simple mode", 1: "Standalone mode", 2: "Computer Centric mode"})}, 4),
-    _cdc(0x09, "usb_terminal", "CDC 1.2 §5.2.3.4",
-         ["bEntityId" / Int8ul, "bInterfaceNo" / Int8ul, "bOutInterfaceNo" / Int8ul, "bmOptions" / Int8ul,
-          "bChildId" / Array(this.bLength - 7, Int8ul)],
-         {"bmOptions": flags({0: "wrapper used"}, none="no wrapper")}),
-    _cdc(0x0A, "network_channel", "CDC 1.2 §5.2.3.5",
-         ["bEntityId" / Int8ul, "iName" / Int8ul, "bChannelIndex" / Int8ul, "bPhysicalInterface" / Int8ul],
-         {"bPhysicalInterface": lambda v, c: {0: "None", 1: "ISDN"}.get(v, "vendor" if v >= 201 else "reserved")},
-         7),
-    _cdc(0x0B, "protocol_unit", "CDC 1.2 §5.2.3.6",
-         ["bEntityId" / Int8ul, "bProtocol" / Int8ul, "bChildId" / Array(this.bLength - 5, Int8ul)],
-         {"bProtocol": enum(CDC_DATA_PROTOCOLS, "reserved")}),
-    _cdc(0x0C, "extension_unit", "CDC 1.2 §5.2.3.7",
-         ["bEntityId" / Int8ul, "bExtensionCode" / Int8ul, "iName" / Int8ul,
-          "bChildId" / Array(this.bLength - 6, Int8ul)]),
-    _cdc(0x0D, "multi_channel", "ISDN 1.2 §5.3.1", ["bmCapabilities" / Int8ul],
-         {"bmCapabilities": flags({0: "Set/Get/Clear_Unit_Parameter", 1: "Clear_Unit_Parameter",
-                                   2: "unit parameters in non-volatile memory"})}, 4),
-    _cdc(0x0E, "capi", "ISDN 1.2 §5.3.2", ["bmCapabilities" / Int8ul],
-         {"bmCapabilities": lambda v, c: "Intelligent CAPI device" if v & 1 else "Simple CAPI device"}, 4),
-    _cdc(0x0F, "ethernet", "ECM 1.2 §5.4 (Table 3)",
-         ["iMACAddress" / Int8ul, "bmEthernetStatistics" / Int32ul, "wMaxSegmentSize" / Int16ul,
-          "wNumberMCFilters" / Int16ul, "bNumberPowerFilters" / Int8ul],
-         {"bmEthernetStatistics": flags(ETHERNET_STATISTICS), "wMaxSegmentSize": unit("bytes"),
-          "wNumberMCFilters": _mc_filters}, 13),
-    _cdc(0x10, "atm", "ATM 1.2 §5.4.1",
-         ["iEndSystemIdentifier" / Int8ul, "bmDataCapabilities" / Int8ul, "bmATMDeviceStatistics" / Int8ul,
-          "wType2MaxSegmentSize" / Int16ul, "wType3MaxSegmentSize" / Int16ul, "wMaxVC" / Int16ul],
-         {"bmDataCapabilities": flags({1: "ATM data type 1", 2: "ATM data type 2", 3: "ATM data type 3"}),
-          "bmATMDeviceStatistics": flags({0: "US_CELLS_SENT", 1: "DS_CELLS_RECEIVED",
-                                          2: "DS_CELLS_USB_CONGESTION", 3: "DS_CELLS_AAL5_CRC_ERROR",
-                                          4: "DS_CELLS_HEC_ERROR", 5: "DS_CELLS_HEC_ERROR_CORRECTED"}),
-          "wType2MaxSegmentSize": unit("bytes"), "wType3MaxSegmentSize": unit("bytes")}, 12),
+    _cdc(
+        0x01,
+        "call_management",
+        "PSTN 1.2 §5.3.1 (Table 3)",
+        ["bmCapabilities" / Int8ul, "bDataInterface" / Int8ul],
+        {
+            "bmCapabilities": flags(
+                {
+                    0: "call management handled by the device",
+                    1: "call management over the Data Class interface",
+                }
+            )
+        },
+        5,
+    ),
+    _cdc(
+        0x02,
+        "acm",
+        "PSTN 1.2 §5.3.2 (Table 4)",
+        ["bmCapabilities" / Int8ul],
+        {
+            "bmCapabilities": flags(
+                {
+                    0: "Set/Clear/Get_Comm_Feature",
+                    1: "Set_Line_Coding, Set_Control_Line_State, Get_Line_Coding, Serial_State",
+                    2: "Send_Break",
+                    3: "Network_Connection",
+                }
+            )
+        },
+        4,
+    ),
+    _cdc(
+        0x03,
+        "direct_line",
+        "PSTN 1.2 §5.3.3 (Table 5)",
+        ["bmCapabilities" / Int8ul],
+        {
+            "bmCapabilities": flags(
+                {
+                    0: "Pulse_Setup, Send_Pulse, Set_Pulse_Time",
+                    1: "Set_Aux_Line_State, Ring_Aux_Jack, Set_Hook_State",
+                    2: "requires Pulse_Setup before each dial",
+                }
+            )
+        },
+        4,
+    ),
+    _cdc(
+        0x04,
+        "telephone_ringer",
+        "PSTN 1.2 §5.3.4 (Table 6)",
+        ["bRingerVolSteps" / Int8ul, "bNumRingerPatterns" / Int8ul],
+        {"bRingerVolSteps": lambda v, c: "256 steps" if v == 0 else f"{v} steps"},
+        5,
+    ),
+    _cdc(
+        0x05,
+        "telephone_call_state",
+        "PSTN 1.2 §5.3.6 (Table 8)",
+        ["bmCapabilities" / Int32ul],
+        {
+            "bmCapabilities": flags(
+                {
+                    0: "interrupted dialtone",
+                    1: "ringback, busy, fast busy",
+                    2: "caller ID",
+                    3: "incoming distinctive ring",
+                    4: "dual tone multi-frequency",
+                    5: "line state change notification",
+                }
+            )
+        },
+        7,
+    ),
+    _cdc(
+        0x06,
+        "union",
+        "CDC 1.2 §5.2.3.2",
+        ["bControlInterface" / Int8ul, "bSubordinateInterface" / Array(this.bLength - 4, Int8ul)],
+    ),
+    _cdc(
+        0x07,
+        "country_selection",
+        "CDC 1.2 §5.2.3.3",
+        ["iCountryCodeRelDate" / Int8ul, "wCountryCode" / Array((this.bLength - 4) // 2, Int16ul)],
+        {"wCountryCode": _country_codes},
+    ),
+    _cdc(
+        0x08,
+        "telephone_operational_modes",
+        "PSTN 1.2 §5.3.5 (Table 7)",
+        ["bmCapabilities" / Int8ul],
+        {"bmCapabilities": flags({0: "Simple mode", 1: "Standalone mode", 2: "Computer Centric mode"})},
+        4,
+    ),
+    _cdc(
+        0x09,
+        "usb_terminal",
+        "CDC 1.2 §5.2.3.4",
+        [
+            "bEntityId" / Int8ul,
+            "bInterfaceNo" / Int8ul,
+            "bOutInterfaceNo" / Int8ul,
+            "bmOptions" / Int8ul,
+            "bChildId" / Array(this.bLength - 7, Int8ul),
+        ],
+        {"bmOptions": flags({0: "wrapper used"}, none="no wrapper")},
+    ),
+    _cdc(
+        0x0A,
+        "network_channel",
+        "CDC 1.2 §5.2.3.5",
+        ["bEntityId" / Int8ul, "iName" / Int8ul, "bChannelIndex" / Int8ul, "bPhysicalInterface" / Int8ul],
+        {
+            "bPhysicalInterface": lambda v, c: {0: "None", 1: "ISDN"}.get(
+                v, "vendor" if v >= 201 else "reserved"
+            )
+        },
+        7,
+    ),
+    _cdc(
+        0x0B,
+        "protocol_unit",
+        "CDC 1.2 §5.2.3.6",
+        ["bEntityId" / Int8ul, "bProtocol" / Int8ul, "bChildId" / Array(this.bLength - 5, Int8ul)],
+        {"bProtocol": enum(CDC_DATA_PROTOCOLS, "reserved")},
+    ),
+    _cdc(
+        0x0C,
+        "extension_unit",
+        "CDC 1.2 §5.2.3.7",
+        [
+            "bEntityId" / Int8ul,
+            "bExtensionCode" / Int8ul,
+            "iName" / Int8ul,
+            "bChildId" / Array(this.bLength - 6, Int8ul),
+        ],
+    ),
+    _cdc(
+        0x0D,
+        "multi_channel",
+        "ISDN 1.2 §5.3.1",
+        ["bmCapabilities" / Int8ul],
+        {
+            "bmCapabilities": flags(
+                {
+                    0: "Set/Get/Clear_Unit_Parameter",
+                    1: "Clear_Unit_Parameter",
+                    2: "unit parameters in non-volatile memory",
+                }
+            )
+        },
+        4,
+    ),
+    _cdc(
+        0x0E,
+        "capi",
+        "ISDN 1.2 §5.3.2",
+        ["bmCapabilities" / Int8ul],
+        {"bmCapabilities": lambda v, c: "Intelligent CAPI device" if v & 1 else "Simple CAPI device"},
+        4,
+    ),
+    _cdc(
+        0x0F,
+        "ethernet",
+        "ECM 1.2 §5.4 (Table 3)",
+        [
+            "iMACAddress" / Int8ul,
+            "bmEthernetStatistics" / Int32ul,
+            "wMaxSegmentSize" / Int16ul,
+            "wNumberMCFilters" / Int16ul,
+            "bNumberPowerFilters" / Int8ul,
+        ],
+        {
+            "bmEthernetStatistics": flags(ETHERNET_STATISTICS),
+            "wMaxSegmentSize": unit("bytes"),
+            "wNumberMCFilters": _mc_filters,
+        },
+        13,
+    ),
+    _cdc(
+        0x10,
+        "atm",
+        "ATM 1.2 §5.4.1",
+        [
+            "iEndSystemIdentifier" / Int8ul,
+            "bmDataCapabilities" / Int8ul,
+            "bmATMDeviceStatistics" / Int8ul,
+            "wType2MaxSegmentSize" / Int16ul,
+            "wType3MaxSegmentSize" / Int16ul,
+            "wMaxVC" / Int16ul,
+        ],
+        {
+            "bmDataCapabilities": flags({1: "ATM data type 1", 2: "ATM data type 2", 3: "ATM data type 3"}),
+            "bmATMDeviceStatistics": flags(
+                {
+                    0: "US_CELLS_SENT",
+                    1: "DS_CELLS_RECEIVED",
+                    2: "DS_CELLS_USB_CONGESTION",
+                    3: "DS_CELLS_AAL5_CRC_ERROR",
+                    4: "DS_CELLS_HEC_ERROR",
+                    5: "DS_CELLS_HEC_ERROR_CORRECTED",
+                }
+            ),
+            "wType2MaxSegmentSize": unit("bytes"),
+            "wType3MaxSegmentSize": unit("bytes"),
+        },
+        12,
+    ),
     _cdc(0x11, "whcm", "WMC 1.1 §6.1.2.2", ["bcdVersion" / Int16ul], {"bcdVersion": bcd}, 5),
-    _cdc(0x12, "mdlm", "WMC 1.1 §6.1.2.3", ["bcdVersion" / Int16ul, _GUID],
-         {"bcdVersion": bcd, "bGUID": guid()}, 21),
-    _cdc(0x13, "mdlm_detail", "WMC 1.1 §6.1.2.4",
-         ["bGuidDescriptorType" / Int8ul, "bDetailData" / Bytes(this.bLength - 4)], {"bDetailData": hexbytes}),
-    _cdc(0x14, "dmm", "WMC 1.1 §6.1.2.5", ["bcdVersion" / Int16ul, "wMaxCommand" / Int16ul],
-         {"bcdVersion": bcd, "wMaxCommand": unit("bytes")}, 7),
+    _cdc(
+        0x12,
+        "mdlm",
+        "WMC 1.1 §6.1.2.3",
+        ["bcdVersion" / Int16ul, _GUID],
+        {"bcdVersion": bcd, "bGUID": guid()},
+        21,
+    ),
+    _cdc(
+        0x13,
+        "mdlm_detail",
+        "WMC 1.1 §6.1.2.4",
+        ["bGuidDescriptorType" / Int8ul, "bDetailData" / Bytes(this.bLength - 4)],
+        {"bDetailData": hexbytes},
+    ),
+    _cdc(
+        0x14,
+        "dmm",
+        "WMC 1.1 §6.1.2.5",
+        ["bcdVersion" / Int16ul, "wMaxCommand" / Int16ul],
+        {"bcdVersion": bcd, "wMaxCommand": unit("bytes")},
+        7,
+    ),
     _cdc(0x15, "obex", "WMC 1.1 §6.1.2.6", ["bcdVersion" / Int16ul], {"bcdVersion": bcd}, 5),
-    _cdc(0x16, "command_set", "WMC 1.1 §6.1.2.7", ["bcdVersion" / Int16ul, "iCommandSet" / Int8ul, _GUID],
-         {"bcdVersion": bcd, "bGUID": guid()}, 22),
-    _cdc(0x17, "command_set_detail", "WMC 1.1 §6.1.2.8",
-         [_GUID, "bDetailData" / Bytes(this.bLength - 19)], {"bGUID": guid(), "bDetailData": hexbytes}),
-    _cdc(0x18, "telephone_control_model", "WMC 1.1 §6.1.2.9", ["bcdVersion" / Int16ul, "wMaxCommand" / Int16ul],
-         {"bcdVersion": bcd, "wMaxCommand": unit("bytes")}, 7),
-    _cdc(0x19, "obex_service_identifier", "WMC 1.1 §6.5.2.1",
-         ["bmOBEXRole" / Int8ul, "bOBEXServiceUUID" / Bytes(16), "wOBEXServiceVersion" / Int16ul],
-         {"bmOBEXRole": lambda v, c: "server" if v & 1 else "client", "bOBEXServiceUUID": guid(),
-          "wOBEXServiceVersion": bcd}, 22),
-    _cdc(0x1A, "ncm", "NCM 1.0 §5.2.1 (Table 5-2)", ["bcdNcmVersion" / Int16ul, "bmNetworkCapabilities" / Int8ul],
-         {"bcdNcmVersion": bcd,
-          "bmNetworkCapabilities": flags({0: "SetEthernetPacketFilter", 1: "Get/SetNetAddress",
-                                          2: "Send/GetEncapsulatedCommand", 3: "Get/SetMaxDatagramSize",
-                                          4: "Get/SetCrcMode", 5: "8-byte GetNtbInputSize/SetNtbInputSize"})}, 6),
-    _cdc(0x1B, "mbim", "MBIM 1.0 §6.4 (Table 6-3)",
-         ["bcdMBIMVersion" / Int16ul, "wMaxControlMessage" / Int16ul, "bNumberFilters" / Int8ul,
-          "bMaxFilterSize" / Int8ul, "wMaxSegmentSize" / Int16ul, "bmNetworkCapabilities" / Int8ul],
-         {"bcdMBIMVersion": bcd, "wMaxControlMessage": unit("bytes"), "bMaxFilterSize": unit("bytes"),
-          "wMaxSegmentSize": unit("bytes"),
-          "bmNetworkCapabilities": flags({3: "Get/SetMaxDatagramSize", 5: "8-byte GetNtbInputSize/SetNtbInputSize"})},
-         12),
-    _cdc(0x1C, "mbim_extended", "MBIM 1.0 §6.5 (Table 6-4)",
-         ["bcdMBIMExtendedVersion" / Int16ul, "bMaxOutstandingCommandMessages" / Int8ul, "wMTU" / Int16ul],
-         {"bcdMBIMExtendedVersion": bcd, "wMTU": unit("bytes")}, 8),
+    _cdc(
+        0x16,
+        "command_set",
+        "WMC 1.1 §6.1.2.7",
+        ["bcdVersion" / Int16ul, "iCommandSet" / Int8ul, _GUID],
+        {"bcdVersion": bcd, "bGUID": guid()},
+        22,
+    ),
+    _cdc(
+        0x17,
+        "command_set_detail",
+        "WMC 1.1 §6.1.2.8",
+        [_GUID, "bDetailData" / Bytes(this.bLength - 19)],
+        {"bGUID": guid(), "bDetailData": hexbytes},
+    ),
+    _cdc(
+        0x18,
+        "telephone_control_model",
+        "WMC 1.1 §6.1.2.9",
+        ["bcdVersion" / Int16ul, "wMaxCommand" / Int16ul],
+        {"bcdVersion": bcd, "wMaxCommand": unit("bytes")},
+        7,
+    ),
+    _cdc(
+        0x19,
+        "obex_service_identifier",
+        "WMC 1.1 §6.5.2.1",
+        ["bmOBEXRole" / Int8ul, "bOBEXServiceUUID" / Bytes(16), "wOBEXServiceVersion" / Int16ul],
+        {
+            "bmOBEXRole": lambda v, c: "server" if v & 1 else "client",
+            "bOBEXServiceUUID": guid(),
+            "wOBEXServiceVersion": bcd,
+        },
+        22,
+    ),
+    _cdc(
+        0x1A,
+        "ncm",
+        "NCM 1.0 §5.2.1 (Table 5-2)",
+        ["bcdNcmVersion" / Int16ul, "bmNetworkCapabilities" / Int8ul],
+        {
+            "bcdNcmVersion": bcd,
+            "bmNetworkCapabilities": flags(
+                {
+                    0: "SetEthernetPacketFilter",
+                    1: "Get/SetNetAddress",
+                    2: "Send/GetEncapsulatedCommand",
+                    3: "Get/SetMaxDatagramSize",
+                    4: "Get/SetCrcMode",
+                    5: "8-byte GetNtbInputSize/SetNtbInputSize",
+                }
+            ),
+        },
+        6,
+    ),
+    _cdc(
+        0x1B,
+        "mbim",
+        "MBIM 1.0 §6.4 (Table 6-3)",
+        [
+            "bcdMBIMVersion" / Int16ul,
+            "wMaxControlMessage" / Int16ul,
+            "bNumberFilters" / Int8ul,
+            "bMaxFilterSize" / Int8ul,
+            "wMaxSegmentSize" / Int16ul,
+            "bmNetworkCapabilities" / Int8ul,
+        ],
+        {
+            "bcdMBIMVersion": bcd,
+            "wMaxControlMessage": unit("bytes"),
+            "bMaxFilterSize": unit("bytes"),
+            "wMaxSegmentSize": unit("bytes"),
+            "bmNetworkCapabilities": flags(
+                {3: "Get/SetMaxDatagramSize", 5: "8-byte GetNtbInputSize/SetNtbInputSize"}
+            ),
+        },
+        12,
+    ),
+    _cdc(
+        0x1C,
+        "mbim_extended",
+        "MBIM 1.0 §6.5 (Table 6-4)",
+        ["bcdMBIMExtendedVersion" / Int16ul, "bMaxOutstandingCommandMessages" / Int8ul, "wMTU" / Int16ul],
+        {"bcdMBIMExtendedVersion": bcd, "wMTU": unit("bytes")},
+        8,
+    ),
 ]
 
 #: bDescriptorSubtype -> Schema.

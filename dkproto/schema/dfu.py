@@ -63,7 +63,7 @@ def select_dfu(descriptor_type: int, raw: bytes, ctx: Context) -> Schema | None:
 
 
 def select_dfu_in_vendor(descriptor_type: int, raw: bytes, ctx: Context) -> Schema | None:
-    """Generic selector: a DFU-shaped (7 or 9 bytes, bcdDFUVersion 1.0/1.1/1.1a) 0x21 in a vendor interface."""
+    """Generic selector: a 9-byte 0x21 with a known bcdDFUVersion in a vendor-class interface."""
     if descriptor_type != DFU_FUNCTIONAL_TYPE or ctx.interface_class != 0xFF or looks_like_hid(raw):
         return None
     if len(raw) == 9 and int.from_bytes(raw[7:9], "little") in (0x0100, 0x0101, 0x0110, 0x011A):

@@ -26,13 +26,42 @@ HID_CLASS_DESCRIPTOR_TYPES = {0x21: "HID", 0x22: "Report", 0x23: "Physical"}
 
 #: HID 1.11 §6.2.1, bCountryCode.
 HID_COUNTRY_CODES = {
-    0: "Not Supported", 1: "Arabic", 2: "Belgian", 3: "Canadian-Bilingual", 4: "Canadian-French",
-    5: "Czech Republic", 6: "Danish", 7: "Finnish", 8: "French", 9: "German", 10: "Greek",
-    11: "Hebrew", 12: "Hungary", 13: "International (ISO)", 14: "Italian", 15: "Japan (Katakana)",
-    16: "Korean", 17: "Latin American", 18: "Netherlands/Dutch", 19: "Norwegian",
-    20: "Persian (Farsi)", 21: "Poland", 22: "Portuguese", 23: "Russia", 24: "Slovakia",
-    25: "Spanish", 26: "Swedish", 27: "Swiss/French", 28: "Swiss/German", 29: "Switzerland",
-    30: "Taiwan", 31: "Turkish-Q", 32: "UK", 33: "US", 34: "Yugoslavia", 35: "Turkish-F",
+    0: "Not Supported",
+    1: "Arabic",
+    2: "Belgian",
+    3: "Canadian-Bilingual",
+    4: "Canadian-French",
+    5: "Czech Republic",
+    6: "Danish",
+    7: "Finnish",
+    8: "French",
+    9: "German",
+    10: "Greek",
+    11: "Hebrew",
+    12: "Hungary",
+    13: "International (ISO)",
+    14: "Italian",
+    15: "Japan (Katakana)",
+    16: "Korean",
+    17: "Latin American",
+    18: "Netherlands/Dutch",
+    19: "Norwegian",
+    20: "Persian (Farsi)",
+    21: "Poland",
+    22: "Portuguese",
+    23: "Russia",
+    24: "Slovakia",
+    25: "Spanish",
+    26: "Swedish",
+    27: "Swiss/French",
+    28: "Swiss/German",
+    29: "Switzerland",
+    30: "Taiwan",
+    31: "Turkish-Q",
+    32: "UK",
+    33: "US",
+    34: "Yugoslavia",
+    35: "Turkish-F",
 }
 
 #: HID 1.11 §6.2.1. ``descriptors`` holds the bNumDescriptors (bDescriptorType, wDescriptorLength)
@@ -43,10 +72,14 @@ HIDDescriptor = Struct(
     "bcdHID" / Int16ul,
     "bCountryCode" / Int8ul,
     "bNumDescriptors" / Int8ul,
-    "descriptors" / Array(this.bNumDescriptors, Struct(
-        "bDescriptorType" / Int8ul,
-        "wDescriptorLength" / Int16ul,
-    )),
+    "descriptors"
+    / Array(
+        this.bNumDescriptors,
+        Struct(
+            "bDescriptorType" / Int8ul,
+            "wDescriptorLength" / Int16ul,
+        ),
+    ),
     EXTRA,
 )
 

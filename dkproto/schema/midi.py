@@ -34,11 +34,24 @@ SUBCLASS_MIDISTREAMING = 0x03
 JACK_TYPES = {0x00: "JACK_TYPE_UNDEFINED", 0x01: "EMBEDDED", 0x02: "EXTERNAL"}
 
 #: MIDI 1.0 §6.1.2.4, bmElementCaps bits.
-ELEMENT_CAPS = dict(enumerate([
-    "CUSTOM UNDEFINED", "MIDI CLOCK", "MTC (MIDI Time Code)", "MMC (MIDI Machine Control)",
-    "GM1 (General MIDI v.1)", "GM2 (General MIDI v.2)", "GS Format", "XG Format", "EFX",
-    "MIDI Patch Bay", "DLS1 (Downloadable Sounds Level 1)", "DLS2 (Downloadable Sounds Level 2)",
-]))
+ELEMENT_CAPS = dict(
+    enumerate(
+        [
+            "CUSTOM UNDEFINED",
+            "MIDI CLOCK",
+            "MTC (MIDI Time Code)",
+            "MMC (MIDI Machine Control)",
+            "GM1 (General MIDI v.1)",
+            "GM2 (General MIDI v.2)",
+            "GS Format",
+            "XG Format",
+            "EFX",
+            "MIDI Patch Bay",
+            "DLS1 (Downloadable Sounds Level 1)",
+            "DLS2 (Downloadable Sounds Level 2)",
+        ]
+    )
+)
 
 _PIN = Struct("baSourceID" / Int8ul, "BaSourcePin" / Int8ul)
 
@@ -49,39 +62,91 @@ def _pins(value: Any, _c: Any = None) -> str | None:
     return ", ".join(f"entity {p.baSourceID} pin {p.BaSourcePin}" for p in value) or "(none)"
 
 
-def _schema(key: str, name: str, spec: str, fields: list, meanings: dict[str, Meaning] | None = None) -> Schema:
+def _schema(
+    key: str, name: str, spec: str, fields: list, meanings: dict[str, Meaning] | None = None
+) -> Schema:
     return Schema(key=key, name=name, struct=spec_struct(*fields), meanings=meanings or {}, spec=spec)
 
 
 MIDI_INTERFACE: dict[int, Schema] = {
-    0x01: _schema("midi_ms_header", "MS Interface Header Descriptor", "MIDI 1.0 §6.1.2.1", [
-        "bcdMSC" / Int16ul, "wTotalLength" / Int16ul,
-    ], {"bcdMSC": bcd, "wTotalLength": unit("bytes")}),
-    0x02: _schema("midi_in_jack", "MIDI IN Jack Descriptor", "MIDI 1.0 §6.1.2.2", [
-        "bJackType" / Int8ul, "bJackID" / Int8ul, "iJack" / Int8ul,
-    ], {"bJackType": enum(JACK_TYPES, "Reserved")}),
-    0x03: _schema("midi_out_jack", "MIDI OUT Jack Descriptor", "MIDI 1.0 §6.1.2.3", [
-        "bJackType" / Int8ul, "bJackID" / Int8ul, "bNrInputPins" / Int8ul,
-        "sources" / Array(this.bNrInputPins, _PIN), "iJack" / Int8ul,
-    ], {"bJackType": enum(JACK_TYPES, "Reserved"), "sources": _pins}),
-    0x04: _schema("midi_element", "Element Descriptor", "MIDI 1.0 §6.1.2.4", [
-        "bElementID" / Int8ul, "bNrInputPins" / Int8ul, "sources" / Array(this.bNrInputPins, _PIN),
-        "bNrOutputPins" / Int8ul, "bInTerminalLink" / Int8ul, "bOutTerminalLink" / Int8ul,
-        "bElCapsSize" / Int8ul, "bmElementCaps" / Bytes(this.bElCapsSize), "iElement" / Int8ul,
-    ], {"sources": _pins, "bmElementCaps": flags(ELEMENT_CAPS)}),
+    0x01: _schema(
+        "midi_ms_header",
+        "MS Interface Header Descriptor",
+        "MIDI 1.0 §6.1.2.1",
+        [
+            "bcdMSC" / Int16ul,
+            "wTotalLength" / Int16ul,
+        ],
+        {"bcdMSC": bcd, "wTotalLength": unit("bytes")},
+    ),
+    0x02: _schema(
+        "midi_in_jack",
+        "MIDI IN Jack Descriptor",
+        "MIDI 1.0 §6.1.2.2",
+        [
+            "bJackType" / Int8ul,
+            "bJackID" / Int8ul,
+            "iJack" / Int8ul,
+        ],
+        {"bJackType": enum(JACK_TYPES, "Reserved")},
+    ),
+    0x03: _schema(
+        "midi_out_jack",
+        "MIDI OUT Jack Descriptor",
+        "MIDI 1.0 §6.1.2.3",
+        [
+            "bJackType" / Int8ul,
+            "bJackID" / Int8ul,
+            "bNrInputPins" / Int8ul,
+            "sources" / Array(this.bNrInputPins, _PIN),
+            "iJack" / Int8ul,
+        ],
+        {"bJackType": enum(JACK_TYPES, "Reserved"), "sources": _pins},
+    ),
+    0x04: _schema(
+        "midi_element",
+        "Element Descriptor",
+        "MIDI 1.0 §6.1.2.4",
+        [
+            "bElementID" / Int8ul,
+            "bNrInputPins" / Int8ul,
+            "sources" / Array(this.bNrInputPins, _PIN),
+            "bNrOutputPins" / Int8ul,
+            "bInTerminalLink" / Int8ul,
+            "bOutTerminalLink" / Int8ul,
+            "bElCapsSize" / Int8ul,
+            "bmElementCaps" / Bytes(this.bElCapsSize),
+            "iElement" / Int8ul,
+        ],
+        {"sources": _pins, "bmElementCaps": flags(ELEMENT_CAPS)},
+    ),
 }
 
 MIDI_ENDPOINT: dict[int, Schema] = {
-    0x01: _schema("midi_ms_endpoint", "MS Bulk Data Endpoint Descriptor", "MIDI 1.0 §6.2.2", [
-        "bNumEmbMIDIJack" / Int8ul, "baAssocJackID" / Array(this.bNumEmbMIDIJack, Int8ul),
-    ]),
-    0x02: _schema("midi2_ms_endpoint", "MS Bulk Data Endpoint Descriptor (MIDI 2.0)", "MIDI 2.0 §5.3.2", [
-        "bNumGrpTrmBlock" / Int8ul, "baAssoGrpTrmBlkID" / Array(this.bNumGrpTrmBlock, Int8ul),
-    ]),
+    0x01: _schema(
+        "midi_ms_endpoint",
+        "MS Bulk Data Endpoint Descriptor",
+        "MIDI 1.0 §6.2.2",
+        [
+            "bNumEmbMIDIJack" / Int8ul,
+            "baAssocJackID" / Array(this.bNumEmbMIDIJack, Int8ul),
+        ],
+    ),
+    0x02: _schema(
+        "midi2_ms_endpoint",
+        "MS Bulk Data Endpoint Descriptor (MIDI 2.0)",
+        "MIDI 2.0 §5.3.2",
+        [
+            "bNumGrpTrmBlock" / Int8ul,
+            "baAssoGrpTrmBlkID" / Array(this.bNumGrpTrmBlock, Int8ul),
+        ],
+    ),
 }
 
 #: MIDI 1.0 Tables A-1 and A-2, MIDI 2.0 Table A-3.
-name_subtypes(MIDI_INTERFACE, {0x01: "MS_HEADER", 0x02: "MIDI_IN_JACK", 0x03: "MIDI_OUT_JACK", 0x04: "ELEMENT"})
+name_subtypes(
+    MIDI_INTERFACE, {0x01: "MS_HEADER", 0x02: "MIDI_IN_JACK", 0x03: "MIDI_OUT_JACK", 0x04: "ELEMENT"}
+)
 name_subtypes(MIDI_ENDPOINT, {0x01: "MS_GENERAL", 0x02: "MS_GENERAL_2_0"})
 
 

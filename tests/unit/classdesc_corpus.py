@@ -52,7 +52,7 @@ def class_slices(name: str, blob: bytes) -> Iterator[Slice]:
         length, dtype = blob[pos], blob[pos + 1]
         if length < 2:
             raise ValueError(f"{name}: bLength {length} at offset {pos}")
-        raw = blob[pos:pos + length]
+        raw = blob[pos : pos + length]
         if dtype == 2:
             parent, iface, func, func_range, versions = "configuration", None, None, range(0), {}
         elif dtype == 11:
@@ -79,8 +79,14 @@ def class_slices(name: str, blob: bytes) -> Iterator[Slice]:
                 bcd_usb=int.from_bytes(blob[2:4], "little"),
                 class_version=versions.get(cls) if cls is not None else None,
             )
-            if dtype == 0x24 and len(raw) >= 5 and raw[2] == 1 and cls in (0x01, 0x0E) and iface \
-                    and iface[1] == 1:
+            if (
+                dtype == 0x24
+                and len(raw) >= 5
+                and raw[2] == 1
+                and cls in (0x01, 0x0E)
+                and iface
+                and iface[1] == 1
+            ):
                 versions[cls] = int.from_bytes(raw[3:5], "little")  # bcdADC / bcdUVC
             yield Slice(name, pos, raw, ctx)
         pos += length
@@ -95,14 +101,30 @@ def all_class_slices() -> list[Slice]:
 
 #: Headers lsusb -v prints for the class-specific descriptors dkproto's class modules decode.
 ORACLE_HEADERS = (
-    "VideoControl Interface Descriptor:", "VideoStreaming Interface Descriptor:",
-    "AudioControl Interface Descriptor:", "AudioStreaming Interface Descriptor:",
-    "AudioStreaming Endpoint Descriptor:", "MIDIStreaming Interface Descriptor:",
-    "MIDIStreaming Endpoint Descriptor:", "HID Device Descriptor:", "CDC Header:", "CDC ACM:",
-    "CDC Union:", "CDC Call Management:", "CDC Ethernet:", "Device Firmware Upgrade Interface Descriptor:",
+    "VideoControl Interface Descriptor:",
+    "VideoStreaming Interface Descriptor:",
+    "AudioControl Interface Descriptor:",
+    "AudioStreaming Interface Descriptor:",
+    "AudioStreaming Endpoint Descriptor:",
+    "MIDIStreaming Interface Descriptor:",
+    "MIDIStreaming Endpoint Descriptor:",
+    "HID Device Descriptor:",
+    "CDC Header:",
+    "CDC ACM:",
+    "CDC Union:",
+    "CDC Call Management:",
+    "CDC Ethernet:",
+    "Device Firmware Upgrade Interface Descriptor:",
 )
-_STANDARD_HEADERS = ("Device Descriptor:", "Configuration Descriptor:", "Interface Descriptor:",
-                     "Endpoint Descriptor:", "Interface Association:", "Device Status:", "Report Descriptor:")
+_STANDARD_HEADERS = (
+    "Device Descriptor:",
+    "Configuration Descriptor:",
+    "Interface Descriptor:",
+    "Endpoint Descriptor:",
+    "Interface Association:",
+    "Device Status:",
+    "Report Descriptor:",
+)
 
 
 @dataclass
@@ -140,8 +162,13 @@ def oracle_blocks(name: str) -> list[OracleBlock]:
         elif text in ORACLE_HEADERS:
             cur = OracleBlock(text, [])
             blocks.append(cur)
-        elif text in _STANDARD_HEADERS or (text.endswith(":") and not line.startswith("          ")
-                                              and text[:1].isupper() and " " in text and "Descriptor" in text):
+        elif text in _STANDARD_HEADERS or (
+            text.endswith(":")
+            and not line.startswith("          ")
+            and text[:1].isupper()
+            and " " in text
+            and "Descriptor" in text
+        ):
             cur = None
         elif cur is not None:
             cur.lines.append(line)

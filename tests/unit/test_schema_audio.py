@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from dkproto.schema import audio
 from dkproto.schema.registry import Context, lookup
 
 AC1 = Context(parent="interface", interface_class=1, interface_subclass=1, interface_protocol=0)
 AS1 = Context(parent="interface", interface_class=1, interface_subclass=2, interface_protocol=0)
 AC2 = Context(parent="interface", interface_class=1, interface_subclass=1, interface_protocol=0x20)
 AS2 = Context(parent="interface", interface_class=1, interface_subclass=2, interface_protocol=0x20)
-EP1 = Context(parent="endpoint", interface_class=1, interface_subclass=2, interface_protocol=0, endpoint_address=0x86)
+EP1 = Context(
+    parent="endpoint", interface_class=1, interface_subclass=2, interface_protocol=0, endpoint_address=0x86
+)
 EP2 = Context(parent="endpoint", interface_class=1, interface_subclass=2, interface_protocol=0x20)
 
 
@@ -32,14 +33,23 @@ def meaning(schema, fields, name):
 
 # --- UAC1, Logitech C270 microphone (corpus usb/logitech-c270-webcam.json) ------------------------------
 
+
 def test_uac1_control_interface_from_c270() -> None:
     s, f = parse("09 24 01 0001 2600 01 03", AC1)
     assert (s.key, f.bcdADC, f.wTotalLength, list(f.baInterfaceNr)) == ("uac1_ac_header", 0x0100, 38, [3])
     s, f = parse("0c 24 02 01 0102 00 01 0000 00 00", AC1)
-    assert (s.key, f.wTerminalType, meaning(s, f, "wTerminalType")) == ("uac1_input_terminal", 0x0201, "Microphone")
+    assert (s.key, f.wTerminalType, meaning(s, f, "wTerminalType")) == (
+        "uac1_input_terminal",
+        0x0201,
+        "Microphone",
+    )
     assert meaning(s, f, "wChannelConfig") == "(none)"
     s, f = parse("09 24 03 03 0101 01 05 00", AC1)
-    assert (s.key, meaning(s, f, "wTerminalType"), f.bSourceID) == ("uac1_output_terminal", "USB Streaming", 5)
+    assert (s.key, meaning(s, f, "wTerminalType"), f.bSourceID) == (
+        "uac1_output_terminal",
+        "USB Streaming",
+        5,
+    )
     s, f = parse("09 24 06 05 01 01 03 00 00", AC1)
     assert (s.key, f.bControlSize, list(f.bmaControls)) == ("uac1_feature_unit", 1, [3, 0])
     assert meaning(s, f, "bmaControls") == "Master: Mute, Volume; Channel 1: (none)"
@@ -48,10 +58,20 @@ def test_uac1_control_interface_from_c270() -> None:
 def test_uac1_streaming_interface_from_c270() -> None:
     s, f = parse("07 24 01 03 01 0100", AS1)
     assert (s.key, f.bTerminalLink, meaning(s, f, "bDelay"), meaning(s, f, "wFormatTag")) == (
-        "uac1_as_general", 3, "1 frames", "PCM")
+        "uac1_as_general",
+        3,
+        "1 frames",
+        "PCM",
+    )
     s, f = parse("0b 24 02 01 01 02 10 01 803e00", AS1)
     assert s.key == "uac1_format_type_i"
-    assert (f.bNrChannels, f.bSubframeSize, f.bBitResolution, f.bSamFreqType, list(f.tSamFreq)) == (1, 2, 16, 1, [16000])
+    assert (f.bNrChannels, f.bSubframeSize, f.bBitResolution, f.bSamFreqType, list(f.tSamFreq)) == (
+        1,
+        2,
+        16,
+        1,
+        [16000],
+    )
     assert f.tLowerSamFreq is None and f.tUpperSamFreq is None
     assert meaning(s, f, "tSamFreq") == "16000 Hz"
     assert meaning(s, f, "bBitResolution") == "16 bits"
@@ -89,7 +109,11 @@ def test_uac1_mixer_selector_processing_extension() -> None:
     # up/down-mix processing unit with two modes
     s, f = parse("12 24 07 08 0100 01 07 02 0300 00 01 01 00 02 0100 0300", AC1)
     assert (s.key, meaning(s, f, "wProcessType"), f.bNrModes, list(f.waModes)) == (
-        "uac1_processing_unit", "UP/DOWNMIX_PROCESS", 2, [1, 3])
+        "uac1_processing_unit",
+        "UP/DOWNMIX_PROCESS",
+        2,
+        [1, 3],
+    )
     assert meaning(s, f, "waModes") == "Left Front (L); Left Front (L), Right Front (R)"
     s, f = parse("0f 24 08 09 3412 01 08 02 0300 00 01 01 00", AC1)
     assert (s.key, f.wExtensionCode, f.bmControls) == ("uac1_extension_unit", 0x1234, b"\x01")
@@ -97,19 +121,31 @@ def test_uac1_mixer_selector_processing_extension() -> None:
 
 # --- UAC2, Ksoloti Core (corpus usb/ksoloti-core-uac2-midi.json) -----------------------------------------
 
+
 def test_uac2_control_interface_from_ksoloti() -> None:
     s, f = parse("09 24 01 0002 04 5d00 00", AC2)
-    assert (s.key, f.bcdADC, meaning(s, f, "bCategory"), f.wTotalLength) == ("uac2_ac_header", 0x0200, "HEADSET", 93)
+    assert (s.key, f.bcdADC, meaning(s, f, "bCategory"), f.wTotalLength) == (
+        "uac2_ac_header",
+        0x0200,
+        "HEADSET",
+        93,
+    )
     s, f = parse("08 24 0a 04 03 07 00 00", AC2)
     assert s.key == "uac2_clock_source"
     assert meaning(s, f, "bmAttributes") == "Internal programmable Clock"
     assert meaning(s, f, "bmControls") == "Clock Frequency (read/write), Clock Validity (read-only)"
     s, f = parse("11 24 02 01 0101 00 04 02 00000000 00 0000 00", AC2)
     assert (s.key, f.bCSourceID, f.bNrChannels, meaning(s, f, "wTerminalType")) == (
-        "uac2_input_terminal", 4, 2, "USB Streaming")
+        "uac2_input_terminal",
+        4,
+        2,
+        "USB Streaming",
+    )
     s, f = parse("12 24 06 02 01 0f000000 0f000000 0f000000 00", AC2)
     assert (s.key, list(f.bmaControls)) == ("uac2_feature_unit", [15, 15, 15])
-    assert meaning(s, f, "bmaControls").startswith("Master: Mute (read/write), Volume (read/write); Channel 1:")
+    assert meaning(s, f, "bmaControls").startswith(
+        "Master: Mute (read/write), Volume (read/write); Channel 1:"
+    )
     s, f = parse("0c 24 03 03 0203 00 02 04 0000 00", AC2)
     assert (s.key, meaning(s, f, "wTerminalType"), f.bCSourceID) == ("uac2_output_terminal", "Headphones", 4)
 
@@ -121,7 +157,10 @@ def test_uac2_streaming_interface_from_ksoloti() -> None:
     assert (s.key, f.bSubslotSize, f.bBitResolution) == ("uac2_format_type_i", 2, 16)
     s, f = parse("08 25 01 00 00 01 0100", EP2, dtype=0x25)
     assert (s.key, meaning(s, f, "bLockDelayUnits"), meaning(s, f, "wLockDelay")) == (
-        "uac2_as_iso_endpoint", "Milliseconds", "1 ms")
+        "uac2_as_iso_endpoint",
+        "Milliseconds",
+        "1 ms",
+    )
 
 
 def test_uac2_units_not_in_the_corpus() -> None:
@@ -135,12 +174,18 @@ def test_uac2_units_not_in_the_corpus() -> None:
     s, f = parse("09 24 0b 07 02 04 05 03 00", AC2)
     assert (s.key, list(f.baCSourceID)) == ("uac2_clock_selector", [4, 5])
     s, f = parse("07 24 0c 08 04 0f 00", AC2)
-    assert (s.key, meaning(s, f, "bmControls")) == ("uac2_clock_multiplier",
-                                                   "Clock Numerator (read/write), Clock Denominator (read/write)")
+    assert (s.key, meaning(s, f, "bmControls")) == (
+        "uac2_clock_multiplier",
+        "Clock Numerator (read/write), Clock Denominator (read/write)",
+    )
     s, f = parse("08 24 0d 09 01 04 05 00", AC2)
     assert (s.key, f.bCSourceInID, f.bCSourceOutID) == ("uac2_sample_rate_converter", 4, 5)
     s, f = parse("10 24 07 0a 0200 01 03000000 03000000 00", AC2)
-    assert (s.key, meaning(s, f, "wEffectType"), len(f.bmaControls)) == ("uac2_effect_unit", "REVERBERATION_EFFECT", 2)
+    assert (s.key, meaning(s, f, "wEffectType"), len(f.bmaControls)) == (
+        "uac2_effect_unit",
+        "REVERBERATION_EFFECT",
+        2,
+    )
     s, f = parse("1a 24 08 0b 0100 01 01 02 03000000 00 0000 00 02 01000000 03000000", AC2)
     assert (s.key, f.bNrModes, list(f.daModes)) == ("uac2_processing_unit", 2, [1, 3])
     s, f = parse("10 24 09 0c 3412 01 01 02 03000000 00 01 00", AC2)
@@ -158,13 +203,25 @@ def test_uac2_format_types_ii_iii_iv() -> None:
     assert meaning(s, f, "bmFormats") == "IEC61937_AC-3"
 
 
-@pytest.mark.parametrize("ctx,expected", [
-    (AC1, "uac1_ac_header"),
-    (AC2, "uac2_ac_header"),
-    (Context(parent="interface", interface_class=1, interface_subclass=1, class_version=0x0200), "uac2_ac_header"),
-    (Context(parent="interface", interface_class=1, interface_subclass=1, function_protocol=0x20), "uac2_ac_header"),
-    (Context(parent="interface", interface_class=1, interface_subclass=1, class_version=0x0100), "uac1_ac_header"),
-])
+@pytest.mark.parametrize(
+    "ctx,expected",
+    [
+        (AC1, "uac1_ac_header"),
+        (AC2, "uac2_ac_header"),
+        (
+            Context(parent="interface", interface_class=1, interface_subclass=1, class_version=0x0200),
+            "uac2_ac_header",
+        ),
+        (
+            Context(parent="interface", interface_class=1, interface_subclass=1, function_protocol=0x20),
+            "uac2_ac_header",
+        ),
+        (
+            Context(parent="interface", interface_class=1, interface_subclass=1, class_version=0x0100),
+            "uac1_ac_header",
+        ),
+    ],
+)
 def test_release_is_chosen_by_protocol_or_bcdadc(ctx: Context, expected: str) -> None:
     raw = bytes.fromhex("092401000126000103")
     assert lookup(0x24, raw, ctx).key == expected
@@ -179,5 +236,5 @@ def test_uac3_and_unknown_subtypes_are_left_raw() -> None:
 
 
 def test_feature_unit_with_zero_control_size_does_not_divide_by_zero() -> None:
-    s, f = parse("07 24 06 05 01 00 00", AC1)
+    _, f = parse("07 24 06 05 01 00 00", AC1)
     assert f.bmaControls is None

@@ -44,9 +44,21 @@ SPEC_FIELDS = {
     0x0C: ["bEntityId", "bExtensionCode", "iName", "bChildId"],
     0x0D: ["bmCapabilities"],
     0x0E: ["bmCapabilities"],
-    0x0F: ["iMACAddress", "bmEthernetStatistics", "wMaxSegmentSize", "wNumberMCFilters", "bNumberPowerFilters"],
-    0x10: ["iEndSystemIdentifier", "bmDataCapabilities", "bmATMDeviceStatistics", "wType2MaxSegmentSize",
-           "wType3MaxSegmentSize", "wMaxVC"],
+    0x0F: [
+        "iMACAddress",
+        "bmEthernetStatistics",
+        "wMaxSegmentSize",
+        "wNumberMCFilters",
+        "bNumberPowerFilters",
+    ],
+    0x10: [
+        "iEndSystemIdentifier",
+        "bmDataCapabilities",
+        "bmATMDeviceStatistics",
+        "wType2MaxSegmentSize",
+        "wType3MaxSegmentSize",
+        "wMaxVC",
+    ],
     0x11: ["bcdVersion"],
     0x12: ["bcdVersion", "bGUID"],
     0x13: ["bGuidDescriptorType", "bDetailData"],
@@ -57,8 +69,14 @@ SPEC_FIELDS = {
     0x18: ["bcdVersion", "wMaxCommand"],
     0x19: ["bmOBEXRole", "bOBEXServiceUUID", "wOBEXServiceVersion"],
     0x1A: ["bcdNcmVersion", "bmNetworkCapabilities"],
-    0x1B: ["bcdMBIMVersion", "wMaxControlMessage", "bNumberFilters", "bMaxFilterSize", "wMaxSegmentSize",
-           "bmNetworkCapabilities"],
+    0x1B: [
+        "bcdMBIMVersion",
+        "wMaxControlMessage",
+        "bNumberFilters",
+        "bMaxFilterSize",
+        "wMaxSegmentSize",
+        "bmNetworkCapabilities",
+    ],
     0x1C: ["bcdMBIMExtendedVersion", "bMaxOutstandingCommandMessages", "wMTU"],
 }
 
@@ -86,13 +104,14 @@ def test_acm_serial_port_from_corpus() -> None:
     assert (s.key, f.bmCapabilities, f.bDataInterface) == ("cdc_call_management", 0, 1)
     s, f = parse("04 24 02 02")
     assert meaning(s, f, "bmCapabilities") == (
-        "Set_Line_Coding, Set_Control_Line_State, Get_Line_Coding, Serial_State")
+        "Set_Line_Coding, Set_Control_Line_State, Get_Line_Coding, Serial_State"
+    )
     s, f = parse("05 24 06 00 01")
     assert (s.key, f.bControlInterface, list(f.bSubordinateInterface)) == ("cdc_union", 0, [1])
 
 
 def test_union_with_several_subordinates() -> None:
-    s, f = parse("07 24 06 02 03 04 05")
+    _, f = parse("07 24 06 02 03 04 05")
     assert list(f.bSubordinateInterface) == [3, 4, 5]
 
 
@@ -109,32 +128,48 @@ def test_ethernet_from_lg_phone() -> None:
 
 
 def test_ncm() -> None:
-    # NCM 1.0 Table 5-2: bcdNcmVersion 1.00, SetEthernetPacketFilter + Get/SetMaxDatagramSize + Get/SetNetAddress
+    # NCM 1.0 Table 5-2: bcdNcmVersion 1.00,
+    # SetEthernetPacketFilter + Get/SetMaxDatagramSize + Get/SetNetAddress
     s, f = parse("06 24 1a 00 01 0b")
     assert (s.key, f.bcdNcmVersion, f.bmNetworkCapabilities) == ("cdc_ncm", 0x0100, 0x0B)
     assert meaning(s, f, "bcdNcmVersion") == "1.00"
     assert meaning(s, f, "bmNetworkCapabilities") == (
-        "SetEthernetPacketFilter, Get/SetNetAddress, Get/SetMaxDatagramSize")
+        "SetEthernetPacketFilter, Get/SetNetAddress, Get/SetMaxDatagramSize"
+    )
 
 
 def test_mbim_and_mbim_extended() -> None:
     # MBIM 1.0 Table 6-3 / 6-4, values as a typical LTE modem sends them
     s, f = parse("0c 24 1b 00 01 00 10 20 80 dc 05 20")
     assert s.key == "cdc_mbim"
-    assert (f.bcdMBIMVersion, f.wMaxControlMessage, f.bNumberFilters, f.bMaxFilterSize, f.wMaxSegmentSize,
-            f.bmNetworkCapabilities) == (0x0100, 4096, 32, 128, 1500, 0x20)
+    assert (
+        f.bcdMBIMVersion,
+        f.wMaxControlMessage,
+        f.bNumberFilters,
+        f.bMaxFilterSize,
+        f.wMaxSegmentSize,
+        f.bmNetworkCapabilities,
+    ) == (0x0100, 4096, 32, 128, 1500, 0x20)
     assert meaning(s, f, "bmNetworkCapabilities") == "8-byte GetNtbInputSize/SetNtbInputSize"
     assert meaning(s, f, "wMaxControlMessage") == "4096 bytes"
     s, f = parse("08 24 1c 00 01 10 dc 05")
     assert (s.key, f.bcdMBIMExtendedVersion, f.bMaxOutstandingCommandMessages, f.wMTU) == (
-        "cdc_mbim_extended", 0x0100, 16, 1500)
+        "cdc_mbim_extended",
+        0x0100,
+        16,
+        1500,
+    )
 
 
 def test_country_selection_and_variable_lists() -> None:
     s, f = parse("08 24 07 05 5553 4544")
     assert (f.iCountryCodeRelDate, list(f.wCountryCode)) == (5, [0x5355, 0x4445])
     s, f = parse("09 24 09 01 02 03 01 07 08")
-    assert (s.key, list(f.bChildId), meaning(s, f, "bmOptions")) == ("cdc_usb_terminal", [7, 8], "wrapper used")
+    assert (s.key, list(f.bChildId), meaning(s, f, "bmOptions")) == (
+        "cdc_usb_terminal",
+        [7, 8],
+        "wrapper used",
+    )
     s, f = parse("06 24 0b 01 31 02")
     assert (s.key, meaning(s, f, "bProtocol"), list(f.bChildId)) == ("cdc_protocol_unit", "HDLC", [2])
     s, f = parse("07 24 0c 01 80 04 02")
@@ -143,7 +178,11 @@ def test_country_selection_and_variable_lists() -> None:
 
 def test_pstn_wmc_isdn_layouts() -> None:
     s, f = parse("05 24 04 00 03")
-    assert (s.key, meaning(s, f, "bRingerVolSteps"), f.bNumRingerPatterns) == ("cdc_telephone_ringer", "256 steps", 3)
+    assert (s.key, meaning(s, f, "bRingerVolSteps"), f.bNumRingerPatterns) == (
+        "cdc_telephone_ringer",
+        "256 steps",
+        3,
+    )
     s, f = parse("07 24 05 3f 00 00 00")
     assert meaning(s, f, "bmCapabilities").startswith("interrupted dialtone, ringback")
     s, f = parse("04 24 08 07")

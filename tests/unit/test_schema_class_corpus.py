@@ -7,8 +7,6 @@ these tests exercise the class schemas and their selectors on their own.
 from __future__ import annotations
 
 import pytest
-from construct import ConstructError
-
 from classdesc_corpus import (
     CORPUS,
     all_class_slices,
@@ -18,6 +16,8 @@ from classdesc_corpus import (
     lsusb_prints,
     oracle_blocks,
 )
+from construct import ConstructError
+
 from dkproto.schema import audio, cdc, dfu, hid, midi, uvc
 from dkproto.schema.registry import Schema, lookup
 
@@ -63,7 +63,9 @@ def test_roundtrip_and_exact_consumption(name: str, blob: bytes) -> None:
         schema = lookup(s.raw[1], s.raw, s.ctx)
         assert schema is not None, (s.offset, s.raw.hex())
         fields = schema.struct.parse(s.raw)
-        assert fields.extra == b"", f"{name}@{s.offset} {schema.key}: bytes past the layout {fields.extra.hex()}"
+        assert fields.extra == b"", (
+            f"{name}@{s.offset} {schema.key}: bytes past the layout {fields.extra.hex()}"
+        )
         assert schema.struct.build(fields) == s.raw, f"{name}@{s.offset} {schema.key}"
         compiled = schema.struct.compile()
         assert compiled.parse(s.raw) == fields
@@ -92,8 +94,9 @@ def test_agrees_with_lsusb(name: str, blob: bytes) -> None:
 def test_oracle_comparison_detects_a_wrong_value() -> None:
     name, blob = next((n, b) for n, b in SETS if n == "logitech-c270-webcam")
     s = next(s for s in class_slices(name, blob) if s.ctx.interface_class == 0x0E and s.raw[2] == 0x07)
-    block = [b for b in oracle_blocks(name)][[x.offset for x in class_slices(name, blob)
-                                             if lsusb_prints(x)].index(s.offset)]
+    block = [b for b in oracle_blocks(name)][
+        [x.offset for x in class_slices(name, blob) if lsusb_prints(x)].index(s.offset)
+    ]
     fields = uvc.VS[0x07].struct.parse(s.raw)
     assert compare_with_oracle(fields, block)[1] == []
     fields.wWidth += 1
@@ -126,7 +129,7 @@ def test_every_class_schema_compiles_and_is_documented() -> None:
 
 @pytest.mark.parametrize("schema", class_schemas(), ids=lambda s: s.key)
 def test_truncated_input_raises_construct_error_only(schema: Schema) -> None:
-    """A slice too short for the layout fails with a ConstructError (the walker turns it into a DecodeError)."""
+    """A slice too short for the layout fails with a ConstructError (the walker makes it a DecodeError)."""
     for raw in (b"", b"\x03\x24", bytes([4, 0x24, 0x01, 0xFF]), bytes([9, 0x24, 0x01, 0, 0, 0, 0, 0, 0])):
         try:
             schema.struct.parse(raw)
@@ -141,8 +144,12 @@ def _fuzz_cases():
     schemas = class_schemas()
 
     @settings(max_examples=400, deadline=None)
-    @given(st.sampled_from(schemas), st.binary(min_size=0, max_size=64), st.integers(0, 255),
-           st.one_of(st.none(), st.integers(0, 255)))
+    @given(
+        st.sampled_from(schemas),
+        st.binary(min_size=0, max_size=64),
+        st.integers(0, 255),
+        st.one_of(st.none(), st.integers(0, 255)),
+    )
     def fuzz(schema: Schema, body: bytes, subtype: int, blength: int | None) -> None:
         # the walker hands over exactly bLength bytes; a lying bLength is fuzzed too
         raw = bytes([len(body) + 3 if blength is None else blength, 0x24, subtype]) + body
@@ -166,10 +173,22 @@ def test_random_bytes_parse_or_fail_cleanly_and_round_trip() -> None:
 # --- through the walker (dkproto.usb.tree) and the text renderer ---------------------------------
 
 RENDERED_MEANINGS = {
-    "ksoloti-core-uac2-midi": ["CLOCK_SOURCE", "Internal programmable Clock", "Headphones", "MIDI_OUT_JACK",
-                               "entity 2 pin 1", "HEADSET"],
-    "elp-h264-camera": ["ITT_CAMERA", "Auto-Exposure Mode", "33.3333 ms (30.00 fps)", "H264", "1920 pixels",
-                        "VS_FRAME_FRAME_BASED"],
+    "ksoloti-core-uac2-midi": [
+        "CLOCK_SOURCE",
+        "Internal programmable Clock",
+        "Headphones",
+        "MIDI_OUT_JACK",
+        "entity 2 pin 1",
+        "HEADSET",
+    ],
+    "elp-h264-camera": [
+        "ITT_CAMERA",
+        "Auto-Exposure Mode",
+        "33.3333 ms (30.00 fps)",
+        "H264",
+        "1920 pixels",
+        "VS_FRAME_FRAME_BASED",
+    ],
     "logitech-c270-webcam": ["Microphone", "16000 Hz", "Master: Mute, Volume", "YUY2", "FixedSizeSamples"],
     "nxp-lpc4330-dfu-mode": ["bitCanDnload, bitWillDetach", "65280 ms", "2048 bytes"],
     "kinesis-advantage-pro-keyboard": ["Report (63 bytes)", "US"],
@@ -185,8 +204,12 @@ def test_walker_decodes_every_class_descriptor_with_these_schemas(name: str, blo
 
     ds = sources.load(str(CORPUS_USB / f"{name}.json"))
     assert ds.errors == []
-    class_nodes = [n for c in ds.configurations for n in c.walk() if len(n.raw) >= 2 and n.raw[1] >= 0x20
-                   and n.raw[1] not in STANDARD_TYPES]
+    class_nodes = [
+        n
+        for c in ds.configurations
+        for n in c.walk()
+        if len(n.raw) >= 2 and n.raw[1] >= 0x20 and n.raw[1] not in STANDARD_TYPES
+    ]
     assert len(class_nodes) == len([s for s in class_slices(name, blob) if s.raw[1] not in STANDARD_TYPES])
     for node in class_nodes:
         assert node.schema is not None, (node.offset, node.raw.hex())

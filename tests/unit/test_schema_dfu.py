@@ -12,7 +12,13 @@ NXP = bytes.fromhex("092109 00ff 0008 0001".replace(" ", ""))
 
 def test_field_names_follow_the_spec() -> None:
     assert [sc.name for sc in dfu.DFUFunctionalDescriptor.subcons] == [
-        "bLength", "bDescriptorType", "bmAttributes", "wDetachTimeOut", "wTransferSize", "bcdDFUVersion", "extra",
+        "bLength",
+        "bDescriptorType",
+        "bmAttributes",
+        "wDetachTimeOut",
+        "wTransferSize",
+        "bcdDFUVersion",
+        "extra",
     ]
 
 
@@ -36,7 +42,8 @@ def test_dfu_1_0_descriptor_without_version() -> None:
     f = dfu.DFUFunctionalDescriptor.parse(raw)
     assert f.bcdDFUVersion is None
     assert dfu.DFU_FUNCTIONAL.meanings["bmAttributes"](f.bmAttributes, f) == (
-        "bitCanDnload, bitCanUpload, bitManifestationTolerant, bitWillDetach")
+        "bitCanDnload, bitCanUpload, bitManifestationTolerant, bitWillDetach"
+    )
     assert dfu.DFUFunctionalDescriptor.build(f) == raw
     assert dfu.DFUFunctionalDescriptor.compile().parse(raw) == f
 
@@ -44,5 +51,7 @@ def test_dfu_1_0_descriptor_without_version() -> None:
 def test_only_the_dfu_subclass_is_claimed() -> None:
     other = Context(parent="interface", interface_class=0xFE, interface_subclass=0x02)  # IrDA bridge
     assert lookup(0x21, NXP, other) is None
-    runtime = Context(parent="interface", interface_class=0xFE, interface_subclass=0x01, interface_protocol=0x01)
+    runtime = Context(
+        parent="interface", interface_class=0xFE, interface_subclass=0x01, interface_protocol=0x01
+    )
     assert lookup(0x21, NXP, runtime) is dfu.DFU_FUNCTIONAL

@@ -8,17 +8,30 @@ from construct import ConstructError
 from dkproto.schema import dfu, hid
 from dkproto.schema.registry import Context, lookup
 
-HID_IFACE = Context(parent="interface", interface_class=0x03, interface_subclass=0x01, interface_protocol=0x01)
-VENDOR_IFACE = Context(parent="interface", interface_class=0xFF, interface_subclass=0x00, interface_protocol=0x00)
-DFU_IFACE = Context(parent="interface", interface_class=0xFE, interface_subclass=0x01, interface_protocol=0x02)
+HID_IFACE = Context(
+    parent="interface", interface_class=0x03, interface_subclass=0x01, interface_protocol=0x01
+)
+VENDOR_IFACE = Context(
+    parent="interface", interface_class=0xFF, interface_subclass=0x00, interface_protocol=0x00
+)
+DFU_IFACE = Context(
+    parent="interface", interface_class=0xFE, interface_subclass=0x01, interface_protocol=0x02
+)
 
-# Kinesis Advantage PRO keyboard (corpus usb/kinesis-advantage-pro-keyboard.json): HID 1.00, US, report 63 bytes
+# Kinesis Advantage PRO keyboard (corpus usb/kinesis-advantage-pro-keyboard.json):
+# HID 1.00, country US, one report descriptor of 63 bytes
 KINESIS = bytes.fromhex("092100012101223f00")
 
 
 def test_field_names_follow_the_spec() -> None:
     assert [sc.name for sc in hid.HIDDescriptor.subcons] == [
-        "bLength", "bDescriptorType", "bcdHID", "bCountryCode", "bNumDescriptors", "descriptors", "extra",
+        "bLength",
+        "bDescriptorType",
+        "bcdHID",
+        "bCountryCode",
+        "bNumDescriptors",
+        "descriptors",
+        "extra",
     ]
 
 
@@ -38,10 +51,13 @@ def test_keyboard_descriptor_and_meanings() -> None:
 
 
 def test_report_and_physical_descriptors() -> None:
-    raw = bytes.fromhex("0c211101000222410123" "1000")
+    raw = bytes.fromhex("0c2111010002224101231000")
     f = hid.HIDDescriptor.parse(raw)
     assert [(d.bDescriptorType, d.wDescriptorLength) for d in f.descriptors] == [(0x22, 0x141), (0x23, 0x10)]
-    assert hid.HID_DESCRIPTOR.meanings["descriptors"](f.descriptors, f) == "Report (321 bytes), Physical (16 bytes)"
+    assert (
+        hid.HID_DESCRIPTOR.meanings["descriptors"](f.descriptors, f)
+        == "Report (321 bytes), Physical (16 bytes)"
+    )
     assert hid.HIDDescriptor.build(f) == raw
     assert hid.HIDDescriptor.compile().parse(raw) == f
 

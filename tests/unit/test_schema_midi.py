@@ -6,7 +6,9 @@ from dkproto.schema import midi
 from dkproto.schema.registry import Context, lookup
 
 MS = Context(parent="interface", interface_class=1, interface_subclass=3, interface_protocol=0)
-MS_EP = Context(parent="endpoint", interface_class=1, interface_subclass=3, interface_protocol=0, endpoint_address=1)
+MS_EP = Context(
+    parent="endpoint", interface_class=1, interface_subclass=3, interface_protocol=0, endpoint_address=1
+)
 
 
 def parse(hexstr: str, ctx: Context = MS, dtype: int = 0x24):
@@ -30,8 +32,17 @@ def test_field_names_follow_the_spec() -> None:
         1: ["bcdMSC", "wTotalLength"],
         2: ["bJackType", "bJackID", "iJack"],
         3: ["bJackType", "bJackID", "bNrInputPins", "sources", "iJack"],
-        4: ["bElementID", "bNrInputPins", "sources", "bNrOutputPins", "bInTerminalLink", "bOutTerminalLink",
-            "bElCapsSize", "bmElementCaps", "iElement"],
+        4: [
+            "bElementID",
+            "bNrInputPins",
+            "sources",
+            "bNrOutputPins",
+            "bInTerminalLink",
+            "bOutTerminalLink",
+            "bElCapsSize",
+            "bmElementCaps",
+            "iElement",
+        ],
     }
 
 

@@ -32,37 +32,96 @@ def names(schema) -> list[str]:
 
 
 def test_field_names_follow_the_spec() -> None:
-    assert names(uvc.VC_HEADER) == ["bcdUVC", "wTotalLength", "dwClockFrequency", "bInCollection", "baInterfaceNr"]
+    assert names(uvc.VC_HEADER) == [
+        "bcdUVC",
+        "wTotalLength",
+        "dwClockFrequency",
+        "bInCollection",
+        "baInterfaceNr",
+    ]
     assert names(uvc.VC_CAMERA_TERMINAL) == [
-        "bTerminalID", "wTerminalType", "bAssocTerminal", "iTerminal", "wObjectiveFocalLengthMin",
-        "wObjectiveFocalLengthMax", "wOcularFocalLength", "bControlSize", "bmControls"]
-    assert names(uvc.VC[0x05]) == ["bUnitID", "bSourceID", "wMaxMultiplier", "bControlSize", "bmControls",
-                                   "iProcessing", "bmVideoStandards"]
-    assert names(uvc.VC[0x07]) == ["bUnitID", "bSourceID", "iEncoding", "bControlSize", "bmControls",
-                                   "bmControlsRuntime"]
-    assert names(uvc.VS[0x01]) == ["bNumFormats", "wTotalLength", "bEndpointAddress", "bmInfo", "bTerminalLink",
-                                   "bStillCaptureMethod", "bTriggerSupport", "bTriggerUsage", "bControlSize",
-                                   "bmaControls"]
-    assert names(uvc.VS[0x11]) == ["bFrameIndex", "bmCapabilities", "wWidth", "wHeight", "dwMinBitRate",
-                                   "dwMaxBitRate", "dwDefaultFrameInterval", "bFrameIntervalType",
-                                   "dwBytesPerLine", "dwMinFrameInterval", "dwMaxFrameInterval",
-                                   "dwFrameIntervalStep", "dwFrameInterval"]
+        "bTerminalID",
+        "wTerminalType",
+        "bAssocTerminal",
+        "iTerminal",
+        "wObjectiveFocalLengthMin",
+        "wObjectiveFocalLengthMax",
+        "wOcularFocalLength",
+        "bControlSize",
+        "bmControls",
+    ]
+    assert names(uvc.VC[0x05]) == [
+        "bUnitID",
+        "bSourceID",
+        "wMaxMultiplier",
+        "bControlSize",
+        "bmControls",
+        "iProcessing",
+        "bmVideoStandards",
+    ]
+    assert names(uvc.VC[0x07]) == [
+        "bUnitID",
+        "bSourceID",
+        "iEncoding",
+        "bControlSize",
+        "bmControls",
+        "bmControlsRuntime",
+    ]
+    assert names(uvc.VS[0x01]) == [
+        "bNumFormats",
+        "wTotalLength",
+        "bEndpointAddress",
+        "bmInfo",
+        "bTerminalLink",
+        "bStillCaptureMethod",
+        "bTriggerSupport",
+        "bTriggerUsage",
+        "bControlSize",
+        "bmaControls",
+    ]
+    assert names(uvc.VS[0x11]) == [
+        "bFrameIndex",
+        "bmCapabilities",
+        "wWidth",
+        "wHeight",
+        "dwMinBitRate",
+        "dwMaxBitRate",
+        "dwDefaultFrameInterval",
+        "bFrameIntervalType",
+        "dwBytesPerLine",
+        "dwMinFrameInterval",
+        "dwMaxFrameInterval",
+        "dwFrameIntervalStep",
+        "dwFrameInterval",
+    ]
 
 
 # --- ELP H.264 camera (corpus usb/elp-h264-camera.json), UVC 1.00 ------------------------------------------
 
+
 def test_elp_videocontrol() -> None:
     s, f = parse("0e 24 01 0001 7300 c0e1e400 02 01 02", VC)
-    assert (f.bcdUVC, f.wTotalLength, f.dwClockFrequency, list(f.baInterfaceNr)) == (0x0100, 0x73, 15_000_000, [1, 2])
+    assert (f.bcdUVC, f.wTotalLength, f.dwClockFrequency, list(f.baInterfaceNr)) == (
+        0x0100,
+        0x73,
+        15_000_000,
+        [1, 2],
+    )
     assert meaning(s, f, "dwClockFrequency") == "15000000 Hz (15.000000 MHz)"
     s, f = parse("12 24 02 01 0102 00 00 0000 0000 0000 03 0e2000", VC)
     assert s is uvc.VC_CAMERA_TERMINAL
     assert (meaning(s, f, "wTerminalType"), f.bmControls) == ("ITT_CAMERA", 0x200E)
     # lsusb: Auto-Exposure Mode, Auto-Exposure Priority, Exposure Time (Absolute), Roll (Absolute)
     assert meaning(s, f, "bmControls") == (
-        "Auto-Exposure Mode, Auto-Exposure Priority, Exposure Time (Absolute), Roll (Absolute)")
+        "Auto-Exposure Mode, Auto-Exposure Priority, Exposure Time (Absolute), Roll (Absolute)"
+    )
     s, f = parse("1c 24 06 03 7033f02811632e4aba2c6890eb334016 18 01 02 03 ffffff 00", VC)
-    assert (s.key, f.bNumControls, list(f.baSourceID), f.bmControls) == ("uvc_extension_unit", 24, [2], 0xFFFFFF)
+    assert (s.key, f.bNumControls, list(f.baSourceID), f.bmControls) == (
+        "uvc_extension_unit",
+        24,
+        [2],
+        0xFFFFFF,
+    )
     assert meaning(s, f, "guidExtensionCode") == "{28F03370-6311-4A2E-BA2C-6890EB334016}"
     s, f = parse("05 25 03 4000", VC_EP, dtype=0x25)
     assert (s.key, meaning(s, f, "wMaxTransferSize")) == ("uvc_vc_interrupt_endpoint", "64 bytes")
@@ -97,48 +156,84 @@ def test_encoding_selector_output_and_other_terminals() -> None:
     s, f = parse("08 24 02 07 0104 00 00", VC)  # composite connector input
     assert (s.key, meaning(s, f, "wTerminalType")) == ("uvc_input_terminal", "COMPOSITE_CONNECTOR")
     s, f = parse("0d 24 02 08 0202 00 00 01 0f 02 ff 01", VC)
-    assert (s.key, f.bmControls, f.bmTransportModes) == ("uvc_media_transport_input_terminal", 0x0F, b"\xff\x01")
+    assert (s.key, f.bmControls, f.bmTransportModes) == (
+        "uvc_media_transport_input_terminal",
+        0x0F,
+        b"\xff\x01",
+    )
     s, f = parse("0f 24 02 01 0102 00 00 0000 0000 0000 00", VC)  # camera with bControlSize 0
     assert f.bmControls is None
 
 
 def test_elp_videostreaming_formats_and_frames() -> None:
     s, f = parse("1b 24 04 02 06 59555932 00001000 800000aa00389b71 10 01 00 00 00 00", VS)
-    assert (s.key, f.bFormatIndex, f.bNumFrameDescriptors, f.bBitsPerPixel) == ("uvc_vs_format_uncompressed", 2, 6, 16)
+    assert (s.key, f.bFormatIndex, f.bNumFrameDescriptors, f.bBitsPerPixel) == (
+        "uvc_vs_format_uncompressed",
+        2,
+        6,
+        16,
+    )
     assert meaning(s, f, "guidFormat") == "{32595559-0000-0010-8000-00AA00389B71} YUY2"
     assert meaning(s, f, "bmInterlaceFlags") == "non-interlaced"
     s, f = parse("1c 24 10 01 08 48323634 00001000 800000aa00389b71 10 01 00 00 00 00 01", VS)
     assert s.key == "uvc_vs_format_frame_based"
     assert meaning(s, f, "guidFormat").endswith(" H264")
     assert meaning(s, f, "bVariableSize") == "variable size"
-    s, f = parse("26 24 11 01 00 8007 3804 0040e309 0080c613 15160500 03 00000000"
-                 " 15160500 801a0600 2a2c0a00", VS)
+    s, f = parse(
+        "26 24 11 01 00 8007 3804 0040e309 0080c613 15160500 03 00000000 15160500 801a0600 2a2c0a00", VS
+    )
     assert (s.key, f.wWidth, f.wHeight, f.bFrameIntervalType, list(f.dwFrameInterval)) == (
-        "uvc_vs_frame_frame_based", 1920, 1080, 3, [333333, 400000, 666666])
+        "uvc_vs_frame_frame_based",
+        1920,
+        1080,
+        3,
+        [333333, 400000, 666666],
+    )
     assert f.dwMinFrameInterval is None and f.dwBytesPerLine == 0
     assert meaning(s, f, "dwDefaultFrameInterval") == "33.3333 ms (30.00 fps)"
-    assert meaning(s, f, "dwFrameInterval") == "33.3333 ms (30.00 fps), 40 ms (25.00 fps), 66.6666 ms (15.00 fps)"
+    assert (
+        meaning(s, f, "dwFrameInterval")
+        == "33.3333 ms (30.00 fps), 40 ms (25.00 fps), 66.6666 ms (15.00 fps)"
+    )
     s, f = parse("06 24 0d 01 01 04", VS)
     assert (meaning(s, f, "bColorPrimaries"), meaning(s, f, "bMatrixCoefficients")) == (
-        "BT.709, sRGB", "SMPTE 170M (BT.601)")
+        "BT.709, sRGB",
+        "SMPTE 170M (BT.601)",
+    )
 
 
 def test_c270_mjpeg_frame_and_input_header() -> None:
     s, f = parse("0b 24 06 02 13 01 01 00 00 00 00", VS)
-    assert (s.key, f.bNumFrameDescriptors, meaning(s, f, "bmFlags")) == ("uvc_vs_format_mjpeg", 19, "FixedSizeSamples")
-    s, f = parse("32 24 07 01 01 8002 e001 00007701 0000ca08 00600900 15160500 06"
-                 " 15160500 801a0600 20a10700 2a2c0a00 40420f00 80841e00", VS)
+    assert (s.key, f.bNumFrameDescriptors, meaning(s, f, "bmFlags")) == (
+        "uvc_vs_format_mjpeg",
+        19,
+        "FixedSizeSamples",
+    )
+    s, f = parse(
+        "32 24 07 01 01 8002 e001 00007701 0000ca08 00600900 15160500 06"
+        " 15160500 801a0600 20a10700 2a2c0a00 40420f00 80841e00",
+        VS,
+    )
     assert (s.key, meaning(s, f, "bmCapabilities"), f.dwMaxVideoFrameBufferSize) == (
-        "uvc_vs_frame_mjpeg", "Still image supported", 614400)
+        "uvc_vs_frame_mjpeg",
+        "Still image supported",
+        614400,
+    )
     assert list(f.dwFrameInterval)[-1] == 2_000_000
     s, f = parse("0f 24 01 02 7e02 81 00 03 02 01 00 01 00 00", VS)
-    assert (s.key, f.bNumFormats, f.bEndpointAddress, list(f.bmaControls)) == ("uvc_vs_input_header", 2, 0x81, [0, 0])
+    assert (s.key, f.bNumFormats, f.bEndpointAddress, list(f.bmaControls)) == (
+        "uvc_vs_input_header",
+        2,
+        0x81,
+        [0, 0],
+    )
     assert meaning(s, f, "bStillCaptureMethod") == "Method 2"
 
 
 def test_continuous_frame_intervals() -> None:
-    s, f = parse("26 24 05 01 00 8002 e001 00007701 0000ca08 00600900 15160500 00"
-                 " 15160500 80841e00 15160500", VS)
+    s, f = parse(
+        "26 24 05 01 00 8002 e001 00007701 0000ca08 00600900 15160500 00 15160500 80841e00 15160500", VS
+    )
     assert f.bFrameIntervalType == 0 and f.dwFrameInterval is None
     assert (f.dwMinFrameInterval, f.dwMaxFrameInterval, f.dwFrameIntervalStep) == (333333, 2_000_000, 333333)
     assert meaning(s, f, "bFrameIntervalType") == "continuous"
