@@ -250,10 +250,10 @@ class ReportCodec:
         def ext(i: int) -> str:
             e = self.elems[i]
             m = (1 << e.size) - 1
-            x = f"((n >> {e.bit_offset}) & {m})" if e.bit_offset else f"(n & {m})"
+            x = f"((n >> {e.bit_offset}) & {m:#x})" if e.bit_offset else f"(n & {m:#x})"
             if e.signed:
                 half = 1 << (e.size - 1)
-                x = f"(({x} ^ {half}) - {half})"
+                x = f"(({x} ^ {half:#x}) - {half:#x})"
             return x
 
         for k, s in enumerate(self.slots):
@@ -261,7 +261,7 @@ class ReportCodec:
             lo, hi = f.logical_minimum, f.logical_maximum
             if s.kind == "padding":
                 e0 = self.elems[s.elems[0]]
-                lines.append(f"    p{k} = (n >> {e0.bit_offset}) & {(1 << f.bit_size) - 1}")
+                lines.append(f"    p{k} = (n >> {e0.bit_offset}) & {(1 << f.bit_size) - 1:#x}")
                 continue
             if s.kind == "scalar":
                 lines.append(f"    v{k} = {ext(s.elems[0])}")

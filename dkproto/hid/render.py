@@ -100,6 +100,8 @@ def format_layouts(rd: ReportDescriptor) -> list[str]:
 def _fmt(v: Any) -> str:
     if isinstance(v, list):
         return "[" + ", ".join(_fmt(x) for x in v) + "]"
+    if isinstance(v, int) and not -(1 << 64) < v < (1 << 64):
+        return f"{v:#x}"  # wide padding/vendor values; str() of huge ints is limited
     return str(v)
 
 
