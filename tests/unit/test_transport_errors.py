@@ -23,7 +23,6 @@ from dkproto.errors import (
     UnsupportedError,
 )
 from dkproto.ioreturn import IOReturn
-from dkproto.transport.hid import hid_error
 from dkproto.transport.serial import serial_error
 from dkproto.transport.usb import TRANSFER_STATUS_TO_ERROR, udev_rule, usb_error, usb_errors
 
@@ -96,19 +95,3 @@ def test_serial_errors(tmp_path: object) -> None:
     assert isinstance(serial_error(serial.SerialException(
         "device reports readiness to read but returned no data (device disconnected?)"), "read"), NoDeviceError)
     assert isinstance(serial_error(ValueError("Not a valid baudrate"), "configure"), BadArgumentError)
-
-
-def test_hid_errors(tmp_path: "object") -> None:
-    import pathlib
-
-    assert isinstance(hid_error(OSError("read error"), "read", "/dev/hidraw-nope-h5"), NoDeviceError)
-    node = pathlib.Path(str(tmp_path)) / "hidraw9"
-    node.write_bytes(b"")
-    node.chmod(0)
-    import os
-
-    if os.geteuid() != 0:  # root can open anything: the permission branch cannot be reached
-        err = hid_error(OSError("open failed"), "open", str(node))
-        assert isinstance(err, NotPermittedError)
-    assert isinstance(hid_error(OSError("open failed"), "open", None), NoDeviceError)
-    assert hid_error(OSError("other"), "x", None).ioreturn == IOReturn.kIOReturnIOError
