@@ -258,10 +258,62 @@ def check_dispatch(dispatch: IOUserClientMethodDispatch, arguments: IOUserClient
     return _SUCCESS
 
 
-def _result(value: Any) -> int:
-    if value is None:
+def _call(client: IOUserClient, fn: Any, target: Any, reference: Any, arguments: IOUserClientMethodArguments) -> int:
+    try:
+        result = fn(target, reference, arguments)
+    except DkError as exc:
+        return int(exc.ioreturn)
+    except Exception as exc:
+        client.errors.append(exc)
+        client.log.exception("external method %d raised", arguments.selector)
+        return int(IOReturn.kIOReturnInternalError)
+    if result is None:
         return _SUCCESS
-    return int(value) & 0xFFFFFFFF
+    return int(result) & 0xFFFFFFFF
+
+
+def _struct_in_size(a: IOUserClientMethodArguments) -> int:
+    if a.structure_input is not None:
+        return len(a.structure_input)
+    if a.structure_input_descriptor is not None:
+        return a.structure_input_descriptor.get_length()
+    return 0
+
+
+def _compile(d: IOUserClientMethodDispatch, selector: int) -> Callable[..., int]:
+    """One table row as a function running exactly its non-wildcard checks, then the method.
+
+    Equivalent to :func:`check_dispatch` followed by the call (the unit tests run both);
+    generated once per row at class creation, like Construct's compiled parsers, because
+    this is the hot path. Only integers from the row are written into the source.
+    """
+    lines = ["def run(client, target, a, reference):"]
+    cce = d.check_completion_exists
+    if cce != _VAR:
+        lines.append(f"    if {int(cce)} != (a.completion is not None): return {_BAD}")
+    if d.check_scalar_input_count != _VAR:
+        lines.append(f"    if a.scalar_input_count != {int(d.check_scalar_input_count)}: return {_BAD}")
+    if d.check_structure_input_size != _VAR:
+        lines.append(f"    if _struct_in_size(a) != {int(d.check_structure_input_size)}: return {_BAD}")
+    if d.check_scalar_output_count != _VAR:
+        lines.append(f"    if a.scalar_output_count != {int(d.check_scalar_output_count)}: return {_BAD}")
+    if d.check_structure_output_size != _VAR:
+        lines.append(f"    if a.structure_output_maximum_size != {int(d.check_structure_output_size)}: return {_BAD}")
+    if d.function is None:
+        lines.append(f"    return {_NOCOMPLETION}")
+    else:
+        lines += ["    try:", "        r = fn(target, reference, a)", "    except DkError as exc:",
+                  "        return int(exc.ioreturn)", "    except Exception as exc:",
+                  "        return _call(client, _raise, exc, None, a)",
+                  f"    if not r: return {_SUCCESS}", "    return int(r) & 0xFFFFFFFF"]
+    ns: dict[str, Any] = {"fn": d.function, "DkError": DkError, "_call": _call, "_raise": _reraise,
+                          "_struct_in_size": _struct_in_size}
+    exec(compile("\n".join(lines), f"<dispatch selector {selector}>", "exec"), ns)  # noqa: S102
+    return ns["run"]  # type: ignore[no-any-return]
+
+
+def _reraise(exc: BaseException, reference: Any, arguments: Any) -> Any:
+    raise exc
 
 
 class IOUserClient(IOService):
@@ -272,6 +324,7 @@ class IOUserClient(IOService):
     """
 
     _dispatch_table: dict[int, ExternalMethodSpec] = {}
+    _fast_table: dict[int, Callable[[Any, Any, IOUserClientMethodArguments, Any], int]] = {}
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
@@ -288,6 +341,7 @@ class IOUserClient(IOService):
                 own[spec.selector] = attr
                 table[spec.selector] = spec  # a subclass's declaration replaces its base's
         cls._dispatch_table = table
+        cls._fast_table = {sel: _compile(spec.dispatch, sel) for sel, spec in table.items()}
 
     def __init__(self) -> None:
         super().__init__()
@@ -312,26 +366,17 @@ class IOUserClient(IOService):
         Override it to handle selectors yourself, and call super with your own dispatch.
         """
         if dispatch is None:
-            spec = self._dispatch_table.get(selector)
-            if spec is None:
+            try:
+                run = self._fast_table[selector]
+            except KeyError:
                 return _BAD
-            dispatch = spec.dispatch
-        if target is None:
-            target = self
+            return run(self, self if target is None else target, arguments, reference)
         kr = check_dispatch(dispatch, arguments)
         if kr:
             return kr
-        fn = dispatch.function
-        if fn is None:
+        if dispatch.function is None:
             return _NOCOMPLETION
-        try:
-            return _result(fn(target, reference, arguments))
-        except DkError as exc:
-            return int(exc.ioreturn)
-        except Exception as exc:
-            self.errors.append(exc)
-            self.log.exception("external method %d raised", selector)
-            return int(IOReturn.kIOReturnInternalError)
+        return _call(self, dispatch.function, target if target is not None else self, reference, arguments)
 
     def async_completion(self, action: OSAction, status: int, async_data: Sequence[int]) -> None:
         """``AsyncCompletion(action, status, asyncData, asyncDataCount)``: at most 16 values.

@@ -427,3 +427,31 @@ def test_subclass_overrides_selector() -> None:
 
     assert Sub.dispatch_table()[0].name == "add_one"
     assert Sub.dispatch_table()[1].name == "reverse"
+
+
+def test_compiled_rows_agree_with_check_dispatch() -> None:
+    """The generated per-selector fast path gives exactly what check_dispatch + the call give."""
+    import itertools
+
+    from dkproto.iokit.user_client import _compile
+
+    class T(IOUserClient):
+        pass
+
+    t = T()
+    for cce, sic, sis, soc, sos, has_fn in itertools.product((0, 1, VAR, 2), (0, 2, VAR), (0, 4, 5000, VAR),
+                                                             (1, VAR), (8, VAR), (True, False)):
+        d = IOUserClientMethodDispatch(fn if has_fn else None, cce, sic, sis, soc, sos)
+        run = _compile(d, 0)
+        for completion, n_in, s_in, n_out, s_max in itertools.product(
+                (None, OSAction(None, lambda *x: None, name="c")), (0, 2), (None, b"abcd", bytes(5000)), (1, 2),
+                (8, VAR)):
+            a = args(completion=completion, scalar_input=(0,) * n_in, scalar_input_count=n_in,
+                     scalar_output=[0] * n_out, scalar_output_count=n_out, structure_output_maximum_size=s_max)
+            if s_in is not None and len(s_in) > 4096:
+                a.structure_input_descriptor = IOMemoryDescriptor(s_in)
+            else:
+                a.structure_input = s_in
+            expected = check_dispatch(d, a) or (NOCOMPLETION if not has_fn else SUCCESS)
+            assert run(t, t, a, None) == expected
+            assert t.external_method(0, a, d) == expected

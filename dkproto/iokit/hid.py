@@ -1,0 +1,479 @@
+"""HIDDriverKit mirror: ``IOHIDInterface``, ``IOUserHIDDevice``, ``IOUserHIDEventService`` (driverkit.md 5).
+
+The stack, as in macOS::
+
+    hid:// transport (hidapi)  --or--  IOUserHIDDevice (your dext makes the device)
+                 \\                          /
+                  IOHIDInterface nub  (reports in, GetReport/SetReport out)
+                          |
+                  IOUserHIDEventService  (handle_report -> dispatch keyboard/pointer/scroll events)
+
+Report descriptors are parsed with :mod:`dkproto.hid` (engineer H4's parser and codecs);
+the event service reads fields by their layout, as ``IOHIDInterface::processReport`` updates
+elements. Report buffers carry the report-ID byte only when the descriptor declares report
+IDs (the DriverKit convention, driverkit.md 8.2); hidapi's ID prefix is normalized here.
+Timestamps are ``time.monotonic_ns()``.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from dkproto.errors import BadArgumentError, DkError, DkTimeoutError, NoDeviceError, NotOpenError, UnsupportedError
+from dkproto.iokit.action import OSAction, create_action
+from dkproto.iokit.memory import IOBufferMemoryDescriptor, IOMemoryDescriptor
+from dkproto.iokit.service import IOService, ServiceState, start_service
+from dkproto.ioreturn import IOReturn
+
+__all__ = [
+    "HIDEvent",
+    "IOHIDInterface",
+    "IOHIDReportType",
+    "IOUserHIDDevice",
+    "IOUserHIDEventService",
+    "kIOHIDPrimaryUsageKey",
+    "kIOHIDPrimaryUsagePageKey",
+    "kIOHIDProductIDKey",
+    "kIOHIDTransportKey",
+    "kIOHIDVendorIDKey",
+]
+
+kIOHIDReportIntervalKey = "ReportInterval"
+kIOHIDVendorIDKey = "VendorID"
+kIOHIDProductIDKey = "ProductID"
+kIOHIDTransportKey = "Transport"
+kIOHIDVersionNumberKey = "VersionNumber"
+kIOHIDCountryCodeKey = "CountryCode"
+kIOHIDLocationIDKey = "LocationID"
+kIOHIDManufacturerKey = "Manufacturer"
+kIOHIDProductKey = "Product"
+kIOHIDSerialNumberKey = "SerialNumber"
+kIOHIDPrimaryUsagePageKey = "PrimaryUsagePage"
+kIOHIDPrimaryUsageKey = "PrimaryUsage"
+
+_log = logging.getLogger(__name__)
+
+
+class IOHIDReportType(enum.IntEnum):
+    """``IOHIDReportType``."""
+
+    kIOHIDReportTypeInput = 0
+    kIOHIDReportTypeOutput = 1
+    kIOHIDReportTypeFeature = 2
+    kIOHIDReportTypeCount = 3
+
+
+_TYPE_NAMES = {0: "input", 1: "output", 2: "feature"}
+
+
+def _fixed(v: float) -> int:
+    """To ``IOFixed`` (16.16)."""
+    return int(round(v * 65536))
+
+
+@dataclass(frozen=True, slots=True)
+class HIDEvent:
+    """One dispatched event, as the event system would receive it.
+
+    ``kind`` is ``keyboard`` (usage_page, usage, value), ``relative_pointer`` (dx, dy as
+    IOFixed, buttons) or ``scroll`` (dx, dy, dz as IOFixed).
+    """
+
+    kind: str
+    timestamp: int
+    usage_page: int = 0
+    usage: int = 0
+    value: int = 0
+    dx: int = 0
+    dy: int = 0
+    dz: int = 0
+    buttons: int = 0
+
+
+def _extract(data: bytes, bit: int, size: int, signed: bool) -> int:
+    v = (int.from_bytes(data, "little") >> bit) & ((1 << size) - 1)
+    if signed and v & (1 << (size - 1)):
+        v -= 1 << size
+    return v
+
+
+class IOHIDInterface(IOService):
+    """``IOHIDInterface``: a HID device's reports, the provider of event services.
+
+    Build it over a ``hid://`` transport with :meth:`from_transport`, or let an
+    :class:`IOUserHIDDevice` publish one.
+    """
+
+    def __init__(self, report_descriptor: bytes, properties: dict[str, Any], *, transport: Any = None,
+                 device: IOUserHIDDevice | None = None) -> None:
+        super().__init__()
+        from dkproto.hid import parse
+
+        self.report_descriptor = bytes(report_descriptor)
+        self.descriptor = parse(self.report_descriptor)
+        self.transport = transport
+        self.device = device
+        self.properties.update(properties)
+        apps = [c for c in self.descriptor.collections if c.type == 1]
+        if apps:
+            self.properties.setdefault(kIOHIDPrimaryUsagePageKey, apps[0].usage >> 16)
+            self.properties.setdefault(kIOHIDPrimaryUsageKey, apps[0].usage & 0xFFFF)
+            self.properties.setdefault("DeviceUsagePairs", [{"DeviceUsagePage": c.usage >> 16,
+                                                             "DeviceUsage": c.usage & 0xFFFF} for c in apps])
+        self._client: IOService | None = None
+        self._action: OSAction | None = None
+        self._reader: threading.Thread | None = None
+        self._stop_reading = threading.Event()
+        self.set_name(f"IOHIDInterface {self.properties.get(kIOHIDVendorIDKey, 0):04x}:"
+                      f"{self.properties.get(kIOHIDProductIDKey, 0):04x}")
+
+    @classmethod
+    def from_transport(cls, transport: Any) -> IOHIDInterface:
+        """A started, registered nub over an open ``hid://`` transport."""
+        if not getattr(transport, "is_open", True):
+            transport.open()
+        info = transport.info
+        props = {kIOHIDVendorIDKey: info.idVendor or 0, kIOHIDProductIDKey: info.idProduct or 0,
+                 kIOHIDTransportKey: "USB", kIOHIDProductKey: info.product or "",
+                 kIOHIDManufacturerKey: info.manufacturer or "", kIOHIDSerialNumberKey: info.serial_number or ""}
+        nub = cls(transport.report_descriptor(), props, transport=transport)
+        start_service(nub, None)
+        nub.register_service()
+        return nub
+
+    @property
+    def uses_report_ids(self) -> bool:
+        """True when the descriptor declares report IDs."""
+        return bool(self.descriptor.uses_report_ids)
+
+    def get_elements(self) -> list[Any]:
+        """``getElements()``: the parsed fields of every report (dkproto.hid ``Field`` objects)."""
+        return [f for r in self.descriptor.reports.values() for f in r.fields]
+
+    def open(self, for_client: IOService, options: int = 0, action: OSAction | None = None) -> None:
+        """``Open(forClient, options, action TYPE(ReportAvailable))``: input reports start flowing
+        to ``action`` as ``ReportAvailable(timestamp, reportID, reportLength, type, report)``."""
+        if self._client is not None and self._client is not for_client:
+            from dkproto.errors import ExclusiveAccessError
+
+            raise ExclusiveAccessError(f"{self.get_name()}: already open by {type(self._client).__name__}")
+        self._client = for_client
+        self._action = action
+        if self.transport is not None and self._reader is None:
+            self._stop_reading.clear()
+            self._reader = threading.Thread(target=self._read_loop, name=f"{self.get_name()} reader", daemon=True)
+            self._reader.start()
+
+    def close(self, for_client: IOService, options: int = 0) -> None:
+        """``Close(forClient, options)``."""
+        if self._client is not for_client:
+            return
+        self._client = None
+        self._action = None
+        self._stop_reading.set()
+        if self._reader is not None and self._reader is not threading.current_thread():
+            self._reader.join(2.0)
+        self._reader = None
+
+    def _read_loop(self) -> None:
+        while not self._stop_reading.is_set():
+            try:
+                data = self.transport.read(0x81, 4096, timeout=200)
+            except DkTimeoutError:
+                continue
+            except NoDeviceError:
+                self.device_gone()
+                return
+            except DkError as exc:
+                if self._stop_reading.is_set():
+                    return
+                _log.warning("%s: read failed: %s", self.get_name(), exc)
+                time.sleep(0.05)
+                continue
+            self.report_available(time.monotonic_ns(), data, IOHIDReportType.kIOHIDReportTypeInput)
+
+    def device_gone(self) -> None:
+        """The device went away: terminate this nub (its event service stops first)."""
+        self._stop_reading.set()
+        if self.state is ServiceState.STARTED:
+            self.terminate()
+
+    def report_available(self, timestamp: int, report: bytes, report_type: int = 0) -> None:
+        """Deliver one report to the open client's ``ReportAvailable`` action (asynchronously)."""
+        action = self._action
+        if action is None:
+            return
+        rid = report[0] if (self.uses_report_ids and report) else 0
+        md = IOBufferMemoryDescriptor.with_bytes(report)
+        action.invoke(timestamp, rid, len(report), report_type, md)
+
+    def set_report(self, report: IOMemoryDescriptor | bytes, report_type: int, report_id: int = 0,
+                   options: int = 0) -> int:
+        """``SetReport(report, reportType, reportID, options)``; ``report`` holds the payload
+        (with the ID byte first when the descriptor uses IDs, like DriverKit buffers)."""
+        data = report.read_bytes() if isinstance(report, IOMemoryDescriptor) else bytes(report)
+        payload = data[1:] if (self.uses_report_ids and data and data[0] == report_id) else data
+        if self.device is not None:
+            md = IOBufferMemoryDescriptor.with_bytes(data)
+            return self.device._system_set_report(md, report_type, report_id)
+        if self.transport is None:
+            raise NotOpenError(f"{self.get_name()}: no device behind this interface")
+        try:
+            return int(self.transport.set_report(report_type, report_id, payload))
+        except NoDeviceError:
+            self.device_gone()
+            raise
+
+    def get_report(self, report_type: int, report_id: int = 0, length: int = 64, options: int = 0) -> bytes:
+        """``GetReport(report, reportType, reportID, options)``: the report (ID byte first if IDs are used)."""
+        if self.device is not None:
+            md = IOBufferMemoryDescriptor.create(0, length + 1)
+            n = self.device._system_get_report(md, report_type, report_id)
+            return md.read_bytes(0, n)
+        if self.transport is None:
+            raise NotOpenError(f"{self.get_name()}: no device behind this interface")
+        data = bytes(self.transport.get_report(report_type, report_id, length))
+        return (bytes([report_id]) + data) if self.uses_report_ids else data
+
+    def stop(self, provider: IOService | None) -> None:
+        """``Stop``: stop reading, close the transport."""
+        self._stop_reading.set()
+        if self.transport is not None:
+            try:
+                self.transport.close()
+            except DkError:
+                pass
+        super().stop(provider)
+
+
+class IOUserHIDEventService(IOService):
+    """``IOUserHIDEventService``: started on an :class:`IOHIDInterface`; turns reports into events.
+
+    Override :meth:`handle_report` to process raw reports yourself (as with
+    ``kIOHIDEventDriverHandlesReport``), or keep the default, which decodes keyboard
+    (page 0x07), pointer (X/Y relative, buttons page 0x09) and scroll (Wheel, AC Pan) usages and
+    calls the dispatchers. Dispatched events go to ``self.events`` and to ``event_sink``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[HIDEvent] = []
+        self.event_sink: Callable[[HIDEvent], None] | None = None
+        self.interface: IOHIDInterface | None = None
+        self._keys_down: set[tuple[int, int]] = set()
+        self._buttons = 0
+
+    def start(self, provider: IOService | None) -> None:
+        """``Start``: super, then open the interface with a ReportAvailable action, then ``handle_start``."""
+        super().start(provider)
+        if not isinstance(provider, IOHIDInterface):
+            raise BadArgumentError(f"{type(self).__name__}: provider must be an IOHIDInterface, not "
+                                   f"{type(provider).__name__}")
+        self.interface = provider
+        self._report_action = create_action(self, "_report_available")
+        provider.open(self, 0, self._report_action)
+        if self.handle_start(provider) is False:
+            raise DkError(f"{type(self).__name__}.handle_start returned false")
+
+    def handle_start(self, provider: IOHIDInterface) -> bool:
+        """``handleStart(provider)``: set up; return False to fail the start."""
+        return True
+
+    def stop(self, provider: IOService | None) -> None:
+        """``Stop``: cancel the report action, close the interface, then super."""
+        self._report_action.cancel()
+        if self.interface is not None:
+            self.interface.close(self)
+        super().stop(provider)
+
+    def _report_available(self, action: OSAction, timestamp: int, report_id: int, length: int, report_type: int,
+                          report: IOMemoryDescriptor) -> None:
+        self.handle_report(timestamp, report.read_bytes(0, length), length, report_type, report_id)
+
+    def handle_report(self, timestamp: int, report: bytes, report_length: int,
+                      report_type: int = IOHIDReportType.kIOHIDReportTypeInput, report_id: int = 0) -> None:
+        """``handleReport(timestamp, report, reportLength, type, reportID)``: decode and dispatch."""
+        assert self.interface is not None
+        rd = self.interface.descriptor
+        try:
+            layout = rd.report(_TYPE_NAMES.get(int(report_type), "input"), report_id)
+        except DkError as exc:
+            self.log.warning("handleReport: %s", exc)
+            return
+        data = report[1:] if report_id else report
+        keys: set[tuple[int, int]] = set()
+        dx = dy = wheel = pan = 0
+        buttons = 0
+        pointer = scroll = False
+        for f in layout.fields:
+            if f.is_padding:
+                continue
+            for i in range(f.report_count):
+                bit = f.bit_offset + i * f.report_size
+                if bit + f.report_size > len(data) * 8:
+                    break
+                v = _extract(data, bit, f.report_size, f.signed)
+                if f.is_variable:
+                    usage = f.element_usage(i)
+                else:
+                    idx = v - f.logical_minimum
+                    if not 0 <= idx < len(f.usages) or not f.usages[idx] & 0xFFFF:
+                        continue  # out of range or usage 0: "no event"
+                    usage, v = f.usages[idx], 1
+                page, u = usage >> 16, usage & 0xFFFF
+                if page == 0x07:
+                    if v and u > 3:  # 0-3 are "no event"/error codes
+                        keys.add((page, u))
+                elif page == 0x09 and v:
+                    buttons |= 1 << (u - 1)
+                    pointer = True
+                elif page == 0x01 and u == 0x30:
+                    dx, pointer = v, True
+                elif page == 0x01 and u == 0x31:
+                    dy, pointer = v, True
+                elif page == 0x01 and u == 0x38:
+                    wheel, scroll = v, True
+                elif page == 0x0C and u == 0x238:
+                    pan, scroll = v, True
+                elif page == 0x09:
+                    pointer = True
+        if any(f.usages and (f.usages[0] >> 16) == 0x07 for f in layout.fields):
+            for page, u in sorted(keys - self._keys_down):
+                self.dispatch_keyboard_event(timestamp, page, u, 1, 0)
+            for page, u in sorted(self._keys_down - keys):
+                self.dispatch_keyboard_event(timestamp, page, u, 0, 0)
+            self._keys_down = keys
+        if pointer and (dx or dy or buttons != self._buttons):
+            self.dispatch_relative_pointer_event(timestamp, _fixed(dx), _fixed(dy), buttons, 0)
+            self._buttons = buttons
+        if scroll and (wheel or pan):
+            self.dispatch_relative_scroll_wheel_event(timestamp, _fixed(pan), _fixed(wheel), 0, 0)
+
+    def _post(self, event: HIDEvent) -> None:
+        self.events.append(event)
+        if self.event_sink is not None:
+            self.event_sink(event)
+
+    def dispatch_keyboard_event(self, timestamp: int, usage_page: int, usage: int, value: int, options: int = 0,
+                                repeat: bool = True) -> None:
+        """``dispatchKeyboardEvent(timeStamp, usagePage, usage, value, options, repeat)``."""
+        self._post(HIDEvent("keyboard", timestamp, usage_page=usage_page, usage=usage, value=value))
+
+    def dispatch_relative_pointer_event(self, timestamp: int, dx: int, dy: int, button_state: int,
+                                        options: int = 0, accelerate: bool = True) -> None:
+        """``dispatchRelativePointerEvent(timeStamp, dx, dy, buttonState, options, accelerate)`` (IOFixed)."""
+        self._post(HIDEvent("relative_pointer", timestamp, dx=dx, dy=dy, buttons=button_state))
+
+    def dispatch_relative_scroll_wheel_event(self, timestamp: int, dx: int, dy: int, dz: int, options: int = 0,
+                                             accelerate: bool = True) -> None:
+        """``dispatchRelativeScrollWheelEvent(timeStamp, dx, dy, dz, options, accelerate)`` (IOFixed)."""
+        self._post(HIDEvent("scroll", timestamp, dx=dx, dy=dy, dz=dz))
+
+    def set_report(self, report: bytes, report_type: int, report_id: int = 0) -> int:
+        """Send a report to the device through the interface (``IOHIDInterface::SetReport``)."""
+        if self.interface is None:
+            raise NotOpenError(f"{type(self).__name__}: not started")
+        return self.interface.set_report(report, report_type, report_id)
+
+
+class IOUserHIDDevice(IOService):
+    """``IOUserHIDDevice``: your dext *is* the HID device.
+
+    Override :meth:`new_device_description` and :meth:`new_report_descriptor`; call
+    :meth:`handle_report` to post input reports; override :meth:`get_report` /
+    :meth:`set_report` (the system calls them with the report type, and the report ID in the
+    low 8 bits of ``options``; finish with :meth:`complete_report`). On start, the
+    device publishes an :class:`IOHIDInterface` nub (``self.hid_interface``) that event services
+    match on, as AppleUserHIDDevice does.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hid_interface: IOHIDInterface | None = None
+
+    def start(self, provider: IOService | None) -> None:
+        """``Start``: super, ``handle_start``, then publish the IOHIDInterface."""
+        super().start(provider)
+        if self.handle_start(provider) is False:
+            raise DkError(f"{type(self).__name__}.handleStart returned false")
+        desc = self.new_device_description()
+        rd = self.new_report_descriptor()
+        if not isinstance(desc, dict) or not rd:
+            raise BadArgumentError(f"{type(self).__name__}: newDeviceDescription/newReportDescriptor returned nothing")
+        self.properties.update(desc)
+        nub = IOHIDInterface(bytes(rd), dict(desc), device=self)
+        start_service(nub, self)
+        nub.register_service()
+        self.hid_interface = nub
+
+    def handle_start(self, provider: IOService | None) -> bool:
+        """``handleStart(provider)``."""
+        return True
+
+    def new_device_description(self) -> dict[str, Any]:
+        """``newDeviceDescription()``: VendorID, ProductID, Transport, Product...; override."""
+        raise UnsupportedError(f"{type(self).__name__} must override new_device_description")
+
+    def new_report_descriptor(self) -> bytes:
+        """``newReportDescriptor()``: the HID 1.11 report descriptor bytes; override."""
+        raise UnsupportedError(f"{type(self).__name__} must override new_report_descriptor")
+
+    def handle_report(self, timestamp: int, report: IOMemoryDescriptor | bytes, report_length: int | None = None,
+                      report_type: int = IOHIDReportType.kIOHIDReportTypeInput, options: int = 0) -> None:
+        """``handleReport(timestamp, report, reportLength, reportType, options)``: post a report."""
+        if self.hid_interface is None:
+            raise NotOpenError(f"{type(self).__name__}.handleReport: not started")
+        data = report.read_bytes() if isinstance(report, IOMemoryDescriptor) else bytes(report)
+        if report_length is not None:
+            data = data[:report_length]
+        self.hid_interface.report_available(timestamp, data, report_type)
+
+    def get_report(self, report: IOMemoryDescriptor, report_type: int, options: int, completion_timeout: int,
+                   action: OSAction | None) -> int:
+        """``getReport(report, reportType, options, completionTimeout, action)``: report ID is
+        ``options & 0xFF``. Fill ``report``, then ``complete_report(action, status, n)``; return the status."""
+        return int(IOReturn.kIOReturnUnsupported)
+
+    def set_report(self, report: IOMemoryDescriptor, report_type: int, options: int, completion_timeout: int,
+                   action: OSAction | None) -> int:
+        """``setReport(report, reportType, options, completionTimeout, action)``: report ID is ``options & 0xFF``."""
+        return int(IOReturn.kIOReturnUnsupported)
+
+    def complete_report(self, action: OSAction | None, status: int, actual_byte_count: int) -> None:
+        """``CompleteReport(action, status, actualByteCount)``."""
+        if action is not None:
+            action.invoke(int(status), int(actual_byte_count))
+
+    def _system_call(self, fn: Callable[..., int], md: IOMemoryDescriptor, report_type: int, report_id: int) -> int:
+        done = threading.Event()
+        box = [0, 0]
+
+        def complete(action: OSAction, status: int, n: int) -> None:
+            box[0], box[1] = status, n
+            done.set()
+
+        action = OSAction(self, complete, name="CompleteReport", queue=None)
+        kr = self.copy_dispatch_queue().dispatch_sync(fn, md, report_type, report_id & 0xFF, 1000, action)
+        if kr:
+            from dkproto.errors import error_for_ioreturn
+
+            raise error_for_ioreturn(kr, f"{type(self).__name__}: {fn.__name__}(type {report_type}, id {report_id})")
+        if not done.wait(5):
+            raise DkTimeoutError(f"{type(self).__name__}.{fn.__name__}: no CompleteReport within 5 s")
+        if box[0]:
+            from dkproto.errors import error_for_ioreturn
+
+            raise error_for_ioreturn(box[0], f"{type(self).__name__}: CompleteReport status")
+        return box[1]
+
+    def _system_set_report(self, md: IOMemoryDescriptor, report_type: int, report_id: int) -> int:
+        return self._system_call(self.set_report, md, report_type, report_id)
+
+    def _system_get_report(self, md: IOMemoryDescriptor, report_type: int, report_id: int) -> int:
+        return self._system_call(self.get_report, md, report_type, report_id)
