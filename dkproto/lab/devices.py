@@ -101,6 +101,7 @@ def attr_bytes(value: Any, definition: DeviceDefinition | None = None, where: st
     ``int`` -> decimal text; ``str`` -> the text (``"0x1d6b"`` is written as is: configfs
     parses it); ``{"hex": "05 01 ..."}`` -> those bytes; ``{"file": "rel/path"}`` -> the file's
     bytes; ``{"corpus_hid": "rel/path.json"}`` -> that corpus item's report descriptor.
+    (``{"image_mib": N}``, a fresh zero-filled backing file, is made by the gadget builder.)
 
     Raises:
         BadArgumentError: a value of another shape, or bad hex.
@@ -168,7 +169,9 @@ def _check_gadget(spec: Mapping[str, Any], source: str) -> tuple[str, ...]:
             if key not in ("attrs", "steps", "program"):
                 raise _bad(source, f"functions.{fname}.{key}", "unknown key (known: attrs, steps, program)")
         for akey, aval in fspec.get("attrs", {}).items():
-            if not (isinstance(aval, dict) and set(aval) & {"file", "corpus_hid"}):
+            if isinstance(aval, dict) and set(aval) == {"image_mib"}:
+                _int_field(source, f"functions.{fname}.attrs.{akey}.image_mib", aval["image_mib"], 4096)
+            elif not (isinstance(aval, dict) and set(aval) & {"file", "corpus_hid"}):
                 attr_bytes(aval, None, f"{source}: functions.{fname}.attrs.{akey}")
         for i, step in enumerate(fspec.get("steps", [])):
             if not isinstance(step, dict) or len(set(step) & {"mkdir", "write", "symlink"}) != 1:

@@ -110,6 +110,7 @@ class Gadget:
         self._bound_udc: str | None = None
         self._ffs: dict[str, Any] = {}
         self._ffs_mounts: list[Path] = []
+        self._images: list[Path] = []
         self.log = logging.getLogger(f"dkproto.lab.Gadget({self.name})")
 
     # -- lifecycle ------------------------------------------------------------------------------------
@@ -133,6 +134,8 @@ class Gadget:
             fdir = self.path / "functions" / fname
             fdir.mkdir()
             for akey, aval in fspec.get("attrs", {}).items():
+                if isinstance(aval, dict) and "image_mib" in aval:
+                    aval = self._image(f"{fname}-{akey.replace('/', '-')}", int(aval["image_mib"]))
                 _write(fdir / akey, attr_bytes(aval, self.definition, f"{fname}.{akey}"))
             for step in fspec.get("steps", []):
                 if "mkdir" in step:
@@ -155,6 +158,16 @@ class Gadget:
         for fname, fspec in spec["functions"].items():
             if fname.startswith("ffs."):
                 self._start_ffs(fname, fspec)
+
+    def _image(self, label: str, mib: int) -> str:
+        """A fresh zero-filled backing file (in the VM's RAM) for a mass-storage LUN."""
+        d = Path("/run/dklab-images")
+        d.mkdir(exist_ok=True)
+        path = d / f"{self.name}-{label}.img"
+        with open(path, "wb") as f:
+            f.truncate(mib * 1024 * 1024)
+        self._images.append(path)
+        return str(path)
 
     def _start_ffs(self, fname: str, fspec: dict[str, Any]) -> None:
         inst = fname.partition(".")[2]
@@ -221,6 +234,7 @@ class Gadget:
         self._ffs_mounts.clear()
         if not self.path.exists():
             return
+        images, self._images = self._images, []
         for cdir in sorted((self.path / "configs").iterdir()):
             for link in cdir.iterdir():
                 if link.is_symlink():
@@ -233,6 +247,8 @@ class Gadget:
         if (self.path / "strings" / "0x409").exists():
             (self.path / "strings" / "0x409").rmdir()
         self.path.rmdir()
+        for image in images:
+            image.unlink(missing_ok=True)
 
     def _remove_function_tree(self, fdir: Path) -> None:
         fspec = self.definition.spec["functions"].get(fdir.name, {})

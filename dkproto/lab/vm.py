@@ -121,6 +121,9 @@ def qemu_command(
     """The QEMU command line for a lab boot (see ``docs/lab.md``)."""
     qemu = find_tool("qemu-system-x86_64")
     modules = list(BOOT_MODULES)
+    for d in devices:
+        if d.kind == "qemu":
+            modules += [m for m in d.modules if m not in modules]
     append = (f"console=ttyS0 quiet loglevel=1 panic=-1 dklab.udcs={udcs} dklab.mode={mode} "
               f"dklab.modules={','.join(modules)}")
     cmd = [
