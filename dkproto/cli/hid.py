@@ -30,6 +30,17 @@ def _load_descriptor(src: str) -> tuple[Any, list[bytes]]:
     return parse(s.descriptor), s.reports
 
 
+def _jsonable(v: Any) -> Any:
+    """Values for json.dumps: ints too wide for JSON text become hex strings."""
+    if isinstance(v, list):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    if isinstance(v, int) and not isinstance(v, bool) and not -(1 << 64) < v < (1 << 64):
+        return f"{v:#x}"
+    return v
+
+
 @click.group("hid")
 def hid_group() -> None:
     """HID devices and report descriptors (hidapi; hidraw on Linux)."""
@@ -114,7 +125,7 @@ def decode_cmd(descriptor: str, report_type: str, as_json: bool, physical: bool,
     for raw in data:
         v = codec.decode(raw, report_type, strict=False)
         if as_json:
-            click.echo(json.dumps({"report_type": v.report_type, "report_id": v.report_id, "values": dict(v),
+            click.echo(json.dumps({"report_type": v.report_type, "report_id": v.report_id, "values": _jsonable(dict(v)),
                                    "trailing": v.trailing.hex()}))
             continue
         phys = codec.codec(report_type, v.report_id).physical(v) if physical else None
@@ -161,7 +172,7 @@ def watch_cmd(device: str, count: int, timeout: float, as_json: bool, physical: 
                     click.echo(f"{now:12.6f} {raw.hex()}  ! {exc}")
                     continue
                 if as_json:
-                    click.echo(json.dumps({"t": round(now, 6), "report_id": v.report_id, "values": dict(v),
+                    click.echo(json.dumps({"t": round(now, 6), "report_id": v.report_id, "values": _jsonable(dict(v)),
                                            "changed": sorted(k for k in v if prev.get(v.report_id, {}).get(k) != v[k]),
                                            "rate": round(rate, 1)}))
                 else:
@@ -194,7 +205,7 @@ def get_feature_cmd(device: str, report_id: int, as_json: bool) -> None:
             click.echo(f"{raw.hex()}  ! {exc}")
             return
         if as_json:
-            click.echo(json.dumps({"report_id": report_id, "raw": raw.hex(), "values": dict(v)}))
+            click.echo(json.dumps({"report_id": report_id, "raw": raw.hex(), "values": _jsonable(dict(v))}))
         else:
             click.echo(f"{raw.hex()}  {format_values(v)}")
 
