@@ -11,7 +11,7 @@ Layouts (UVC 1.5 numbering; 1.0 and 1.1 use the same sections):
   (§3.9.2.5), color matching (§3.9.2.6).
 * Payload specifications 1.5: Uncompressed §3.1.1 / §3.1.2, MJPEG §3.1.1 / §3.1.2, Frame Based
   §3.1.1 / §3.1.2 (H.264 and others carried frame-based), Stream Based §3.1.1, MPEG-2 TS §3.1.1,
-  DV §3.1.1.
+  DV §3.1.1, H.264 §3.1.1 / §3.1.2 (H.264 format 0x13, simulcast format 0x15, frame 0x14).
 
 Release differences are read from the bytes themselves, since the slice is exactly ``bLength``:
 the processing unit has ``bmVideoStandards`` only when ``bLength`` leaves room for it (UVC 1.1
@@ -19,8 +19,7 @@ and later; UVC 1.0 devices send 9 + ``bControlSize`` bytes), its ``bmControls`` 
 ``bControlSize`` bytes (3 in UVC 1.5); the output header has ``bControlSize``/``bmaControls``
 from UVC 1.1 on; the MPEG-2 TS format has ``guidStrideFormat`` from UVC 1.1 on.
 
-Not decoded (kept raw): the UVC 1.5 H.264 and VP8 payload descriptors (subtypes 0x13-0x18);
-the frame-based format (0x10) does cover most H.264 cameras.
+Not decoded (kept raw): the VP8 payload descriptors (subtypes 0x16-0x18).
 """
 
 from __future__ import annotations
@@ -667,6 +666,94 @@ VS: dict[int, Schema] = {
         {"guidFormat": _format_guid, "dwPacketLength": unit("bytes")},
     ),
 }
+
+#: UVC H.264 Payload 1.5 §3.1.1: the macroblock-rate limits, one per number of simultaneous
+#: resolutions (1-4) and kind of scalability. Spelled as in Microsoft's ``ksmedia.h``
+#: (``KS_H264VIDEOINFO``), which copies the spec's own misspellings ("Scalablility", "Scalablity").
+H264_MAX_MB_FIELDS = [
+    "wMaxMBperSecOneResolutionNoScalability",
+    "wMaxMBperSecTwoResolutionsNoScalability",
+    "wMaxMBperSecThreeResolutionsNoScalability",
+    "wMaxMBperSecFourResolutionsNoScalability",
+    "wMaxMBperSecOneResolutionTemporalScalability",
+    "wMaxMBperSecTwoResolutionsTemporalScalablility",
+    "wMaxMBperSecThreeResolutionsTemporalScalability",
+    "wMaxMBperSecFourResolutionsTemporalScalability",
+    "wMaxMBperSecOneResolutionTemporalQualityScalability",
+    "wMaxMBperSecTwoResolutionsTemporalQualityScalability",
+    "wMaxMBperSecThreeResolutionsTemporalQualityScalablity",
+    "wMaxMBperSecFourResolutionsTemporalQualityScalability",
+    "wMaxMBperSecOneResolutionTemporalSpatialScalability",
+    "wMaxMBperSecTwoResolutionsTemporalSpatialScalability",
+    "wMaxMBperSecThreeResolutionsTemporalSpatialScalablity",
+    "wMaxMBperSecFourResolutionsTemporalSpatialScalability",
+    "wMaxMBperSecOneResolutionFullScalability",
+    "wMaxMBperSecTwoResolutionsFullScalability",
+    "wMaxMBperSecThreeResolutionsFullScalability",
+    "wMaxMBperSecFourResolutionsFullScalability",
+]
+
+
+def _h264_format(key: str, name: str) -> Schema:
+    return _schema(
+        key,
+        name,
+        "UVC H.264 Payload 1.5 §3.1.1",
+        [
+            "bFormatIndex" / Int8ul,
+            "bNumFrameDescriptors" / Int8ul,
+            "bDefaultFrameIndex" / Int8ul,
+            "bMaxCodecConfigDelay" / Int8ul,
+            "bmSupportedSliceModes" / Int8ul,
+            "bmSupportedSyncFrameTypes" / Int8ul,
+            "bResolutionScaling" / Int8ul,
+            "Reserved1" / Int8ul,
+            "bmSupportedRateControlModes" / Int8ul,
+            *(field / Int16ul for field in H264_MAX_MB_FIELDS),
+        ],
+        {"bMaxCodecConfigDelay": unit("frames")},
+    )
+
+
+def _level(value: Any, _c: Any = None) -> str | None:
+    return f"level {value / 10:g}" if isinstance(value, int) and value else None
+
+
+VS[0x13] = _h264_format("uvc_vs_format_h264", "H.264 Video Format Descriptor")
+VS[0x15] = _h264_format("uvc_vs_format_h264_simulcast", "H.264 Simulcast Video Format Descriptor")
+VS[0x14] = _schema(
+    "uvc_vs_frame_h264",
+    "H.264 Video Frame Descriptor",
+    "UVC H.264 Payload 1.5 §3.1.2",
+    [
+        "bFrameIndex" / Int8ul,
+        "wWidth" / Int16ul,
+        "wHeight" / Int16ul,
+        "wSARwidth" / Int16ul,
+        "wSARheight" / Int16ul,
+        "wProfile" / Int16ul,
+        "bLevelIDC" / Int8ul,
+        "wConstrainedToolset" / Int16ul,
+        "bmSupportedUsages" / Int32ul,
+        "bmCapabilities" / Int16ul,
+        "bmSVCCapabilities" / Int32ul,
+        "bmMVCCapabilities" / Int32ul,
+        "dwMinBitRate" / Int32ul,
+        "dwMaxBitRate" / Int32ul,
+        "dwDefaultFrameInterval" / Int32ul,
+        "bNumFrameIntervals" / Int8ul,
+        "dwFrameInterval" / Array(this.bNumFrameIntervals, Int32ul),
+    ],
+    {
+        "wWidth": unit("pixels"),
+        "wHeight": unit("pixels"),
+        "bLevelIDC": _level,
+        "dwMinBitRate": unit("bit/s"),
+        "dwMaxBitRate": unit("bit/s"),
+        "dwDefaultFrameInterval": interval,
+        "dwFrameInterval": _intervals,
+    },
+)
 
 #: UVC 1.5 Tables A-5 (VC), A-6 (VS) and A-9 (endpoint).
 VC_SUBTYPES = {

@@ -258,11 +258,6 @@ def test_output_header_still_image_and_other_formats() -> None:
     assert (s.key, f.dwPacketLength) == ("uvc_vs_format_stream_based", 4096)
 
 
-def test_h264_payload_descriptors_are_left_raw() -> None:
-    assert lookup(0x24, bytes.fromhex("05241301ff"), VS) is None
-    assert lookup(0x24, bytes.fromhex("05241401ff"), VS) is None
-
-
 @pytest.mark.parametrize("raw", ["0e2406030000000000000000000000", "0824050201000002"])
 def test_counts_past_blength_fail_cleanly(raw: str) -> None:
     from construct import ConstructError
@@ -270,3 +265,43 @@ def test_counts_past_blength_fail_cleanly(raw: str) -> None:
     b = bytes.fromhex(raw)
     with pytest.raises(ConstructError):
         lookup(0x24, b, VC).struct.parse(b)
+
+
+def test_h264_payload_format_and_frame() -> None:
+    # UVC 1.5 H.264 payload: format (52 bytes) with 20 macroblock-rate limits, frame with 2 intervals
+    fmt = (
+        "34 24 13 03 02 01 04 00 76 00 00 3f"
+        + "cc03"
+        + "0000" * 3
+        + "cc03"
+        + "0000" * 3
+        + "cc03"
+        + "0000" * 11
+    )
+    s, f = parse(fmt, VS)
+    assert (s.key, f.bFormatIndex, f.bMaxCodecConfigDelay, f.bmSupportedRateControlModes) == (
+        "uvc_vs_format_h264",
+        3,
+        4,
+        0x3F,
+    )
+    assert f.wMaxMBperSecOneResolutionNoScalability == 972
+    assert f.wMaxMBperSecTwoResolutionsTemporalScalablility == 0
+    assert len(s.struct.build(f)) == 52
+    s, f = parse(fmt.replace("34 24 13", "34 24 15"), VS)
+    assert s.key == "uvc_vs_format_h264_simulcast"
+    frame = (
+        "34 24 14 01 0005 d002 0100 0100 4240 28 0000 01000000 0300 00000000 00000000"
+        " 0000c201 0000c201 15160500 02 15160500 2a2c0a00"
+    )
+    s, f = parse(frame, VS)
+    assert s.key == "uvc_vs_frame_h264"
+    assert (f.wWidth, f.wHeight, f.wProfile, f.bLevelIDC, f.bNumFrameIntervals) == (1280, 720, 0x4042, 40, 2)
+    assert meaning(s, f, "bLevelIDC") == "level 4"
+    assert meaning(s, f, "dwFrameInterval") == "33.3333 ms (30.00 fps), 66.6666 ms (15.00 fps)"
+    assert meaning(s, f, "bDescriptorSubtype") == "VS_FRAME_H264"
+
+
+def test_vp8_payload_descriptors_are_left_raw() -> None:
+    assert lookup(0x24, bytes.fromhex("05241601ff"), VS) is None
+    assert lookup(0x24, bytes.fromhex("05241701ff"), VS) is None
