@@ -669,7 +669,8 @@ VS: dict[int, Schema] = {
 
 #: UVC H.264 Payload 1.5 §3.1.1: the macroblock-rate limits, one per number of simultaneous
 #: resolutions (1-4) and kind of scalability. Spelled as in Microsoft's ``ksmedia.h``
-#: (``KS_H264VIDEOINFO``), which copies the spec's own misspellings ("Scalablility", "Scalablity").
+#: (``KS_H264VIDEOINFO``), misspellings included ("Scalablility", "Scalablity"), which are believed
+#: to come from the spec PDF (not at hand to check).
 H264_MAX_MB_FIELDS = [
     "wMaxMBperSecOneResolutionNoScalability",
     "wMaxMBperSecTwoResolutionsNoScalability",
