@@ -202,11 +202,11 @@ def load_entitlements(path: str | Path) -> Entitlements:
 
 
 def load_bundle(info_plist: str | Path, entitlements: str | Path | None = None) -> DriverBundle:
-    """``Info.plist`` plus entitlements: ``entitlements`` if given, else the one ``*.entitlements``
-    file beside the plist, if there is exactly one."""
+    """``Info.plist`` plus the dext's entitlements: ``entitlements`` if given, else the one
+    ``*.entitlements`` file beside the plist (``app.entitlements``, the app's, is not the dext's)."""
     bundle = load_info_plist(info_plist)
     if entitlements is None:
-        found = sorted(Path(info_plist).parent.glob("*.entitlements"))
+        found = sorted(p for p in Path(info_plist).parent.glob("*.entitlements") if p.name != "app.entitlements")
         if len(found) > 1:
             raise BadArgumentError(f"several .entitlements beside {info_plist}: pass one explicitly")
         entitlements = found[0] if found else None

@@ -1,0 +1,181 @@
+"""Run a prototype driver on a device: what ``dkproto run devices/<driver>.py`` does, as a library.
+
+1. load the driver module, its ``Info.plist`` and entitlements (beside it);
+2. open the device (``--device URL``, else the module's ``DEFAULT_DEVICE``, else a URL made from
+   the personality's ``idVendor``/``idProduct`` or ``VendorID``/``ProductID``) and publish its nubs
+   (:func:`~dkproto.iokit.usb_host.attach_device` or :meth:`IOHIDInterface.from_transport`);
+3. match the personalities against the live nubs (QA1076 scores); refuse a device the
+   ``transport.usb`` entitlement does not allow (kIOReturnNotPermitted);
+4. ``init`` + ``Start`` the winning ``IOUserClass`` on its nub;
+5. hand the driver to an app (in-process, or over a Unix socket for another process);
+6. stop cleanly: on unplug the nub terminates (drivers stop first); :meth:`RunningDriver.stop`
+   (end of the app, Ctrl-C) terminates the device nub, which stops the driver, then frees all.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from dkproto.errors import BadArgumentError, NotFoundError, NotPermittedError
+from dkproto.iokit.matching import Candidate, MatchResult, check_transport_entitlement, score_personality
+from dkproto.iokit.personality import DriverBundle, Entitlements, Personality, load_bundle, load_entitlements
+from dkproto.iokit.service import IOService, ServiceState, start_service
+
+__all__ = ["RunningDriver", "load_driver_module", "run_driver"]
+
+_log = logging.getLogger(__name__)
+_counter = itertools.count()
+
+
+def load_driver_module(path: str | Path) -> ModuleType:
+    """Import a driver file under a unique module name (several may be loaded in one process)."""
+    p = Path(path)
+    if not p.is_file():
+        raise NotFoundError(f"driver file {p} not found")
+    name = f"dkproto_driver_{p.parent.name.replace('-', '_')}_{next(_counter)}"
+    spec = importlib.util.spec_from_file_location(name, p)
+    if spec is None or spec.loader is None:
+        raise BadArgumentError(f"{p}: not an importable Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class RunningDriver:
+    """A driver started on a device, and how to stop it."""
+
+    bundle: DriverBundle
+    module: ModuleType
+    nub: IOService
+    provider: IOService
+    driver: IOService
+    personality: Personality
+    match: MatchResult
+    app_entitlements: dict[str, Any] | None = None
+    candidates: list[Candidate] = field(default_factory=list)
+
+    @property
+    def running(self) -> bool:
+        """True while the driver is started (False after unplug or stop)."""
+        return self.driver.state is ServiceState.STARTED
+
+    def wait_stopped(self, timeout: float | None = None) -> bool:
+        """Wait until the driver has stopped and been freed (unplug or stop)."""
+        return self.driver.wait_terminated(timeout)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Terminate the device nub (clients stop first, then the nub); wait for the end."""
+        if self.nub.state is ServiceState.STARTED:
+            self.nub.terminate()
+        self.nub.wait_terminated(timeout)
+        self.driver.wait_terminated(timeout)
+
+
+def _default_url(module: ModuleType, bundle: DriverBundle) -> str:
+    url = getattr(module, "DEFAULT_DEVICE", None)
+    if isinstance(url, str):
+        return url
+    for p in bundle.personalities:
+        props = p.properties
+        if p.io_provider_class.startswith("IOUSBHost") and isinstance(props.get("idVendor"), int) \
+                and isinstance(props.get("idProduct"), int):
+            return f"usb://{props['idVendor']:04x}:{props['idProduct']:04x}"
+        if p.io_provider_class == "IOHIDInterface" and isinstance(props.get("VendorID"), int) \
+                and isinstance(props.get("ProductID"), int):
+            return f"hid://{props['VendorID']:04x}:{props['ProductID']:04x}"
+    raise BadArgumentError("no device: pass --device URL (no DEFAULT_DEVICE in the driver and no idVendor/idProduct "
+                           "in its personalities)")
+
+
+def _publish(url: str, watch: float | None) -> tuple[IOService, list[IOService]]:
+    from dkproto.transport import open_transport
+
+    transport = open_transport(url)
+    if transport.scheme == "hid" or url.startswith("hid"):
+        from dkproto.iokit.hid import IOHIDInterface
+
+        nub = IOHIDInterface.from_transport(transport)
+        return nub, [nub]
+    from dkproto.iokit.usb_host import attach_device
+
+    dev = attach_device(transport, watch=watch)
+    return dev, [dev, *dev.interfaces]
+
+
+def run_driver(driver_path: str | Path, device: str | None = None, *, info_plist: str | Path | None = None,
+               entitlements: str | Path | None = None, app_entitlements: str | Path | None = None,
+               watch: float | None = 0.25) -> RunningDriver:
+    """Match and start the driver in ``driver_path`` on a device (see the module docstring).
+
+    Raises:
+        NotFoundError: no personality matches the device (the message lists why each fails).
+        NotPermittedError: the entitlements do not allow the device.
+    """
+    driver_path = Path(driver_path)
+    module = load_driver_module(driver_path)
+    plist = Path(info_plist) if info_plist else driver_path.parent / "Info.plist"
+    bundle = load_bundle(plist, entitlements)
+    app_ents_path = Path(app_entitlements) if app_entitlements else driver_path.parent / "app.entitlements"
+    app_ents = load_entitlements(app_ents_path).values if app_ents_path.is_file() else None
+    url = device or _default_url(module, bundle)
+    nub, nubs = _publish(url, watch)
+    try:
+        cands = [Candidate(type(n).__name__, dict(n.properties), n.get_name()) for n in nubs]
+        for c, n in zip(cands, nubs):
+            c.device = getattr(n, "_dk_info", None)
+        best: tuple[MatchResult, IOService] | None = None
+        why: list[str] = []
+        for c, n in zip(cands, nubs):
+            for p in bundle.personalities:
+                r = score_personality(p, c)
+                if not r.matched:
+                    if p.io_provider_class == c.provider_class:
+                        why.append(f"{p.name} vs {c.label}: {r.reasons[-1] if r.reasons else 'no match'}")
+                    continue
+                if best is None or (r.score or 0) > (best[0].score or 0):
+                    best = (r, n)
+        if best is None:
+            raise NotFoundError(f"no personality of {plist} matches {url}: " + "; ".join(why))
+        result, provider = best
+        if bundle.entitlements is not None and result.candidate.provider_class.startswith("IOUSBHost"):
+            dev = provider if type(provider).__name__ == "IOUSBHostDevice" else provider.get_provider()
+            from dkproto.iokit.matching import device_from_dict
+
+            info = device_from_dict({k: dev.properties[k] for k in ("idVendor", "idProduct", "bcdDevice",
+                                                                     "bDeviceClass", "bDeviceSubClass",
+                                                                     "bDeviceProtocol")})
+            result.candidate.device = info
+            ok, why_ent = check_transport_entitlement(bundle.entitlements, result.candidate)
+            if ok is False:
+                raise NotPermittedError(f"{bundle.entitlements.path}: {why_ent}")
+        p = result.personality
+        cls_name = p.io_user_class or p.io_class
+        cls = getattr(module, str(cls_name), None)
+        if not (isinstance(cls, type) and issubclass(cls, IOService)):
+            raise NotFoundError(f"{driver_path}: no IOService subclass {cls_name!r} (IOUserClass of {p.name})")
+        drv = cls()
+        drv.properties.update(p.properties)
+        drv.dext_entitlements = bundle.entitlements.values if bundle.entitlements is not None else None
+        _log.info("matched %s on %s (score %s); starting %s", p.name, provider.get_name(), result.score, cls_name)
+        start_service(drv, provider)
+        return RunningDriver(bundle=bundle, module=module, nub=nub, provider=provider, driver=drv, personality=p,
+                             match=result, app_entitlements=app_ents, candidates=cands)
+    except BaseException:
+        if nub.state is ServiceState.STARTED:
+            nub.terminate()
+            nub.wait_terminated(5)
+        raise
+
+
+def entitlements_or_none(path: str | Path | None) -> Entitlements | None:
+    """Load an entitlements file if a path is given."""
+    return load_entitlements(path) if path else None
