@@ -37,6 +37,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import struct
+
 import construct as cs
 
 from dkproto.errors import DecodeError, EncodeError
@@ -242,7 +244,16 @@ class ReportCodec:
 
     # -- fast path -------------------------------------------------------------------------
     def _compile(self) -> Callable[[bytes], ReportValues]:
-        lines = ["def _decode(body, _from=int.from_bytes, _RV=_RV):", "    n = _from(body, 'little')"]
+        """Generate the decoder of this report (see the module docstring).
+
+        Small reports are read as one integer and every element is a shift and a mask. In wide
+        reports (over 16 bytes) each element reads only its own bytes, so the cost stays linear,
+        and runs of byte-aligned 8/16/32-bit elements are unpacked in one ``struct`` call.
+        """
+        wide = self.report.data_size > 16
+        lines = ["def _decode(body, _from=int.from_bytes, _RV=_RV):"]
+        if not wide:
+            lines.append("    n = _from(body, 'little')")
         env: dict[str, Any] = {"_RV": ReportValues}
         parts = []
         checks = []
@@ -250,28 +261,76 @@ class ReportCodec:
         def ext(i: int) -> str:
             e = self.elems[i]
             m = (1 << e.size) - 1
-            x = f"((n >> {e.bit_offset}) & {m:#x})" if e.bit_offset else f"(n & {m:#x})"
+            if not wide:
+                x = f"((n >> {e.bit_offset}) & {m:#x})" if e.bit_offset else f"(n & {m:#x})"
+            else:
+                a, sh = divmod(e.bit_offset, 8)
+                b = (e.bit_offset + e.size + 7) // 8
+                if sh == 0 and e.size == 8:
+                    x = f"body[{a}]"
+                elif sh == 0 and e.size % 8 == 0:
+                    x = f"_from(body[{a}:{b}], 'little')"
+                else:
+                    x = f"((_from(body[{a}:{b}], 'little') >> {sh}) & {m:#x})"
             if e.signed:
                 half = 1 << (e.size - 1)
                 x = f"(({x} ^ {half:#x}) - {half:#x})"
             return x
+
+        def run_expr(idx: list[int]) -> str:
+            """A list of the elements' values, in one struct call when they are a regular run."""
+            es = [self.elems[i] for i in idx]
+            e0 = es[0]
+            regular = (
+                len(es) > 2
+                and e0.bit_offset % 8 == 0
+                and e0.size in (8, 16, 32, 64)
+                and all(es[j].bit_offset == e0.bit_offset + j * e0.size for j in range(len(es)))
+            )
+            if not regular:
+                return "[" + ", ".join(ext(i) for i in idx) + "]"
+            a = e0.bit_offset // 8
+            if e0.size == 8 and not e0.signed:
+                return f"list(body[{a}:{a + len(es)}])"
+            code = {8: "b", 16: "h", 32: "i", 64: "q"}[e0.size]
+            if not e0.signed:
+                code = code.upper()
+            name = f"S{len(env)}"
+            env[name] = struct.Struct(f"<{len(es)}{code}")
+            return f"list({name}.unpack_from(body, {a}))"
+
+        def needs_check(e: _Elem, lo: int, hi: int) -> bool:
+            if e.signed:
+                rlo, rhi = -(1 << (e.size - 1)), (1 << (e.size - 1)) - 1
+            else:
+                rlo, rhi = 0, (1 << e.size) - 1
+            return not (lo <= rlo and hi >= rhi)
 
         for k, s in enumerate(self.slots):
             f = s.field
             lo, hi = f.logical_minimum, f.logical_maximum
             if s.kind == "padding":
                 e0 = self.elems[s.elems[0]]
-                lines.append(f"    p{k} = (n >> {e0.bit_offset}) & {(1 << f.bit_size) - 1:#x}")
+                mask = (1 << f.bit_size) - 1
+                if not wide:
+                    lines.append(f"    p{k} = (n >> {e0.bit_offset}) & {mask:#x}")
+                else:
+                    a, sh = divmod(e0.bit_offset, 8)
+                    b = (e0.bit_offset + f.bit_size + 7) // 8
+                    lines.append(f"    p{k} = (_from(body[{a}:{b}], 'little') >> {sh}) & {mask:#x}")
                 continue
+            e0 = self.elems[s.elems[0]]
             if s.kind == "scalar":
                 lines.append(f"    v{k} = {ext(s.elems[0])}")
-                checks.append(f"    if not {lo} <= v{k} <= {hi}: bad.append({s.key!r})")
+                if needs_check(e0, lo, hi):
+                    checks.append(f"    if not {lo} <= v{k} <= {hi}: bad.append({s.key!r})")
             elif s.kind == "list":
-                lines.append(f"    v{k} = [{', '.join(ext(i) for i in s.elems)}]")
-                checks.append(f"    if any(not {lo} <= x <= {hi} for x in v{k}): bad.append({s.key!r})")
+                lines.append(f"    v{k} = {run_expr(s.elems)}")
+                if needs_check(e0, lo, hi):
+                    checks.append(f"    if min(v{k}) < {lo} or max(v{k}) > {hi}: bad.append({s.key!r})")
             else:
                 env[f"t{k}"] = s.table
-                lines.append(f"    v{k} = [t{k}[x] for x in ({', '.join(ext(i) for i in s.elems)},) if x in t{k}]")
+                lines.append(f"    v{k} = [t{k}[x] for x in {run_expr(s.elems)} if x in t{k}]")
             parts.append(f"{s.key!r}: v{k}")
         lines.append("    out = _RV({" + ", ".join(parts) + "})")
         for k, s in enumerate(self.slots):

@@ -62,7 +62,8 @@ def test_construct_schema_round_trips_and_agrees_with_fast_path(path) -> None:
             data = head + body
             assert c.struct.build(c.struct.parse(data)) == data
             v = c.decode(data)
-            assert c.decode_construct(data) == v
+            vc = c.decode_construct(data)
+            assert vc == v and vc.unchecked == v.unchecked
             assert c.struct.sizeof() == rep.size
 
 

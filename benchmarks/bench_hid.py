@@ -1,0 +1,190 @@
+"""HID benchmark: dkproto against hid-tools on the same bytes, in the same process.
+
+Run::
+
+    /tmp/venv/bin/python benchmarks/bench_hid.py            # whole corpus, table + ratios
+    /tmp/venv/bin/python benchmarks/bench_hid.py --json     # machine-readable
+
+What is timed (best of ``--repeat`` rounds, each round over the whole set):
+
+* parse: every corpus report descriptor. hid-tools ``ReportDescriptor.from_bytes`` against
+  dkproto :func:`dkproto.hid.parse`; and dkproto parse + building every report's codec.
+* decode: the corpus's recorded input reports (``input_reports_hex``), plus one patterned report
+  per input report layout of every descriptor (the same bytes for both tools), so that every
+  layout is exercised. hid-tools is measured twice: ``HidField.get_values`` over the report's
+  fields (bare values, no names; its cheapest decode), and ``ReportDescriptor.format_report``
+  (what hid-decode and hid-recorder print). dkproto: ``DescriptorCodec.decode`` (names, signs,
+  array usages) on the generated fast path, and the same through the Construct schema.
+
+Ratios are hid-tools time / dkproto time (higher = dkproto faster). Numbers, command and
+machine go into docs/performance.md (## HID).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from dkproto.hid import parse
+from dkproto.hid.codec import DescriptorCodec
+
+CORPUS = Path(os.environ.get("DKPROTO_CORPUS", "/work/shared/corpus"))
+
+
+def _best(fn: Callable[[], Any], repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def load_corpus() -> tuple[list[bytes], list[tuple[int, bytes]]]:
+    """(descriptors, [(descriptor index, report bytes)])."""
+    descs: list[bytes] = []
+    reports: list[tuple[int, bytes]] = []
+    for p in sorted((CORPUS / "hid").glob("*.json")):
+        d = json.loads(p.read_text())
+        data = bytes.fromhex(d["report_descriptor_hex"])
+        i = len(descs)
+        descs.append(data)
+        for r in d.get("input_reports_hex") or []:
+            reports.append((i, bytes.fromhex(r)))
+    return descs, reports
+
+
+def patterned_reports(descs: list[bytes]) -> list[tuple[int, bytes]]:
+    """One deterministic report per input report layout (report ID byte included when used)."""
+    out = []
+    for i, data in enumerate(descs):
+        rd = parse(data)
+        for r in rd.reports_of("input"):
+            if r.id == 0 and rd.uses_report_ids:
+                continue
+            body = bytes((k * 29 + r.id + 7) & 0xFF for k in range(r.data_size))
+            out.append((i, (bytes([r.id]) if r.id else b"") + body))
+    return out
+
+
+def run(repeat: int) -> dict[str, Any]:
+    """Run every measurement; returns the numbers."""
+    import hidtools.hid as ht
+
+    descs, recorded = load_corpus()
+    reports = recorded + patterned_reports(descs)
+
+    ht_rdescs = [ht.ReportDescriptor.from_bytes(list(d)) for d in descs]
+    dk_codecs = [DescriptorCodec(parse(d)) for d in descs]
+
+    # The sets both tools can decode: hid-tools must find the report (by ID byte) to be fair.
+    ht_items = []
+    dk_items = []
+    for i, r in reports:
+        rep = ht_rdescs[i].get(r[0], len(r))
+        if rep is None:
+            continue
+        lst = list(r)
+        ht_items.append((ht_rdescs[i], rep, lst))
+        c = dk_codecs[i]
+        rc = c.codec("input", c.report_id_of(r))
+        dk_items.append((rc, r))
+    # warm up the generated decoders and schemas (a live watch compiles once per report)
+    for rc, r in dk_items:
+        rc.decode(r, strict=False)
+        rc.decode_construct(r)
+
+    def ht_parse() -> None:
+        for d in descs:
+            ht.ReportDescriptor.from_bytes(list(d))
+
+    def dk_parse() -> None:
+        for d in descs:
+            parse(d)
+
+    def dk_parse_codecs() -> None:
+        for d in descs:
+            rd = parse(d)
+            c = DescriptorCodec(rd)
+            for (t, rid) in rd.reports:
+                c.codec(t, rid)
+
+    def ht_values() -> None:
+        for _rd, rep, lst in ht_items:
+            for f in rep.fields:
+                f.get_values(lst)
+
+    def ht_format() -> None:
+        for rd, _rep, lst in ht_items:
+            rd.format_report(lst)
+
+    def dk_decode() -> None:
+        for rc, r in dk_items:
+            rc.decode(r, strict=False)
+
+    def dk_construct() -> None:
+        for rc, r in dk_items:
+            rc.decode_construct(r)
+
+    n_desc, n_rep = len(descs), len(dk_items)
+    t = {
+        "hidtools_parse": _best(ht_parse, repeat),
+        "dkproto_parse": _best(dk_parse, repeat),
+        "dkproto_parse_and_codecs": _best(dk_parse_codecs, max(1, repeat // 2)),
+        "hidtools_get_values": _best(ht_values, repeat),
+        "hidtools_format_report": _best(ht_format, repeat),
+        "dkproto_decode": _best(dk_decode, repeat),
+        "dkproto_decode_construct": _best(dk_construct, max(1, repeat // 2)),
+    }
+    per_rep = {k: v / n_rep * 1e6 for k, v in t.items() if "parse" not in k}
+    per_desc = {k: v / n_desc * 1e6 for k, v in t.items() if "parse" in k}
+    return {
+        "descriptors": n_desc,
+        "reports": n_rep,
+        "recorded_reports": len(recorded),
+        "us_per_descriptor": per_desc,
+        "us_per_report": per_rep,
+        "ratios": {
+            "parse: hid-tools / dkproto": t["hidtools_parse"] / t["dkproto_parse"],
+            "decode: hid-tools get_values / dkproto decode": t["hidtools_get_values"] / t["dkproto_decode"],
+            "decode: hid-tools format_report / dkproto decode": t["hidtools_format_report"] / t["dkproto_decode"],
+            "decode: dkproto Construct / dkproto fast path": t["dkproto_decode_construct"] / t["dkproto_decode"],
+        },
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=7, help="rounds per measurement (best is kept)")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    res = run(args.repeat)
+    if args.json:
+        print(json.dumps(res, indent=2))
+        return 0
+    print(f"{res['descriptors']} descriptors, {res['reports']} input reports "
+          f"({res['recorded_reports']} recorded + one patterned per input layout); "
+          f"Python {res['python']} {res['machine']}")
+    for k, v in res["us_per_descriptor"].items():
+        print(f"  {k:28s} {v:10.1f} us/descriptor")
+    for k, v in res["us_per_report"].items():
+        print(f"  {k:28s} {v:10.2f} us/report")
+    for k, v in res["ratios"].items():
+        print(f"  {k:50s} {v:8.1f}x")
+    ok = res["ratios"]["decode: hid-tools get_values / dkproto decode"] >= 10
+    print("decode >= 10x faster than hid-tools:", "yes" if ok else "NO")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
