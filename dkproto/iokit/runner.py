@@ -69,8 +69,8 @@ class RunningDriver:
         return self.driver.state is ServiceState.STARTED
 
     def wait_stopped(self, timeout: float | None = None) -> bool:
-        """Wait until the driver has stopped and been freed (unplug or stop)."""
-        return self.driver.wait_terminated(timeout)
+        """Wait until the driver and then its device nub have stopped and been freed (unplug or stop)."""
+        return self.driver.wait_terminated(timeout) and self.nub.wait_terminated(timeout)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Terminate the device nub (clients stop first, then the nub); wait for the end."""
@@ -96,11 +96,11 @@ def _default_url(module: ModuleType, bundle: DriverBundle) -> str:
                            "in its personalities)")
 
 
-def _publish(url: str, watch: float | None) -> tuple[IOService, list[IOService]]:
+def _publish(url: Any, watch: float | None) -> tuple[IOService, list[IOService]]:
     from dkproto.transport import open_transport
 
-    transport = open_transport(url)
-    if transport.scheme == "hid" or url.startswith("hid"):
+    transport = open_transport(url) if isinstance(url, str) else url
+    if transport.scheme == "hid":
         from dkproto.iokit.hid import IOHIDInterface
 
         nub = IOHIDInterface.from_transport(transport)
@@ -111,10 +111,12 @@ def _publish(url: str, watch: float | None) -> tuple[IOService, list[IOService]]
     return dev, [dev, *dev.interfaces]
 
 
-def run_driver(driver_path: str | Path, device: str | None = None, *, info_plist: str | Path | None = None,
+def run_driver(driver_path: str | Path, device: Any = None, *, info_plist: str | Path | None = None,
                entitlements: str | Path | None = None, app_entitlements: str | Path | None = None,
                watch: float | None = 0.25) -> RunningDriver:
     """Match and start the driver in ``driver_path`` on a device (see the module docstring).
+
+    ``device`` is a transport URL or an (unopened or open) Transport object.
 
     Raises:
         NotFoundError: no personality matches the device (the message lists why each fails).

@@ -1,0 +1,225 @@
+"""The three example prototypes in devices/, end to end on in-process devices (the lab runs them on
+the real Linux USB stack: tests/lab/test_iokit_examples.py)."""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from dkproto.errors import DkError, NoDeviceError, NotFoundError, NotPermittedError
+from dkproto.iokit import ServiceState, io_service_close, io_service_open, start_service
+from dkproto.iokit.matching import load_devices, match
+from dkproto.iokit.personality import load_bundle
+from dkproto.iokit.runner import load_driver_module, run_driver
+from dkproto.transport.sim import SimDevice, SimTransport, loopback_device
+
+ROOT = Path(__file__).resolve().parents[2]
+DEVICES = ROOT / "devices"
+VB = DEVICES / "vendor-bulk"
+KB = DEVICES / "hid-keyboard-leds"
+ACM = DEVICES / "cdc-acm-serial"
+sys.path.insert(0, str(VB))
+import client as vb_client  # noqa: E402
+
+APP_ENTS = {"com.apple.developer.driverkit.userclient-access": ["org.dkproto.example.vendor-bulk"]}
+
+
+# ---- vendor bulk -------------------------------------------------------------------------------
+
+def test_vendor_bulk_sync_async_and_unplug() -> None:
+    sim = loopback_device()
+    running = run_driver(VB / "driver.py", SimTransport(sim, "sim://loopback"))
+    try:
+        assert running.personality.name == "VendorBulkDriver" and running.match.score == 90000
+        with pytest.raises(NotPermittedError):  # the dext does not allow any app: the gate holds
+            io_service_open(running.driver, 0)
+        conn = io_service_open(running.driver, 0, app_entitlements=APP_ENTS)
+        assert vb_client.write(conn, b"abc") == 3
+        assert vb_client.read(conn, 64) == b"abc"
+        calls = vb_client.AsyncCalls(conn)
+        rd = calls.read(64)
+        wr = calls.write(b"0123456789abcdefXYZ")
+        assert wr["done"].wait(5) and rd["done"].wait(5)
+        assert wr["result"] == 0 and wr["args"] == [19]
+        assert rd["result"] == 0 and vb_client.unpack_read(rd) == b"0123456789abcdefXYZ"
+        assert vb_client.stats(conn) == (22, 22)
+        pending = calls.read(64)  # pending when the device goes away
+        sim.unplug()
+        assert pending["done"].wait(5) and pending["result"] == 0xE00002C0  # kIOReturnNoDevice
+        assert running.wait_stopped(5)
+        assert running.driver.state is ServiceState.FREED and running.nub.state is ServiceState.FREED
+        with pytest.raises(DkError):
+            vb_client.write(conn, b"x")
+        calls.close()
+    finally:
+        running.stop()
+
+
+def test_vendor_bulk_entitlement_refuses_other_vendor(tmp_path: Path) -> None:
+    import plistlib
+
+    ents = tmp_path / "x.entitlements"
+    ents.write_bytes(plistlib.dumps({"com.apple.developer.driverkit": True,
+                                     "com.apple.developer.driverkit.transport.usb": [{"idVendor": 0x05AC}]}))
+    with pytest.raises(NotPermittedError, match="idVendor 0x1209"):
+        run_driver(VB / "driver.py", SimTransport(loopback_device(), "sim://loopback"), entitlements=ents)
+
+
+def test_run_refuses_unmatched_device() -> None:
+    blob = bytes.fromhex(json.loads((Path("/work/shared/corpus/usb/hackrf-one.json")).read_text())["descriptors_hex"])
+    sim = SimDevice.from_descriptors(blob, "hackrf")
+    with pytest.raises(NotFoundError, match="no personality"):
+        run_driver(VB / "driver.py", SimTransport(sim, "sim://hackrf"))
+
+
+def test_dkproto_run_cli_both_app_modes() -> None:
+    for extra in ([], ["--process"]):
+        out = subprocess.run([sys.executable, "-m", "dkproto", "run", str(VB / "driver.py"), "--device",
+                              "sim://loopback", "--app", str(VB / "app.py"), *extra],
+                             capture_output=True, text=True, timeout=120, cwd=ROOT)
+        assert out.returncode == 0, out.stderr
+        assert "sync: wrote 11, read back b'hello, dext'" in out.stdout
+        assert "async: wrote 11 (result 0x0), read b'async bytes' (result 0x0)" in out.stdout
+        assert "VendorBulkDriver freed" in out.stderr
+
+
+# ---- HID keyboard --------------------------------------------------------------------------------
+
+def test_hid_keyboard_leds_and_keys() -> None:
+    from dkproto.iokit.hid import IOUserHIDDevice
+
+    rd = bytes.fromhex(json.loads((KB / "gadget.json").read_text())["functions"]["hid.0"]["attrs"]["report_desc"]["hex"])
+    mod = load_driver_module(KB / "driver.py")
+    outputs: list[tuple[int, int, bytes]] = []
+
+    class Keyboard(IOUserHIDDevice):
+        def new_device_description(self) -> dict:
+            return {"VendorID": 0x1209, "ProductID": 0x0002, "Transport": "USB"}
+
+        def new_report_descriptor(self) -> bytes:
+            return rd
+
+        def set_report(self, report, report_type, options, timeout, action):  # noqa: ANN001, ANN201
+            outputs.append((report_type, options & 0xFF, report.read_bytes()))
+            self.complete_report(action, 0, report.get_length())
+            return 0
+
+    kbd = start_service(Keyboard(), None)
+    bundle = load_bundle(KB / "Info.plist")
+    drv = mod.KeyboardLEDDriver()
+    drv.properties.update(bundle.personalities[0].properties)
+    start_service(drv, kbd.hid_interface)
+    sys.path.insert(0, str(KB))
+    import app as kb_app  # noqa: E402
+
+    conn = io_service_open(drv, 0)
+    kb_app.set_leds(conn, 0b011)
+    assert outputs == [(1, 0, b"\x03")]  # output report, ID 0, Num + Caps
+    from dkproto.iokit import io_notification_port_create
+
+    port = io_notification_port_create()
+    box: dict = {}
+    t = threading.Thread(target=lambda: box.update(v=kb_app.wait_key(conn, port)))
+    t.start()
+    time.sleep(0.2)
+    kbd.handle_report(1, bytes([0, 0, 0x0B, 0, 0, 0, 0, 0]))  # 'h' down
+    t.join(5)
+    assert box["v"] == (0, 7, 0x0B, 1)
+    kbd.handle_report(2, bytes(8))  # 'h' up
+    deadline = time.monotonic() + 5
+    keys: list = []
+    while not keys and time.monotonic() < deadline:
+        keys = kb_app.get_keys(conn)
+        time.sleep(0.02)
+    assert keys == [(7, 0x0B, 0)]
+    io_service_close(conn)
+    port.destroy()
+    kbd.terminate()
+    assert kbd.wait_terminated(5) and drv.state is ServiceState.FREED
+
+
+# ---- CDC-ACM ---------------------------------------------------------------------------------------
+
+def acm_sim() -> SimDevice:
+    """The STM32 VCP's descriptors (CDC-ACM: comm 2/2/1 + data 0x0A), renumbered 1209:0003, echoing."""
+    blob = bytearray(bytes.fromhex(json.loads(Path("/work/shared/corpus/usb/stm32-virtual-com-port.json")
+                                              .read_text())["descriptors_hex"]))
+    blob[8:12] = struct.pack("<HH", 0x1209, 0x0003)
+    sim = SimDevice.from_descriptors(bytes(blob), "acm")
+    sim.line = bytes(7)
+    sim.lines: list[int] = []
+
+    @sim.class_request(0x20, "out")
+    def set_line_coding(dev, req):  # noqa: ANN001, ANN202
+        dev.line = req.data
+
+    @sim.class_request(0x21, "in")
+    def get_line_coding(dev, req):  # noqa: ANN001, ANN202
+        return dev.line
+
+    @sim.class_request(0x22, "out")
+    def set_control_line_state(dev, req):  # noqa: ANN001, ANN202
+        dev.lines.append(req.wValue)
+
+    eps = sorted(sim._endpoints())
+    out_ep = [e for e in eps if not e & 0x80 and e != 0][0]
+    in_ep = [e for e in eps if e & 0x80 and e != 0x82][-1] if 0x81 in eps else [e for e in eps if e & 0x80][-1]
+    sim.test_eps = (out_ep, in_ep)
+    return sim
+
+
+def test_cdc_acm_serial_line_coding_echo_and_unplug() -> None:
+    sim = acm_sim()
+    running = run_driver(ACM / "driver.py", SimTransport(sim, "sim://acm"))
+    try:
+        drv = running.driver
+        assert running.personality.name == "CDCACMSerial" and running.match.score == 90000
+        out_ep = drv.pipe_out.address
+        in_ep = drv.pipe_in.address
+        sim.loop(out_ep, in_ep)
+        port = drv.open_port()
+        assert sim.lines[-1] == 0b11  # HwActivate raised DTR and RTS
+        port.set_line(115200, 8, 1)
+        assert struct.unpack("<IBBB", sim.line) == (115200, 0, 0, 8)
+        port.set_line(9600, 7, 2, 3)  # 7E2
+        assert struct.unpack("<IBBB", sim.line) == (9600, 2, 2, 7)
+        port.write(b"hello\r\n")
+        assert port.read_exactly(7, 5) == b"hello\r\n"
+        big = bytes(range(256)) * 8
+        port.write(big)
+        assert port.read_exactly(len(big), 10) == big
+        sim.unplug()
+        assert running.wait_stopped(5)
+        with pytest.raises((NoDeviceError, DkError)):
+            port.write(b"x")
+    finally:
+        running.stop()
+
+
+def test_example_plists_match_their_gadgets() -> None:
+    """dkproto match agrees: each example's personality wins its own device at the expected score."""
+    vb = load_bundle(VB / "Info.plist")
+    dev = load_devices_from_sim(loopback_device())
+    rep = match(vb, [dev])
+    assert [(r.personality.name, r.score) for r in rep.winners()] == [("VendorBulkDriver", 90000)]
+    acm = load_bundle(ACM / "Info.plist")
+    rep = match(acm, [load_devices_from_sim(acm_sim())])
+    assert [(r.personality.name, r.score, r.candidate.label.split()[1]) for r in rep.winners()] == [
+        ("CDCACMSerial", 90000, "#0")]
+
+
+def load_devices_from_sim(sim: SimDevice):  # noqa: ANN201
+    from dkproto.iokit.matching import device_from_descriptors
+
+    return device_from_descriptors(sim.device_descriptor + b"".join(sim.configurations), name=sim.name)
+
+
+def test_load_devices_smoke() -> None:
+    assert load_devices(Path("/work/shared/corpus/usb/hackrf-one.json"))[0].idVendor == 0x1D50
