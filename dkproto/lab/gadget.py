@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import importlib
+import importlib.util
 import logging
 import os
 import select
@@ -54,6 +55,27 @@ def load_modules(names: list[str] | tuple[str, ...]) -> None:
         res = subprocess.run(["modprobe", name], capture_output=True, text=True)
         if res.returncode != 0:
             raise NotFoundError(f"modprobe {name} failed in the lab: {res.stderr.strip()}")
+
+
+def load_program(program: str, definition: DeviceDefinition | None = None) -> Any:
+    """The callable named by an ffs function's ``program``: ``pkg.module:attr`` or ``file.py:attr``.
+
+    A ``.py`` path is relative to the definition file.
+    """
+    target, _, attr = program.partition(":")
+    if target.endswith(".py"):
+        path = definition.resolve(target) if definition is not None else Path(target)
+        spec = importlib.util.spec_from_file_location(f"dkproto_lab_program_{path.stem}", path)
+        if spec is None or spec.loader is None:
+            raise NotFoundError(f"cannot load FunctionFS program {path}")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(target)
+    try:
+        return getattr(module, attr or "device")
+    except AttributeError:
+        raise NotFoundError(f"FunctionFS program {program!r}: no attribute {attr!r}") from None
 
 
 def _gadgets_using() -> dict[str, str]:
@@ -175,8 +197,7 @@ class Gadget:
         mount.mkdir(parents=True, exist_ok=True)
         subprocess.run(["mount", "-t", "functionfs", inst, str(mount)], check=True)
         self._ffs_mounts.append(mount)
-        module_name, _, attr = str(fspec["program"]).partition(":")
-        factory = getattr(importlib.import_module(module_name), attr or "device")
+        factory = load_program(str(fspec["program"]), self.definition)
         device = factory(mount)
         device.start()
         self._ffs[fname] = device
