@@ -113,3 +113,255 @@ def table(names: Mapping[int, str]) -> Callable[[Any, Any], str | None]:
 def bytes_field(name: str, size: Any) -> Construct:
     """A fixed or ``this``-sized run of raw bytes (UUIDs, bitmaps)."""
     return name / Bytes(size)
+
+
+# -- fast parse path --------------------------------------------------------------------
+#
+# Construct's compiled parsers unpack one field at a time and build a context next to the
+# result; for descriptors (a run of little-endian integers, then maybe an array, a few
+# conditional fields and a byte tail) one ``struct.unpack_from`` per run of integers is
+# several times faster. ``fast_parser(struct)`` turns a Struct into such a plan when every
+# part is understood (FormatField, BytesInteger, Bytes, GreedyBytes, Array of those or of
+# Structs, IfThenElse, Pass); anything else, or any failure while running the plan, falls
+# back to Construct's own (compiled) parser, which stays the reference: tests check that
+# both agree on every corpus descriptor, and building always goes through Construct.
+
+import struct as _struct  # noqa: E402
+
+from construct import (  # noqa: E402
+    Array as _Array,
+    BytesInteger as _BytesInteger,
+    Container as _Container,
+    FormatField as _FormatField,
+    IfThenElse as _IfThenElse,
+    ListContainer as _ListContainer,
+    Renamed as _Renamed,
+    Struct as _Struct,
+)
+from construct.core import Bytes as _BytesCls  # noqa: E402
+from construct.core import GreedyBytes as _GreedyBytes  # noqa: E402
+from construct.core import Pass as _Pass  # noqa: E402
+from construct.expr import ExprMixin as _ExprMixin  # noqa: E402
+
+
+class _Unsupported(Exception):
+    pass
+
+
+def _plan_element(sc: Construct) -> tuple[Any, ...]:
+    if isinstance(sc, _FormatField):
+        return ("fmt", sc.fmtstr)
+    if isinstance(sc, _BytesInteger):
+        if not isinstance(sc.signed, bool) or not isinstance(sc.swapped, bool):
+            raise _Unsupported
+        return ("bint", sc.length, sc.signed, sc.swapped)
+    if sc is _GreedyBytes:
+        return ("greedy",)
+    if sc is _Pass:
+        return ("pass",)
+    if isinstance(sc, _BytesCls):
+        return ("bytes", sc.length)
+    if isinstance(sc, _Array):
+        if getattr(sc, "discard", False):
+            raise _Unsupported
+        inner = sc.subcon
+        if isinstance(inner, _FormatField) and inner.fmtstr[0] in "<" and len(inner.fmtstr) == 2:
+            return ("array_fmt", sc.count, inner.fmtstr[1], inner.length)
+        if isinstance(inner, _Struct):
+            return ("array_struct", sc.count, _plan(inner))
+        return ("array_elem", sc.count, _plan_element(inner))
+    if isinstance(sc, _IfThenElse):
+        return ("if", sc.condfunc, _plan_element(sc.thensubcon), _plan_element(sc.elsesubcon))
+    raise _Unsupported
+
+
+def _plan(struct: Construct) -> list[tuple[Any, ...]]:
+    if not isinstance(struct, _Struct):
+        raise _Unsupported
+    steps: list[tuple[Any, ...]] = []
+    run_fmt = ""
+    run_names: list[str] = []
+
+    def flush() -> None:
+        nonlocal run_fmt, run_names
+        if run_names:
+            steps.append(("fixed", _struct.Struct("<" + run_fmt), tuple(run_names)))
+            run_fmt, run_names = "", []
+
+    for sc in struct.subcons:
+        if not isinstance(sc, _Renamed) or not sc.name:
+            raise _Unsupported
+        inner = sc.subcon
+        if isinstance(inner, _FormatField) and inner.fmtstr[0] == "<":
+            run_fmt += inner.fmtstr[1:]
+            run_names.append(sc.name)
+            continue
+        flush()
+        steps.append(("named", sc.name, _plan_element(inner)))
+    flush()
+    return steps
+
+
+class _Gen:
+    """Turns a plan into the source of one Python function (like Construct's compiler, but with
+    one ``unpack_from`` per run of integers). Expressions built from ``this`` become code through
+    their ``repr`` (``this['bLength'] - 2``); other callables are called with the container."""
+
+    def __init__(self) -> None:
+        self.consts: dict[str, Any] = {}
+        self.funcs: list[str] = []
+        self.counter = 0
+
+    def const(self, value: Any) -> str:
+        self.counter += 1
+        name = f"K{self.counter}"
+        self.consts[name] = value
+        return name
+
+    def expr(self, param: Any) -> str:
+        if isinstance(param, int):
+            return repr(param)
+        if isinstance(param, _ExprMixin):
+            text = repr(param)
+            if "this" in text and "<" not in text.replace("<<", "").replace("< ", "").replace("<=", ""):
+                return text
+        if callable(param):
+            return f"{self.const(param)}(this)"
+        raise _Unsupported
+
+    def element(self, el: tuple[Any, ...], target: str, ind: str, out: list[str]) -> None:
+        kind = el[0]
+        if kind == "fmt":
+            s = _struct.Struct(el[1])
+            out.append(f"{ind}if pos + {s.size} > n: raise Short")
+            out.append(f"{ind}{target} = {self.const(s)}.unpack_from(raw, pos)[0]; pos += {s.size}")
+        elif kind == "greedy":
+            out.append(f"{ind}{target} = raw[pos:]; pos = n")
+        elif kind == "pass":
+            out.append(f"{ind}{target} = None")
+        elif kind == "bytes":
+            out.append(f"{ind}c = {self.expr(el[1])}")
+            out.append(f"{ind}if c < 0 or pos + c > n: raise Short")
+            out.append(f"{ind}{target} = raw[pos:pos + c]; pos += c")
+        elif kind == "bint":
+            out.append(f"{ind}c = {self.expr(el[1])}")
+            out.append(f"{ind}if c <= 0 or pos + c > n: raise Short")
+            out.append(f"{ind}{target} = int.from_bytes(raw[pos:pos + c], "
+                       f"{'little' if el[3] else 'big'!r}, signed={bool(el[2])}); pos += c")
+        elif kind == "array_fmt":
+            out.append(f"{ind}c = {self.expr(el[1])}")
+            out.append(f"{ind}if c < 0 or pos + c * {el[3]} > n: raise Short")
+            out.append(f"{ind}{target} = ListContainer(unpack_from('<%d{el[2]}' % c, raw, pos)); pos += c * {el[3]}")
+        elif kind == "array_struct":
+            sub = self.function(el[2], nested=True)
+            out.append(f"{ind}c = {self.expr(el[1])}")
+            out.append(f"{ind}if c < 0: raise Short")
+            out.append(f"{ind}{target} = ListContainer()")
+            out.append(f"{ind}for _i in range(c):")
+            out.append(f"{ind}    item, pos = {sub}(raw, pos, n, this)")
+            out.append(f"{ind}    {target}.append(item)")
+        elif kind == "array_elem":
+            out.append(f"{ind}c = {self.expr(el[1])}")
+            out.append(f"{ind}if c < 0: raise Short")
+            out.append(f"{ind}{target} = ListContainer()")
+            out.append(f"{ind}for _i in range(c):")
+            self.element(el[2], "item", ind + "    ", out)
+            out.append(f"{ind}    {target}.append(item)")
+        elif kind == "if":
+            out.append(f"{ind}if {self.expr(el[1])}:")
+            self.element(el[2], target, ind + "    ", out)
+            out.append(f"{ind}else:")
+            self.element(el[3], target, ind + "    ", out)
+        else:
+            raise _Unsupported
+
+    def function(self, steps: list[tuple[Any, ...]], nested: bool = False) -> str:
+        self.counter += 1
+        name = f"parse{self.counter}"
+        if nested:
+            out = [f"def {name}(raw, pos, n, parent):", "    this = Container()", "    this['_'] = parent"]
+        else:
+            # the top level: (raw) -> (Container, consumed); any failure goes to Construct
+            out = [f"def {name}(raw):", "  try:", "    n = len(raw)", "    pos = 0", "    this = Container()"]
+        for step in steps:
+            if step[0] == "fixed":
+                s = self.const(step[1])
+                names = self.const(step[2])
+                out.append(f"    if pos + {step[1].size} > n: raise Short")
+                out.append(f"    od_update(this, zip({names}, {s}.unpack_from(raw, pos))); pos += {step[1].size}")
+            else:
+                self.element(step[2], "v", "    ", out)
+                out.append(f"    this[{step[1]!r}] = v")
+        if nested:
+            out.append("    del this['_']")
+            out.append("    return this, pos")
+        else:
+            out.append("    return this, pos")
+            out.append("  except Exception:")
+            out.append("    return reference(raw)")
+        self.funcs.append("\n".join(out))
+        return name
+
+
+def _generate(steps: list[tuple[Any, ...]], reference: Callable[[bytes], tuple[Any, int]] | None = None,
+              ) -> Callable[[bytes], tuple[Any, int]]:
+    gen = _Gen()
+    top = gen.function(steps)
+
+    def no_reference(raw: bytes) -> tuple[Any, int]:
+        raise _Unsupported
+
+    namespace: dict[str, Any] = {
+        "Container": _Container, "ListContainer": _ListContainer, "Short": _Unsupported,
+        "unpack_from": _struct.unpack_from, "od_update": dict.update, "reference": reference or no_reference,
+        **gen.consts,
+    }
+    exec("\n\n".join(gen.funcs), namespace)  # noqa: S102 - source generated above from a plan
+    return namespace[top]  # type: ignore[no-any-return]
+
+
+_FAST: dict[int, Any] = {}
+
+
+def fast_parser(struct: Construct) -> Callable[[bytes], tuple[Any, int]]:
+    """A function ``raw -> (Container, bytes consumed)`` for ``struct`` (cached).
+
+    Uses generated code with one ``struct.unpack_from`` per run of integer fields when the
+    layout allows it; anything else, and any bytes the generated code refuses, go to
+    Construct's interpreted parser, which raises whatever Construct raises for bad bytes.
+    """
+    key = id(struct)
+    found = _FAST.get(key)
+    if found is not None:
+        return found[0]
+    import io as _io
+
+    # The reference is Construct's *interpreted* parser: its compiled code skips some length
+    # checks (a short BytesInteger reads what is there), which would accept truncated bytes.
+    def reference(raw: bytes) -> tuple[Any, int]:
+        stream = _io.BytesIO(raw)
+        obj = struct.parse_stream(stream)
+        obj.pop("_io", None)
+        return obj, stream.tell()
+
+    try:
+        steps = _plan(struct)
+    except _Unsupported:
+        fn = reference
+    else:
+        if len(steps) == 1 and steps[0][0] == "fixed":
+            s, names = steps[0][1], steps[0][2]
+            size = s.size
+
+            def fn(raw: bytes) -> tuple[Any, int]:
+                if len(raw) < size:
+                    return reference(raw)
+                return _Container(zip(names, s.unpack_from(raw))), size
+        else:
+            try:
+                fn = _generate(steps, reference)
+            except _Unsupported:
+                fn = reference
+
+    _FAST[key] = (fn, struct)
+    return fn

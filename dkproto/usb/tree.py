@@ -24,14 +24,13 @@ and always terminates.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from dkproto.errors import DecodeError, EncodeError
 from dkproto.schema import registry
-from dkproto.schema._fields import compiled, fixed_size
+from dkproto.schema._fields import compiled, fast_parser, fixed_size
 from dkproto.schema.enums import descriptor_type_name
 from dkproto.schema.registry import Context, Schema
 
@@ -57,6 +56,8 @@ _STRICT_SIZE = {
 _CLASS_BCD = ("bcdADC", "bcdUVC", "bcdCDC", "bcdHID", "bcdMSC", "bcdDFUVersion", "bcdVersion")
 
 _SIZE_CACHE: dict[int, int | None] = {}
+#: per schema: (fast parser, fixed size or None, spec-fixed size or None, the schema itself)
+_INFO: dict[int, tuple[Any, int | None, int | None, Schema]] = {}
 
 
 def _size_of(schema: Schema) -> int | None:
@@ -66,7 +67,6 @@ def _size_of(schema: Schema) -> int | None:
     return _SIZE_CACHE[key]
 
 
-@dataclass(eq=False)
 class Node:
     """One descriptor in a set.
 
@@ -85,18 +85,35 @@ class Node:
         blob: ``"descriptors"``, ``"bos"``, ``"string"`` or ``"other"``.
     """
 
-    offset: int
-    raw: bytes
-    schema: Schema | None = None
-    fields: Any = None
-    extra: bytes = b""
-    children: list[Node] = field(default_factory=list)
-    role: str = "descriptor"
-    error: str | None = None
-    context: Context | None = None
-    blob: str = "descriptors"
-    #: for strings: (langid, index); langid 0 for the LANGID list
-    string_id: tuple[int, int] | None = None
+    __slots__ = ("offset", "raw", "schema", "fields", "extra", "children", "role", "error", "context", "blob",
+                 "string_id")
+
+    def __init__(
+        self,
+        offset: int,
+        raw: bytes,
+        schema: Schema | None = None,
+        fields: Any = None,
+        extra: bytes = b"",
+        children: list[Node] | None = None,
+        role: str = "descriptor",
+        error: str | None = None,
+        context: Context | None = None,
+        blob: str = "descriptors",
+        string_id: tuple[int, int] | None = None,
+    ) -> None:
+        self.offset = offset
+        self.raw = raw
+        self.schema = schema
+        self.fields = fields
+        self.extra = extra
+        self.children: list[Node] = children if children is not None else []
+        self.role = role
+        self.error = error
+        self.context = context
+        self.blob = blob
+        #: for strings: (langid, index); langid 0 for the LANGID list
+        self.string_id = string_id
 
     # -- identity -------------------------------------------------------------------
     @property
@@ -305,6 +322,30 @@ class DescriptorSet:
 # -- the walker ---------------------------------------------------------------------------
 
 
+_CONTEXTS: dict[tuple[Any, ...], Context] = {}
+
+
+def _context(*values: Any) -> Context:
+    """A shared, cached Context for the values in field order (Context is frozen)."""
+    found = _CONTEXTS.get(values)
+    if found is None:
+        if len(_CONTEXTS) > 4096:
+            _CONTEXTS.clear()
+        found = _CONTEXTS[values] = Context(*values)
+    return found
+
+
+def _with(ctx: Context, parent: str | None = None, endpoint_address: Any = None,
+          class_version: Any = None) -> Context:
+    """``ctx`` with its parent / endpoint address / class version replaced (cached)."""
+    return _context(
+        parent if parent is not None else ctx.parent, ctx.interface_class, ctx.interface_subclass,
+        ctx.interface_protocol, ctx.function_class, ctx.function_subclass, ctx.function_protocol,
+        endpoint_address if endpoint_address is not None else ctx.endpoint_address, ctx.device_class, ctx.bcd_usb,
+        class_version if class_version is not None else ctx.class_version,
+    )
+
+
 class _Walker:
     """State of one walk over one blob (see :func:`walk`)."""
 
@@ -360,8 +401,8 @@ class _Walker:
 
     # decoding -----------------------------------------------------------------------
     def decode(self, offset: int, raw: bytes, ctx: Context, role: str) -> Node:
-        node = Node(offset=offset, raw=raw, role=role, context=ctx, blob=self.blob)
-        if len(raw) < 2 or offset == self.broken:
+        node = Node(offset, raw, None, None, b"", None, role, None, ctx, self.blob)
+        if offset == self.broken or len(raw) < 2:
             return node  # the bytes left after framing broke are kept, never decoded
         dtype = raw[1]
         try:
@@ -373,24 +414,25 @@ class _Walker:
         if schema is None:
             return node
         node.schema = schema
-        size = _size_of(schema)
+        info = _INFO.get(id(schema))
+        if info is None:
+            info = _INFO[id(schema)] = (fast_parser(schema.struct), _size_of(schema), _STRICT_SIZE.get(schema.key),
+                                        schema)
+        parser, size, strict = info[0], info[1], info[2]
         if size is not None and len(raw) < size:
             self.complain(offset, schema.name, "bLength",
                           f"bLength {len(raw)} < {size} required by {schema.name}; kept undecoded", node)
             return node
-        stream = io.BytesIO(raw)
         try:
-            fields = compiled(schema.struct).parse_stream(stream)
+            fields, used = parser(raw)
         except Exception as exc:  # construct errors of every kind; the slice is too short/odd
             msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             self.complain(offset, schema.name, "bLength",
                           f"bLength {len(raw)} too short for {schema.name} ({msg}); kept undecoded", node)
             return node
-        used = stream.tell()
         node.fields = fields
         if used < len(raw):
             node.extra = raw[used:]
-            strict = _STRICT_SIZE.get(schema.key)
             if strict is not None:
                 self.complain(offset, schema.name, "bLength",
                               f"bLength {len(raw)} > {strict} fixed by the spec; "
@@ -455,108 +497,121 @@ class _Walker:
     def configuration(self, config: Node, frames: list[tuple[int, bytes]], i: int) -> int:
         """Place the descriptors of one configuration; returns the index after it."""
         device_class, bcd_usb = self.device_class, self.bcd_usb
-        total = config.fields.wTotalLength if config.fields is not None else None
-        end = config.offset + total if total is not None else None
-        cfg_ctx = Context(parent="configuration", device_class=device_class, bcd_usb=bcd_usb)
+        total = config.fields["wTotalLength"] if config.fields is not None else None
+        end = config.offset + total if total is not None else -1
+        cfg_ctx = _context("configuration", None, None, None, None, None, None, None, device_class, bcd_usb, None)
+        decode = self.decode
+        children = config.children
         iad: Node | None = None
-        iad_range = range(0)
+        iad_first = iad_stop = 0
+        iad_fields: Any = None
         iface: Node | None = None
         ep: Node | None = None
         iface_ctx = cfg_ctx
         ep_ctx = cfg_ctx
         versions: dict[int, int] = {}
+        interfaces: list[tuple[Node, int]] = []  # (interface, endpoints seen)
+        endpoints = 0
         n = len(frames)
         last_end = config.offset + len(config.raw)
+        node: Node
         while i < n:
             offset, raw = frames[i]
             dtype = raw[1] if len(raw) > 1 else -1
-            if dtype in (0x01, 0x02, 0x07, 0x0F):
-                break  # the next top-level descriptor
             if dtype == 0x04:
-                node = self.decode(offset, raw, cfg_ctx, "interface")
+                if iface is not None:
+                    interfaces.append((iface, endpoints))
+                node = decode(offset, raw, cfg_ctx, "interface")
                 ep = None
+                endpoints = 0
                 f = node.fields
-                if iad is not None and f is not None and f.bInterfaceNumber in iad_range:
+                if iad is not None and f is not None and iad_first <= f["bInterfaceNumber"] < iad_stop \
+                        and children[-1] is iad:
                     iad.children.append(node)
                 else:
-                    iad = None
-                    config.children.append(node)
+                    iad = iad_fields = None
+                    children.append(node)
                 if f is not None:
-                    fn = iad.fields if iad is not None and iad.fields is not None else None
-                    cls = f.bInterfaceClass
-                    iface_ctx = Context(
-                        parent="interface",
-                        interface_class=cls,
-                        interface_subclass=f.bInterfaceSubClass,
-                        interface_protocol=f.bInterfaceProtocol,
-                        function_class=fn.bFunctionClass if fn is not None else None,
-                        function_subclass=fn.bFunctionSubClass if fn is not None else None,
-                        function_protocol=fn.bFunctionProtocol if fn is not None else None,
-                        device_class=device_class,
-                        bcd_usb=bcd_usb,
-                        class_version=versions.get(fn.bFunctionClass if fn is not None else cls,
-                                                   versions.get(cls)),
-                    )
+                    cls = f["bInterfaceClass"]
+                    if iad_fields is not None:
+                        fcls = iad_fields["bFunctionClass"]
+                        iface_ctx = _context("interface", cls, f["bInterfaceSubClass"], f["bInterfaceProtocol"],
+                                             fcls, iad_fields["bFunctionSubClass"], iad_fields["bFunctionProtocol"],
+                                             None, device_class, bcd_usb, versions.get(fcls, versions.get(cls)))
+                    else:
+                        iface_ctx = _context("interface", cls, f["bInterfaceSubClass"], f["bInterfaceProtocol"],
+                                             None, None, None, None, device_class, bcd_usb, versions.get(cls))
                 else:
-                    iface_ctx = Context(parent="interface", device_class=device_class, bcd_usb=bcd_usb)
+                    iface_ctx = _context("interface", None, None, None, None, None, None, None, device_class,
+                                         bcd_usb, None)
                 iface = node
-            elif dtype == 0x0B:
-                node = self.decode(offset, raw, cfg_ctx, "interface_association")
-                config.children.append(node)
-                iface = None
-                ep = None
-                iad = node
-                if node.fields is not None:
-                    iad_range = range(node.fields.bFirstInterface,
-                                      node.fields.bFirstInterface + node.fields.bInterfaceCount)
-                    versions = {}
-                else:
-                    iad_range = range(0)
             elif dtype == 0x05:
                 if iface is None:
-                    node = self.decode(offset, raw, cfg_ctx, "endpoint")
-                    config.children.append(node)
-                    self.complain(offset, node.name, "placement",
-                                  "endpoint descriptor outside any interface", node)
+                    node = decode(offset, raw, cfg_ctx, "endpoint")
+                    children.append(node)
+                    self.complain(offset, node.name, "placement", "endpoint descriptor outside any interface", node)
+                    iad = iad_fields = None  # later interfaces cannot join it without breaking byte order
                 else:
-                    node = self.decode(offset, raw, iface_ctx, "endpoint")
+                    node = decode(offset, raw, iface_ctx, "endpoint")
                     iface.children.append(node)
+                    endpoints += 1
                 ep = node
-                if node.fields is not None:
-                    ep_ctx = replace(iface_ctx, parent="endpoint", endpoint_address=node.fields.bEndpointAddress)
+                ep_ctx = _with(iface_ctx, parent="endpoint",
+                               endpoint_address=node.fields["bEndpointAddress"] if node.fields is not None else None)
+            elif dtype == 0x0B:
+                if iface is not None:
+                    interfaces.append((iface, endpoints))
+                node = decode(offset, raw, cfg_ctx, "interface_association")
+                children.append(node)
+                iface = ep = None
+                iad = node
+                iad_fields = node.fields
+                if iad_fields is not None:
+                    iad_first = iad_fields["bFirstInterface"]
+                    iad_stop = iad_first + iad_fields["bInterfaceCount"]
+                    versions = {}
                 else:
-                    ep_ctx = replace(iface_ctx, parent="endpoint")
+                    iad_first = iad_stop = 0
+            elif dtype in (0x01, 0x02, 0x07, 0x0F):
+                break  # the next top-level descriptor
+            elif ep is not None and dtype != 0x24 and dtype != 0x21:
+                node = decode(offset, raw, ep_ctx, "descriptor")
+                ep.children.append(node)
+                if dtype == 0x30 and node.fields is not None:
+                    self.check_companion(node, ep)
+            elif iface is not None:
+                node = decode(offset, raw, iface_ctx, "descriptor")
+                iface.children.append(node)
+                if node.fields is not None and (dtype == 0x24 or dtype == 0x21):
+                    fields = node.fields
+                    for name in _CLASS_BCD:
+                        if name in fields:
+                            version = fields[name]
+                            cls = iface_ctx.function_class
+                            if cls is None:
+                                cls = iface_ctx.interface_class
+                            if cls is not None:
+                                versions[cls] = version
+                            if iface_ctx.interface_class is not None:
+                                versions[iface_ctx.interface_class] = version
+                            iface_ctx = _with(iface_ctx, class_version=version)
+                            break
             else:
-                if ep is not None and dtype not in (0x21, 0x24):
-                    node = self.decode(offset, raw, ep_ctx, "descriptor")
-                    ep.children.append(node)
-                    if dtype == 0x30 and node.fields is not None:
-                        self.check_companion(node, ep)
-                elif iface is not None:
-                    node = self.decode(offset, raw, iface_ctx, "descriptor")
-                    iface.children.append(node)
-                    if node.fields is not None and dtype in (0x21, 0x24):
-                        for name in _CLASS_BCD:
-                            if name in node.fields:
-                                cls = iface_ctx.function_class if iface_ctx.function_class is not None \
-                                    else iface_ctx.interface_class
-                                if cls is not None:
-                                    versions[cls] = node.fields[name]
-                                    if iface_ctx.interface_class is not None:
-                                        versions[iface_ctx.interface_class] = node.fields[name]
-                                iface_ctx = replace(iface_ctx, class_version=node.fields[name])
-                                break
+                node = decode(offset, raw, cfg_ctx, "descriptor")
+                if iad is not None and children[-1] is iad:
+                    iad.children.append(node)  # between an IAD and its first interface
                 else:
-                    node = self.decode(offset, raw, cfg_ctx, "descriptor")
-                    config.children.append(node)
-            if end is not None and offset < end < offset + len(raw):
+                    children.append(node)
+            last_end = offset + len(raw)
+            if offset < end < last_end:
                 self.complain(offset, node.name, "wTotalLength",
                               f"runs past the end of its configuration (wTotalLength {total} ends it at "
                               f"offset {end})", node)
-            last_end = offset + len(raw)
             i += 1
+        if iface is not None:
+            interfaces.append((iface, endpoints))
         if config.fields is not None:
-            self.check_configuration(config, last_end)
+            self.check_configuration(config, last_end, interfaces)
         return i
 
     def check_companion(self, node: Node, ep: Node) -> None:
@@ -569,7 +624,7 @@ class _Walker:
                       f"wBytesPerInterval {node.fields.wBytesPerInterval} on bulk endpoint "
                       f"0x{ep.fields.bEndpointAddress:02x}: reserved, shall be zero (USB 3.2 §9.6.7)")
 
-    def check_configuration(self, config: Node, last_end: int) -> None:
+    def check_configuration(self, config: Node, last_end: int, interfaces: list[tuple[Node, int]]) -> None:
         f = config.fields
         if self.device_class == 0xEF and self.device_protocol == (2, 1) and not any(
                 c.role == "interface_association" for c in config.children):
@@ -581,15 +636,14 @@ class _Walker:
             self.complain(config.offset, config.name, "wTotalLength",
                           f"wTotalLength {f.wTotalLength} disagrees with the bytes: {actual} bytes follow "
                           "up to the next configuration or the end")
-        numbers = {n.fields.bInterfaceNumber for n in config.interfaces if n.fields is not None}
+        numbers = {n.fields["bInterfaceNumber"] for n, _ in interfaces if n.fields is not None}
         if len(numbers) != f.bNumInterfaces:
             self.complain(config.offset, config.name, "bNumInterfaces",
                           f"bNumInterfaces {f.bNumInterfaces} but {len(numbers)} interfaces follow")
-        for iface in config.interfaces:
+        for iface, count in interfaces:
             if iface.fields is None:
                 continue
-            count = sum(1 for c in iface.children if c.role == "endpoint")
-            if count != iface.fields.bNumEndpoints:
+            if count != iface.fields["bNumEndpoints"]:
                 self.complain(iface.offset, iface.name, "bNumEndpoints",
                               f"bNumEndpoints {iface.fields.bNumEndpoints} but {count} endpoint descriptors "
                               f"follow (interface {iface.fields.bInterfaceNumber} alt "
