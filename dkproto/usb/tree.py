@@ -32,7 +32,7 @@ from dkproto.errors import DecodeError, EncodeError
 from dkproto.schema import registry
 from dkproto.schema._fields import compiled, fast_parser, fixed_size
 from dkproto.schema.enums import descriptor_type_name
-from dkproto.schema.registry import Context, Schema
+from dkproto.schema.registry import Context, Schema, lookup
 
 __all__ = ["DescriptorSet", "Node", "parse", "walk"]
 
@@ -404,11 +404,10 @@ class _Walker:
         node = Node(offset, raw, None, None, b"", None, role, None, ctx, self.blob)
         if offset == self.broken or len(raw) < 2:
             return node  # the bytes left after framing broke are kept, never decoded
-        dtype = raw[1]
         try:
-            schema = registry.lookup(dtype, raw, ctx)
+            schema = lookup(raw[1], raw, ctx)
         except Exception as exc:  # a class selector failed: keep raw, say so
-            self.complain(offset, descriptor_type_name(dtype) + " descriptor", "schema selection",
+            self.complain(offset, descriptor_type_name(raw[1]) + " descriptor", "schema selection",
                           f"schema selection failed: {exc}; kept undecoded", node)
             return node
         if schema is None:
@@ -418,13 +417,13 @@ class _Walker:
         if info is None:
             info = _INFO[id(schema)] = (fast_parser(schema.struct), _size_of(schema), _STRICT_SIZE.get(schema.key),
                                         schema)
-        parser, size, strict = info[0], info[1], info[2]
+        size = info[1]
         if size is not None and len(raw) < size:
             self.complain(offset, schema.name, "bLength",
                           f"bLength {len(raw)} < {size} required by {schema.name}; kept undecoded", node)
             return node
         try:
-            fields, used = parser(raw)
+            fields, used = info[0](raw)
         except Exception as exc:  # construct errors of every kind; the slice is too short/odd
             msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             self.complain(offset, schema.name, "bLength",
@@ -433,6 +432,7 @@ class _Walker:
         node.fields = fields
         if used < len(raw):
             node.extra = raw[used:]
+            strict = info[2]
             if strict is not None:
                 self.complain(offset, schema.name, "bLength",
                               f"bLength {len(raw)} > {strict} fixed by the spec; "
