@@ -142,7 +142,7 @@ class IOHIDInterface(IOService):
         props = {kIOHIDVendorIDKey: info.idVendor or 0, kIOHIDProductIDKey: info.idProduct or 0,
                  kIOHIDTransportKey: "USB", kIOHIDProductKey: info.product or "",
                  kIOHIDManufacturerKey: info.manufacturer or "", kIOHIDSerialNumberKey: info.serial_number or ""}
-        nub = cls(transport.report_descriptor(), props, transport=transport)
+        nub = cls(_report_descriptor(transport), props, transport=transport)
         start_service(nub, None)
         nub.register_service()
         return nub
@@ -181,17 +181,30 @@ class IOHIDInterface(IOService):
             self._reader.join(2.0)
         self._reader = None
 
+    def _present(self) -> bool:
+        """False once the OS node behind the transport (``/dev/hidrawN``) has disappeared."""
+        import os
+
+        path = getattr(getattr(self.transport, "info", None), "path", None)
+        return not (isinstance(path, str) and path.startswith("/dev/") and not os.path.exists(path))
+
     def _read_loop(self) -> None:
         while not self._stop_reading.is_set():
             try:
                 data = self.transport.read(0x81, 4096, timeout=200)
             except DkTimeoutError:
+                if not self._present():
+                    self.device_gone()
+                    return
                 continue
             except NoDeviceError:
                 self.device_gone()
                 return
             except DkError as exc:
                 if self._stop_reading.is_set():
+                    return
+                if not self._present():
+                    self.device_gone()
                     return
                 _log.warning("%s: read failed: %s", self.get_name(), exc)
                 time.sleep(0.05)
@@ -250,6 +263,22 @@ class IOHIDInterface(IOService):
             except DkError:
                 pass
         super().stop(provider)
+
+
+def _report_descriptor(transport: Any) -> bytes:
+    """The report descriptor through the transport; on Linux, sysfs if hidapi cannot give it."""
+    try:
+        return bytes(transport.report_descriptor())
+    except (DkError, TypeError, AttributeError) as exc:  # TypeError: hidapi builds differ in signature
+        path = getattr(transport.info, "path", None) or ""
+        from pathlib import Path
+
+        node = Path(path).name
+        sysfs = Path("/sys/class/hidraw") / node / "device" / "report_descriptor"
+        if node.startswith("hidraw") and sysfs.is_file():
+            _log.info("report descriptor of %s from sysfs (hidapi: %s)", path, exc)
+            return sysfs.read_bytes()
+        raise UnsupportedError(f"cannot read the report descriptor of {path or transport}: {exc}") from exc
 
 
 class IOUserHIDEventService(IOService):
