@@ -283,11 +283,15 @@ class _Gen:
         else:
             # the top level: (raw) -> (Container, consumed); any failure goes to Construct
             out = [f"def {name}(raw):", "  try:", "    n = len(raw)", "    pos = 0", "    this = Container()"]
-        for step in steps:
+        for index, step in enumerate(steps):
             if step[0] == "fixed":
                 s = self.const(step[1])
                 names = self.const(step[2])
                 out.append(f"    if pos + {step[1].size} > n: raise Short")
+                if index == 0 and not nested:  # the usual start: build the container in one go
+                    out[out.index("    this = Container()")] = "    pass"
+                    out.append(f"    this = Container(zip({names}, {s}.unpack_from(raw))); pos = {step[1].size}")
+                    continue
                 out.append(f"    od_update(this, zip({names}, {s}.unpack_from(raw, pos))); pos += {step[1].size}")
             else:
                 self.element(step[2], "v", "    ", out)

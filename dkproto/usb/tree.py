@@ -24,6 +24,7 @@ and always terminates.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -443,7 +444,7 @@ class _Walker:
     def walk(self, data: bytes) -> list[Node]:
         frames = self.frame(data)
         roots: list[Node] = []
-        top_ctx = Context(parent="device", device_class=self.device_class, bcd_usb=self.bcd_usb)
+        top_ctx = _context("device", None, None, None, None, None, None, None, self.device_class, self.bcd_usb, None)
         i = 0
         n = len(frames)
         while i < n:
@@ -463,16 +464,16 @@ class _Walker:
             node = self.decode(offset, raw, top_ctx, role)
             roots.append(node)
             if role == "device" and node.fields is not None:
-                self.device_class = node.fields.bDeviceClass
-                self.device_protocol = (node.fields.bDeviceSubClass, node.fields.bDeviceProtocol)
-                self.bcd_usb = node.fields.bcdUSB
-                top_ctx = Context(parent="device", device_class=self.device_class, bcd_usb=self.bcd_usb)
+                self.device_class = node.fields["bDeviceClass"]
+                self.device_protocol = (node.fields["bDeviceSubClass"], node.fields["bDeviceProtocol"])
+                self.bcd_usb = node.fields["bcdUSB"]
+                top_ctx = _context("device", None, None, None, None, None, None, None, self.device_class, self.bcd_usb, None)
             i += 1
         return roots
 
     def bos(self, bos: Node, frames: list[tuple[int, bytes]], i: int) -> int:
-        ctx = Context(parent="bos", device_class=self.device_class, bcd_usb=self.bcd_usb)
-        end = bos.offset + (bos.fields.wTotalLength if bos.fields is not None else bos.bLength)
+        ctx = _context("bos", None, None, None, None, None, None, None, self.device_class, self.bcd_usb, None)
+        end = bos.offset + (bos.fields["wTotalLength"] if bos.fields is not None else bos.bLength)
         while i < len(frames) and frames[i][0] < end:
             offset, raw = frames[i]
             node = self.decode(offset, raw, ctx, "capability")
@@ -484,13 +485,13 @@ class _Walker:
         if bos.fields is not None:
             last = bos.children[-1] if bos.children else bos
             actual = last.offset + len(last.raw) - bos.offset
-            if actual != bos.fields.wTotalLength:
+            if actual != bos.fields["wTotalLength"]:
                 self.complain(bos.offset, bos.name, "wTotalLength",
-                              f"wTotalLength {bos.fields.wTotalLength} disagrees with the bytes: "
+                              f"wTotalLength {bos.fields['wTotalLength']} disagrees with the bytes: "
                               f"{actual} bytes belong to the BOS")
-            if len(bos.children) != bos.fields.bNumDeviceCaps:
+            if len(bos.children) != bos.fields["bNumDeviceCaps"]:
                 self.complain(bos.offset, bos.name, "bNumDeviceCaps",
-                              f"bNumDeviceCaps {bos.fields.bNumDeviceCaps} but {len(bos.children)} "
+                              f"bNumDeviceCaps {bos.fields['bNumDeviceCaps']} but {len(bos.children)} "
                               "device capabilities follow")
         return i
 
@@ -619,10 +620,10 @@ class _Walker:
             self.warn(node.offset, node.name, "bcdUSB",
                       f"SuperSpeed Endpoint Companion in a device with bcdUSB {self.bcd_usb >> 8:x}."
                       f"{self.bcd_usb & 0xFF:02x} (< 3.00): only SuperSpeed configurations carry companions")
-        if ep.fields is not None and ep.fields.bmAttributes & 3 in (0, 2) and node.fields.wBytesPerInterval:
+        if ep.fields is not None and ep.fields["bmAttributes"] & 3 in (0, 2) and node.fields["wBytesPerInterval"]:
             self.warn(node.offset, node.name, "wBytesPerInterval",
-                      f"wBytesPerInterval {node.fields.wBytesPerInterval} on bulk endpoint "
-                      f"0x{ep.fields.bEndpointAddress:02x}: reserved, shall be zero (USB 3.2 §9.6.7)")
+                      f"wBytesPerInterval {node.fields['wBytesPerInterval']} on bulk endpoint "
+                      f"0x{ep.fields['bEndpointAddress']:02x}: reserved, shall be zero (USB 3.2 §9.6.7)")
 
     def check_configuration(self, config: Node, last_end: int, interfaces: list[tuple[Node, int]]) -> None:
         f = config.fields
@@ -630,24 +631,24 @@ class _Walker:
                 c.role == "interface_association" for c in config.children):
             self.warn(config.offset, config.name, "bDeviceClass",
                       "device class 0xEF/0x02/0x01 (Interface Association) but configuration "
-                      f"{f.bConfigurationValue} has no Interface Association Descriptor")
+                      f"{f['bConfigurationValue']} has no Interface Association Descriptor")
         actual = last_end - config.offset
-        if actual != f.wTotalLength:
+        if actual != f["wTotalLength"]:
             self.complain(config.offset, config.name, "wTotalLength",
-                          f"wTotalLength {f.wTotalLength} disagrees with the bytes: {actual} bytes follow "
+                          f"wTotalLength {f['wTotalLength']} disagrees with the bytes: {actual} bytes follow "
                           "up to the next configuration or the end")
         numbers = {n.fields["bInterfaceNumber"] for n, _ in interfaces if n.fields is not None}
-        if len(numbers) != f.bNumInterfaces:
+        if len(numbers) != f["bNumInterfaces"]:
             self.complain(config.offset, config.name, "bNumInterfaces",
-                          f"bNumInterfaces {f.bNumInterfaces} but {len(numbers)} interfaces follow")
+                          f"bNumInterfaces {f['bNumInterfaces']} but {len(numbers)} interfaces follow")
         for iface, count in interfaces:
             if iface.fields is None:
                 continue
             if count != iface.fields["bNumEndpoints"]:
                 self.complain(iface.offset, iface.name, "bNumEndpoints",
-                              f"bNumEndpoints {iface.fields.bNumEndpoints} but {count} endpoint descriptors "
-                              f"follow (interface {iface.fields.bInterfaceNumber} alt "
-                              f"{iface.fields.bAlternateSetting})", iface)
+                              f"bNumEndpoints {iface.fields['bNumEndpoints']} but {count} endpoint descriptors "
+                              f"follow (interface {iface.fields['bInterfaceNumber']} alt "
+                              f"{iface.fields['bAlternateSetting']})", iface)
 
 
 def walk(data: bytes, *, errors: list[DecodeError] | None = None, blob: str = "descriptors",
@@ -682,7 +683,15 @@ def parse(
     errors: list[DecodeError] = []
     warnings: list[DecodeError] = []
     w = _Walker(errors, "descriptors", None, None, warnings)
-    roots = w.walk(bytes(descriptors))
+    # A walk allocates one Node and one Container per descriptor and keeps them all: the cyclic
+    # garbage collector would scan them again and again for nothing, so it waits until the end.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        roots = w.walk(bytes(descriptors))
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     ds = DescriptorSet(roots=roots, errors=errors, warnings=warnings, source=source, meta=dict(meta or {}))
     dev = ds.device
     if dev is None:
@@ -703,8 +712,8 @@ def parse(
         bw = _Walker(errors, "BOS", w.device_class, w.bcd_usb, warnings)
         ds.bos_roots = bw.walk(bytes(bos))
     other = _Walker(errors, "string", w.device_class, w.bcd_usb)
-    from dkproto.schema import usb as usb_schema
-
+    if strings:
+        from dkproto.schema import usb as usb_schema
     for (langid, index), raw in sorted((strings or {}).items()):
         node = Node(offset=0, raw=bytes(raw), role="string", blob="string", string_id=(langid, index))
         schema = usb_schema.LANGID_LIST if index == 0 else usb_schema.STRING
@@ -723,6 +732,7 @@ def parse(
         ds.strings[(langid, index)] = node
     for raw in extras or ():
         ds.extras.extend(_Walker(errors, "other", w.device_class, w.bcd_usb, warnings).walk(bytes(raw)))
-    order = {"BOS": 1, "string": 2, "other": 3}
-    errors.sort(key=lambda e: (order.get((e.descriptor or "").split(" ")[0], 0), e.offset or 0))
+    if len(errors) > 1:
+        order = {"BOS": 1, "string": 2, "other": 3}
+        errors.sort(key=lambda e: (order.get((e.descriptor or "").split(" ")[0], 0), e.offset or 0))
     return ds
