@@ -317,3 +317,12 @@ def test_cli_match_errors(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as e:
         main(["match", str(p), str(tmp_path / "nope.json")])
     assert e.value.code == 1
+
+
+def test_cli_match_live_device_and_example_plist() -> None:
+    root = Path(__file__).resolve().parents[2]
+    r = CliRunner().invoke(cli, ["match", str(root / "devices/vendor-bulk/Info.plist"), "--device", "sim://loopback"],
+                           obj={})
+    assert r.exit_code == 0, r.output
+    assert "* VendorBulkDriver: MATCH, score 90000 -- wins" in r.output
+    assert "transport.usb[0] allows it" in r.output
