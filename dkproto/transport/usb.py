@@ -12,10 +12,12 @@ All libusb and pyusb errors become :class:`~dkproto.errors.DkError` subclasses i
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import logging
 import sys
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
@@ -525,6 +527,20 @@ class USBTransport(Transport):
 
 
 _ABANDONED: list[Any] = []
+_ENGINES: weakref.WeakSet[_LibusbAsync] = weakref.WeakSet()
+
+
+_ATEXIT_REGISTERED = False
+
+
+def _shutdown_engines() -> None:
+    """Stop event threads before pyusb's finalizers call ``libusb_exit`` at interpreter exit
+    (an event thread still inside ``libusb_handle_events`` would make libusb abort)."""
+    for engine in list(_ENGINES):
+        try:
+            engine.shutdown()
+        except Exception:  # exiting anyway
+            pass
 
 
 def _probe_gone(lib: Any, handle: Any, wait_s: float) -> bool:
@@ -582,6 +598,13 @@ class _LibusbAsync:
         self._stop = False
         self._thread = threading.Thread(target=self._events, name="dkproto-libusb-events", daemon=True)
         self._thread.start()
+        _ENGINES.add(self)
+        global _ATEXIT_REGISTERED
+        if not _ATEXIT_REGISTERED:
+            # registered now, after pyusb's back end exists, so that it runs BEFORE pyusb's
+            # finalizers (atexit is last-in, first-out)
+            atexit.register(_shutdown_engines)
+            _ATEXIT_REGISTERED = True
 
     def _take(self, endpoint: int, ep_type: int, length: int) -> tuple[Any, Any, int]:
         free = self._pool.get(endpoint)
@@ -672,6 +695,8 @@ class _LibusbAsync:
             time.sleep(0.002)
 
     def shutdown(self) -> None:
+        if self._stop:
+            return
         self.abort(None)
         self._stop = True
         self._thread.join(timeout=2)
