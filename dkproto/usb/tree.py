@@ -512,6 +512,7 @@ class _Walker:
         ep_ctx = cfg_ctx
         versions: dict[int, int] = {}
         interfaces: list[tuple[Node, int]] = []  # (interface, endpoints seen)
+        ep_contexts: dict[tuple[int, int | None], tuple[Context, Context]] = {}
         endpoints = 0
         n = len(frames)
         last_end = config.offset + len(config.raw)
@@ -557,8 +558,14 @@ class _Walker:
                     iface.children.append(node)
                     endpoints += 1
                 ep = node
-                ep_ctx = _with(iface_ctx, parent="endpoint",
-                               endpoint_address=node.fields["bEndpointAddress"] if node.fields is not None else None)
+                key = (id(iface_ctx), raw[2] if len(raw) > 2 else None)
+                cached = ep_contexts.get(key)
+                if cached is not None and cached[0] is iface_ctx:
+                    ep_ctx = cached[1]
+                else:
+                    ep_ctx = _with(iface_ctx, parent="endpoint",
+                                   endpoint_address=node.fields["bEndpointAddress"] if node.fields is not None else None)
+                    ep_contexts[key] = (iface_ctx, ep_ctx)
             elif dtype == 0x0B:
                 if iface is not None:
                     interfaces.append((iface, endpoints))
