@@ -335,7 +335,8 @@ def read_device(live: LiveDevice) -> DescriptorSet:
     """Read every descriptor of a live device.
 
     Device descriptor, every configuration (``wTotalLength`` each), every string in every
-    LANGID, the BOS when ``bcdUSB`` >= 0x0201, the device qualifier for high-speed devices.
+    LANGID, the BOS when ``bcdUSB`` >= 0x0201, the device qualifier for high-speed devices,
+    and for hubs the hub (0x29) or SuperSpeed hub (0x2A) class descriptor.
     On Linux, when the device cannot be opened (permissions, busy), the sysfs ``descriptors``
     file is read instead and the set says so in ``meta["read_from"]``.
 
@@ -369,6 +370,12 @@ def read_device(live: LiveDevice) -> DescriptorSet:
             except usb.core.USBError:
                 meta["bos_error"] = "BOS request stalled"
         extras = []
+        if device[4] == 0x09:  # a hub: its class descriptor (USB 2.0 §11.24.2.5, USB 3.2 §10.16.2.4)
+            hub_type = 0x2A if bcd_usb >= 0x0300 else 0x29
+            try:
+                extras.append(bytes(dev.ctrl_transfer(0xA0, 6, hub_type << 8, 0, 255, timeout=1000)))
+            except usb.core.USBError:
+                meta["hub_descriptor_error"] = "hub descriptor request stalled"
         if live.speed == 3:  # high speed: the device qualifier describes the other speed
             try:
                 extras.append(_get_descriptor(dev, 6, 0, 10))
