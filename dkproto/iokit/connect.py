@@ -555,9 +555,13 @@ class UserClientServer:
             self._listener.close()
         except OSError:
             pass
-        for conn in self._conns:
+        import socket
+
+        for conn in self._conns:  # wake each serving thread; it closes its own connection
             try:
-                conn.close()
+                dup = socket.fromfd(conn.fileno(), socket.AF_UNIX, socket.SOCK_STREAM)
+                dup.shutdown(socket.SHUT_RDWR)
+                dup.close()
             except OSError:
                 pass
         try:
