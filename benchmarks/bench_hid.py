@@ -47,6 +47,10 @@ def _best(fn: Callable[[], Any], repeat: int) -> float:
     return best
 
 
+def _quantiles(xs: list[float]) -> dict[str, float]:
+    return {"min": xs[0], "p10": xs[len(xs) // 10], "median": xs[len(xs) // 2], "max": xs[-1]}
+
+
 def load_corpus() -> tuple[list[bytes], list[tuple[int, bytes]]]:
     """(descriptors, [(descriptor index, report bytes)])."""
     descs: list[bytes] = []
@@ -95,10 +99,10 @@ def run(repeat: int) -> dict[str, Any]:
         ht_items.append((ht_rdescs[i], rep, lst))
         c = dk_codecs[i]
         rc = c.codec("input", c.report_id_of(r))
-        dk_items.append((rc, r))
+        dk_items.append((c, rc, r))
     # warm up the generated decoders and schemas (a live watch compiles once per report)
-    for rc, r in dk_items:
-        rc.decode(r, strict=False)
+    for c, rc, r in dk_items:
+        c.decode(r, strict=False)
         rc.decode_construct(r)
 
     def ht_parse() -> None:
@@ -126,12 +130,35 @@ def run(repeat: int) -> dict[str, Any]:
             rd.format_report(lst)
 
     def dk_decode() -> None:
-        for rc, r in dk_items:
-            rc.decode(r, strict=False)
+        for c, _rc, r in dk_items:
+            c.decode(r, strict=False)
 
     def dk_construct() -> None:
-        for rc, r in dk_items:
+        for _c, rc, r in dk_items:
             rc.decode_construct(r)
+
+    # Per report: the same report decoded by both, best of 3 rounds of 20.
+    per_values: list[float] = []
+    per_format: list[float] = []
+    for (rd, rep, lst), (c, _rc, r) in zip(ht_items, dk_items):
+        def one_values(rep=rep, lst=lst) -> None:
+            for _ in range(20):
+                for f in rep.fields:
+                    f.get_values(lst)
+
+        def one_format(rd=rd, lst=lst) -> None:
+            for _ in range(20):
+                rd.format_report(lst)
+
+        def one_dk(c=c, r=r) -> None:
+            for _ in range(20):
+                c.decode(r, strict=False)
+
+        dk = _best(one_dk, 3)
+        per_values.append(_best(one_values, 3) / dk)
+        per_format.append(_best(one_format, 3) / dk)
+    per_values.sort()
+    per_format.sort()
 
     n_desc, n_rep = len(descs), len(dk_items)
     t = {
@@ -157,6 +184,8 @@ def run(repeat: int) -> dict[str, Any]:
             "decode: hid-tools format_report / dkproto decode": t["hidtools_format_report"] / t["dkproto_decode"],
             "decode: dkproto Construct / dkproto fast path": t["dkproto_decode_construct"] / t["dkproto_decode"],
         },
+        "per_report_ratio_get_values": _quantiles(per_values),
+        "per_report_ratio_format_report": _quantiles(per_format),
         "python": platform.python_version(),
         "machine": platform.machine(),
     }
@@ -181,8 +210,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {k:28s} {v:10.2f} us/report")
     for k, v in res["ratios"].items():
         print(f"  {k:50s} {v:8.1f}x")
+    for key in ("get_values", "format_report"):
+        pr = res[f"per_report_ratio_{key}"]
+        print(f"  per report, hid-tools {key} / dkproto decode: min {pr['min']:.1f}x, "
+              f"p10 {pr['p10']:.1f}x, median {pr['median']:.1f}x, max {pr['max']:.1f}x")
+    # The criterion (issue #4): decoding the set >= 10x faster per report on average. Single
+    # reports with one tiny field cost ~1 us in either tool (Python call overhead), see the docs.
     ok = res["ratios"]["decode: hid-tools get_values / dkproto decode"] >= 10
-    print("decode >= 10x faster than hid-tools:", "yes" if ok else "NO")
+    print("decode >= 10x faster per report than hid-tools get_values (whole set):", "yes" if ok else "NO")
     return 0 if ok else 1
 
 

@@ -60,17 +60,18 @@ class ReportValues(dict):  # type: ignore[type-arg]
         trailing: bytes after the report's declared length (kept, not dropped).
     """
 
-    report_type: str
-    report_id: int
-    unchecked: frozenset[str]
-    trailing: bytes
+    # Class-level defaults: each report's codec uses a subclass carrying its type and ID, so a
+    # decoded report costs no attribute writes (live decoding stays cheap).
+    report_type: str = "input"
+    report_id: int = 0
+    unchecked: frozenset[str] = frozenset()
+    trailing: bytes = b""
 
-    def __init__(self, *args: Any, **kw: Any) -> None:
-        super().__init__(*args, **kw)
-        self.report_type = "input"
-        self.report_id = 0
-        self.unchecked = frozenset()
-        self.trailing = b""
+    @classmethod
+    def for_report(cls, report_type: str, report_id: int) -> type[ReportValues]:
+        """A subclass whose instances say which report they are."""
+        return type(f"ReportValues_{report_type}_{report_id}", (cls,),
+                    {"report_type": report_type, "report_id": report_id, "__slots__": ()})
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +116,8 @@ class ReportCodec:
         self._build_slots()
         self._struct: cs.Construct | None = None
         self._fast: Callable[[bytes], ReportValues] | None = None
+        self._size = report.size
+        self._rv = ReportValues.for_report(report.type, report.id)
 
     # -- layout ----------------------------------------------------------------------------
     def _build_slots(self) -> None:
@@ -216,7 +219,7 @@ class ReportCodec:
 
     # -- values from raw element values ----------------------------------------------------
     def _values(self, raw: list[int], n: int) -> ReportValues:
-        out = ReportValues()
+        out = self._rv()
         unchecked = []
         for s in self.slots:
             f = s.field
@@ -238,8 +241,8 @@ class ReportCodec:
             else:
                 t = s.table or {}
                 out[s.key] = [t[raw[i]] for i in s.elems if raw[i] in t]
-        out.unchecked = frozenset(unchecked)
-        out.report_type, out.report_id = self.report.type, self.report.id
+        if unchecked:
+            out.unchecked = frozenset(unchecked)
         return out
 
     # -- fast path -------------------------------------------------------------------------
@@ -254,7 +257,7 @@ class ReportCodec:
         lines = ["def _decode(body, _from=int.from_bytes, _RV=_RV):"]
         if not wide:
             lines.append("    n = _from(body, 'little')")
-        env: dict[str, Any] = {"_RV": ReportValues}
+        env: dict[str, Any] = {"_RV": self._rv}
         parts = []
         checks = []
 
@@ -336,11 +339,10 @@ class ReportCodec:
         for k, s in enumerate(self.slots):
             if s.kind == "padding":
                 lines.append(f"    if p{k}: out[{s.key!r}] = p{k}")
-        lines.append("    bad = []")
-        lines.extend(checks)
-        lines.append("    if bad: out.unchecked = frozenset(bad)")
-        lines.append(f"    out.report_type = {self.report.type!r}")
-        lines.append(f"    out.report_id = {self.report.id}")
+        if checks:
+            lines.append("    bad = []")
+            lines.extend(checks)
+            lines.append("    if bad: out.unchecked = frozenset(bad)")
         lines.append("    return out")
         src = "\n".join(lines)
         code = compile(src, f"<hid {self.report.type} report {self.report.id}>", "exec")
@@ -358,6 +360,14 @@ class ReportCodec:
         Raises:
             DecodeError: wrong report ID, too short, or (strict) too long.
         """
+        fast = self._fast
+        if fast is None:
+            fast = self._fast = self._compile()
+        if type(data) is not bytes:
+            data = bytes(data)
+        rid = self.report.id
+        if len(data) == self._size and (not rid or data[0] == rid):
+            return fast(data[1:] if rid else data)  # the common case, checked in one line
         body, trailing = self._split(data, strict)
         if trailing and strict:
             raise DecodeError(
@@ -366,10 +376,9 @@ class ReportCodec:
                 offset=self.report.size, descriptor=f"{self.report.type} report {self.report.id}",
                 rule="report length",
             )
-        if self._fast is None:
-            self._fast = self._compile()
-        out = self._fast(body)
-        out.trailing = trailing
+        out = fast(body)
+        if trailing:
+            out.trailing = trailing
         return out
 
     # -- Construct schema ------------------------------------------------------------------
@@ -415,7 +424,8 @@ class ReportCodec:
         raw = [d[f"e{i}"] for i in range(len(self.elems))]
         n = int.from_bytes(body, "little")
         out = self._values(raw, n)
-        out.trailing = trailing
+        if trailing:
+            out.trailing = trailing
         return out
 
     def build_construct(self, values: Mapping[str, Any]) -> bytes:
@@ -622,6 +632,7 @@ class DescriptorCodec:
     def __init__(self, rd: ReportDescriptor) -> None:
         self.descriptor = rd
         self._codecs: dict[tuple[str, int], ReportCodec] = {}
+        self._numbered: dict[str, bool] = {}
 
     def codec(self, report_type: str = "input", report_id: int = 0) -> ReportCodec:
         """The codec of one report (created on first use)."""
@@ -642,8 +653,23 @@ class DescriptorCodec:
     def decode(self, data: bytes | bytearray | memoryview, report_type: str = "input", *,
                strict: bool = True) -> ReportValues:
         """Decode a report of the given type; the ID byte selects the layout."""
-        data = bytes(data)
-        return self.codec(report_type, self.report_id_of(data, report_type)).decode(data, strict=strict)
+        numbered = self._numbered.get(report_type)
+        if numbered is None:
+            rd = self.descriptor
+            numbered = self._numbered[report_type] = rd.uses_report_ids and (report_type, 0) not in rd.reports
+        if numbered:
+            if not data:
+                raise DecodeError("empty report", offset=0, descriptor=f"{report_type} report")
+            rid = data[0]
+        else:
+            rid = 0
+        c = self._codecs.get((report_type, rid))
+        if c is None:
+            c = self.codec(report_type, rid)
+        fast = c._fast
+        if fast is not None and type(data) is bytes and len(data) == c._size:
+            return fast(data[1:] if rid else data)  # the common case without a second call
+        return c.decode(data, strict=strict)
 
     def build(self, values: Mapping[str, Any], report_id: int | None = None,
               report_type: str = "input") -> bytes:
