@@ -4,10 +4,11 @@ Runs inside the lab (it creates a Loopback gadget on dummy_hcd)::
 
     dkproto lab run -- python benchmarks/bench_bulk.py [--rounds 5] [--n 300] [--size 4096] [--depth 4]
 
-Each round measures, interleaved so that machine noise hits all three alike: raw pyusb
-(``dev.write`` + ``dev.read``), dkproto synchronous (``Transport.write`` + ``read``), and dkproto
-asynchronous (``Transport.submit`` with ``--depth`` OUT and IN transfers in flight, resubmitted
-from the completion callbacks). Reported: round trips per second (median over rounds) and the
+Each round measures, interleaved (and in reversed order every other round) so that machine
+noise hits all alike: raw pyusb (``dev.write`` + ``dev.read``), dkproto synchronous
+(``Transport.write`` + ``read``), dkproto asynchronous (``Transport.submit`` with ``--depth``
+OUT and IN transfers in flight, resubmitted from the completion callbacks), and, as a reference
+for what libusb's asynchronous API allows from Python, python-libusb1 doing the same. Reported: round trips per second (median over rounds) and the
 ratios dkproto-sync / raw and async / dkproto-sync. Targets: sync overhead within 10%, async >= 1.5x.
 """
 
@@ -20,19 +21,14 @@ import sys
 import threading
 import time
 
-VID, PID = 0x1D6B, 0x01B0
+VID, PID = 0x1D6B, 0x0111  # devices/lab/loopback.json (qlen 8, bulk_buflen 4096)
 
 
 def make_gadget() -> object:
-    from dkproto.lab.devices import parse_definition
+    from dkproto.lab.devices import load_definitions
     from dkproto.lab.gadget import Gadget
 
-    definition = parse_definition({
-        "name": "bench-loopback", "kind": "gadget",
-        "device": {"idVendor": hex(VID), "idProduct": hex(PID)},
-        "strings": {"manufacturer": "dkproto", "product": "bench loopback", "serialnumber": "bench"},
-        "functions": {"Loopback.0": {}}, "configs": [{"functions": ["Loopback.0"]}]})
-    gadget = Gadget(definition)
+    gadget = Gadget(load_definitions()["loopback"], instance="bench-loopback")
     gadget.create()
     gadget.bind()
     gadget.wait_configured()
@@ -116,21 +112,83 @@ def dk_async(n: int, size: int, depth: int) -> float:
     return rate
 
 
+def usb1_async(n: int, size: int, depth: int) -> float:
+    """Reference only: python-libusb1's asynchronous API on the same libusb (no dkproto)."""
+    import usb1
+
+    usb1.loadLibrary(_ctypes_lib())  # the same libusb binary as pyusb (first call loads it)
+    buf = b"\x5a" * size
+    state = {"in_done": 0, "in_sub": 0, "out_sub": 0}
+    with usb1.USBContext() as ctx:
+        handle = ctx.openByVendorIDAndProductID(VID, PID)
+        handle.claimInterface(0)
+
+        def callback(tr: object) -> None:
+            if tr.getEndpoint() & 0x80:  # type: ignore[attr-defined]
+                state["in_done"] += 1
+                if state["in_sub"] < n:
+                    state["in_sub"] += 1
+                    tr.submit()  # type: ignore[attr-defined]
+            elif state["out_sub"] < n:
+                state["out_sub"] += 1
+                tr.submit()  # type: ignore[attr-defined]
+
+        transfers = []
+        for _ in range(depth):
+            for ep, arg in ((0x81, size), (0x02, buf)):
+                tr = handle.getTransfer()
+                tr.setBulk(ep, arg, callback, timeout=2000)
+                transfers.append(tr)
+        t0 = time.perf_counter()
+        for tr in transfers:
+            key = "in_sub" if tr.getEndpoint() & 0x80 else "out_sub"
+            state[key] += 1
+            tr.submit()
+        while state["in_done"] < n:
+            ctx.handleEventsTimeout(1)
+        rate = n / (time.perf_counter() - t0)
+        while any(tr.isSubmitted() for tr in transfers):
+            ctx.handleEventsTimeout(1)
+        handle.releaseInterface(0)
+        handle.close()
+    return rate
+
+
+_LIB: object = None
+
+
+def _ctypes_lib() -> object:
+    global _LIB
+    if _LIB is None:
+        import ctypes
+
+        import libusb_package
+
+        _LIB = ctypes.CDLL(str(libusb_package.get_library_path()))
+    return _LIB
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--n", type=int, default=300, help="round trips per measurement")
     ap.add_argument("--size", type=int, default=4096)
     ap.add_argument("--depth", type=int, default=4)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     gadget = make_gadget()
-    results: dict[str, list[float]] = {"raw_pyusb": [], "dk_sync": [], "dk_async": []}
+    results: dict[str, list[float]] = {"raw_pyusb": [], "dk_sync": [], "dk_async": [], "usb1_async": []}
+    runs = {
+        "raw_pyusb": lambda: raw_pyusb(args.n, args.size),
+        "dk_sync": lambda: dk_sync(args.n, args.size),
+        "dk_async": lambda: dk_async(args.n, args.size, args.depth),
+        "usb1_async": lambda: usb1_async(args.n, args.size, args.depth),
+    }
     try:
-        for _ in range(args.rounds):
-            results["raw_pyusb"].append(raw_pyusb(args.n, args.size))
-            results["dk_sync"].append(dk_sync(args.n, args.size))
-            results["dk_async"].append(dk_async(args.n, args.size, args.depth))
+        for i in range(args.rounds):
+            order = list(runs) if i % 2 == 0 else list(reversed(runs))  # cancel drift between rounds
+            for name in order:
+                results[name].append(runs[name]())
     finally:
         gadget.remove()  # type: ignore[attr-defined]
     med = {k: statistics.median(v) for k, v in results.items()}
@@ -151,6 +209,8 @@ def main() -> int:
                   f"rounds: {', '.join(f'{x:.0f}' for x in results[k])}")
         print(f"  dkproto sync / raw pyusb  = {sync_ratio:.3f}  (target >= 0.90)")
         print(f"  dkproto async(depth {args.depth}) / sync = {async_ratio:.2f}  (target >= 1.5)")
+        print(f"  (reference: python-libusb1 async depth {args.depth} / dkproto async = "
+              f"{statistics.median(u / a for u, a in zip(results['usb1_async'], results['dk_async'])):.2f})")
     return 0 if summary["sync_overhead_ok"] and summary["async_ok"] else 1
 
 

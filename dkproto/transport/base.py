@@ -146,6 +146,9 @@ class Transfer:
         user_data: anything the caller wants back in the callback (``OSAction`` reference).
     """
 
+    __slots__ = ("endpoint", "length", "data", "timeout", "callback", "user_data", "status", "actual_length",
+                 "timestamp_ns", "error", "_finished", "_event", "_cancel", "__weakref__")
+
     def __init__(self, endpoint: int, length: int, data: bytes = b"", timeout: int = DEFAULT_TIMEOUT_MS,
                  callback: TransferCallback | None = None, user_data: Any = None) -> None:
         self.endpoint = endpoint

@@ -590,11 +590,14 @@ class _LibusbAsync:
         lib.libusb_handle_events_timeout_completed.argtypes = [ctypes.c_void_p, ctypes.POINTER(_Timeval),
                                                                ctypes.POINTER(ctypes.c_int)]
         lib.libusb_handle_events_timeout_completed.restype = ctypes.c_int
-        self._cb = be._libusb_transfer_cb_fn_p(self._on_complete)
+        # The callback takes the transfer's address as a plain integer (the key of _inflight), so a
+        # completion needs no ctypes Structure object; cast to the field's function-pointer type.
+        self._raw_cb = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(self._on_complete)
+        self._cb = ctypes.cast(self._raw_cb, be._libusb_transfer_cb_fn_p)
         self._lock = threading.Lock()
-        # address of the libusb_transfer -> (Transfer, pointer, buffer, capacity)
-        self._inflight: dict[int, tuple[Transfer, Any, Any, int]] = {}
-        self._pool: dict[int, list[tuple[Any, Any, int]]] = {}
+        # address of the libusb_transfer -> (Transfer, pool entry (pointer, struct, address, buffer, capacity))
+        self._inflight: dict[int, tuple[Transfer, tuple[Any, Any, int, Any, int]]] = {}
+        self._pool: dict[int, list[tuple[Any, Any, int, Any, int]]] = {}
         self._stop = False
         self._thread = threading.Thread(target=self._events, name="dkproto-libusb-events", daemon=True)
         self._thread.start()
@@ -606,16 +609,17 @@ class _LibusbAsync:
             atexit.register(_shutdown_engines)
             _ATEXIT_REGISTERED = True
 
-    def _take(self, endpoint: int, ep_type: int, length: int) -> tuple[Any, Any, int]:
+    def _take(self, endpoint: int, ep_type: int, length: int) -> tuple[Any, Any, int, Any, int]:
+        """A pooled (pointer, struct, address, buffer, capacity) for ``endpoint``, or a new one."""
         free = self._pool.get(endpoint)
         while free:
             try:
-                ptr, buf, cap = free.pop()
+                entry = free.pop()
             except IndexError:
                 break
-            if cap >= length:
-                return ptr, buf, cap
-            self.lib.libusb_free_transfer(ptr)
+            if entry[4] >= length:
+                return entry  # type: ignore[no-any-return]
+            self.lib.libusb_free_transfer(entry[0])
         ptr = self.lib.libusb_alloc_transfer(0)
         if not ptr:
             raise DkError("libusb_alloc_transfer failed", ioreturn=IOReturn.kIOReturnNoMemory)
@@ -629,19 +633,18 @@ class _LibusbAsync:
         t.callback = self._cb
         t.buffer = ctypes.cast(buf, ctypes.c_void_p)
         t.num_iso_packets = 0
-        return ptr, buf, cap
+        return ptr, t, ctypes.addressof(t), buf, cap
 
     def submit(self, transfer: Transfer, ep_type: int) -> None:
         length = transfer.length
-        ptr, buf, cap = self._take(transfer.endpoint, ep_type, length)
-        if not transfer.is_in and length:
+        entry = self._take(transfer.endpoint, ep_type, length)
+        ptr, t, key, buf, _cap = entry
+        if length and not transfer.endpoint & 0x80:
             ctypes.memmove(buf, transfer.data, length)
-        t = ptr.contents
         t.timeout = transfer.timeout
         t.length = length
-        key = ctypes.addressof(t)
         transfer._cancel = lambda: self._cancel(key)
-        self._inflight[key] = (transfer, ptr, buf, cap)
+        self._inflight[key] = (transfer, entry)
         rc = self.lib.libusb_submit_transfer(ptr)
         if rc < 0:
             self._inflight.pop(key, None)
@@ -649,18 +652,18 @@ class _LibusbAsync:
             raise usb_error(rc, f"submitting a transfer on endpoint 0x{transfer.endpoint:02x}",
                             idVendor=self.transport.idVendor, idProduct=self.transport.idProduct)
 
-    def _on_complete(self, ptr: Any) -> None:
-        t = ptr.contents
-        entry = self._inflight.pop(ctypes.addressof(t), None)
-        if entry is None:
+    def _on_complete(self, key: int) -> None:
+        item = self._inflight.pop(key, None)
+        if item is None:
             return
-        transfer, _ptr, buf, cap = entry
+        transfer, entry = item
+        t = entry[1]
         status, actual = t.status, t.actual_length
-        data = ctypes.string_at(buf, actual) if transfer.is_in else b""
+        data = ctypes.string_at(entry[3], actual) if transfer.endpoint & 0x80 else b""
         if self._stop:
-            self.lib.libusb_free_transfer(_ptr)
+            self.lib.libusb_free_transfer(entry[0])
         else:
-            self._pool.setdefault(transfer.endpoint, []).append((_ptr, buf, cap))
+            self._pool.setdefault(transfer.endpoint, []).append(entry)
         if status == 0:
             transfer.complete(IOReturn.kIOReturnSuccess, data, actual)
             return
@@ -680,14 +683,14 @@ class _LibusbAsync:
                 log.debug("libusb_handle_events: %d", rc)
 
     def _cancel(self, key: int) -> None:
-        entry = self._inflight.get(key)
-        if entry is not None:
-            self.lib.libusb_cancel_transfer(entry[1])
+        item = self._inflight.get(key)
+        if item is not None:
+            self.lib.libusb_cancel_transfer(item[1][0])
 
     def abort(self, endpoint: int | None, wait_s: float = 5.0) -> None:
         import time
 
-        keys = [k for k, e in list(self._inflight.items()) if endpoint is None or e[0].endpoint == endpoint]
+        keys = [k for k, item in list(self._inflight.items()) if endpoint is None or item[0].endpoint == endpoint]
         for key in keys:
             self._cancel(key)
         deadline = time.monotonic() + wait_s
@@ -702,10 +705,10 @@ class _LibusbAsync:
         self._thread.join(timeout=2)
         leftover = list(self._inflight.values())
         _ABANDONED.extend(leftover)  # libusb may still own these buffers: never free them
-        for transfer, _ptr, _buf, _cap in leftover:  # never leave a caller waiting forever
+        for transfer, _entry in leftover:  # never leave a caller waiting forever
             transfer.complete(IOReturn.kIOReturnAborted, error=AbortedError(
                 f"transfer on endpoint 0x{transfer.endpoint:02x} abandoned at close"))
         for free in self._pool.values():
-            for ptr, _buf, _cap in free:
-                self.lib.libusb_free_transfer(ptr)
+            for entry in free:
+                self.lib.libusb_free_transfer(entry[0])
         self._pool.clear()
