@@ -373,12 +373,18 @@ def read_device(live: LiveDevice) -> DescriptorSet:
         if device[4] == 0x09:  # a hub: its class descriptor (USB 2.0 §11.24.2.5, USB 3.2 §10.16.2.4)
             hub_type = 0x2A if bcd_usb >= 0x0300 else 0x29
             try:
-                extras.append(bytes(dev.ctrl_transfer(0xA0, 6, hub_type << 8, 0, 255, timeout=1000)))
+                answer = bytes(dev.ctrl_transfer(0xA0, 6, hub_type << 8, 0, 255, timeout=1000))
+                # a root hub may answer the whole 255 bytes asked for: the descriptor is bLength
+                if answer and 2 <= answer[0] <= len(answer):
+                    answer = answer[:answer[0]]
+                extras.append(answer)
             except usb.core.USBError:
                 meta["hub_descriptor_error"] = "hub descriptor request stalled"
         if live.speed == 3:  # high speed: the device qualifier describes the other speed
             try:
-                extras.append(_get_descriptor(dev, 6, 0, 10))
+                qualifier = _get_descriptor(dev, 6, 0, 10)
+                extras.append(qualifier[:qualifier[0]] if qualifier and 2 <= qualifier[0] <= len(qualifier)
+                              else qualifier)
             except usb.core.USBError:
                 meta["device_qualifier_error"] = "device qualifier request stalled"
         ds = parse(bytes(blob), bos or None, source=source, meta=meta)

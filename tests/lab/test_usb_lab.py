@@ -120,3 +120,23 @@ def test_list_table_tree_and_json(lab_gadget: Any) -> None:
     assert f"Bus {bus:03d} Device {address:03d}" in table and "ID 1d6b:0104" in table
     tree = CliRunner().invoke(cli, ["list", "-t"]).output
     assert "Driver=usbhid" in tree and f"Dev {address:03d}" in tree
+
+
+def test_root_hub_class_descriptor_matches_lsusb() -> None:
+    hubs = find_devices(vid=0x1D6B)
+    assert hubs, "no root hub on the lab bus"
+    checked = 0
+    for live in hubs:
+        ds = read_device(live)
+        assert ds.errors == []
+        (hub,) = [n for n in ds.extras if n.key in ("hub", "superspeed_hub")]
+        truth = lsusb(live.bus, live.address)
+        m = re.search(r"nNbrPorts\s+(\d+)", truth)  # lsusb's spelling of bNbrPorts
+        if m is None:
+            continue  # lsusb could not read it either
+        assert hub["bNbrPorts"] == int(m.group(1))
+        assert hub.to_bytes() == hub.raw
+        assert ("SuperSpeed Hub Descriptor:" if hub.key == "superspeed_hub" else "Hub Descriptor:") in dump(
+            "-s", f"{live.bus}:{live.address}")
+        checked += 1
+    assert checked
