@@ -23,13 +23,14 @@ import json
 import struct
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from dkproto.usb import parse  # noqa: E402
+from dkproto.usb import parse
 
 
 def corpus_folder() -> Path:
@@ -206,8 +207,7 @@ def timed_per_set(contenders: list[Callable[[bytes, bytes], Any]], sets: list[tu
                 start = clock()
                 fn(data, bos)
                 took = clock() - start
-                if took < best[i]:
-                    best[i] = took
+                best[i] = min(best[i], took)
         for i, b in enumerate(best):
             totals[i] += b
     return totals

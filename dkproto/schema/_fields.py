@@ -11,10 +11,24 @@ Anchor: python-usb-protocol ``types/descriptor.py`` (``DescriptorField.__rtruedi
 
 from __future__ import annotations
 
+import io as _io
+import struct as _struct
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from construct import Array as _Array
 from construct import Bytes, Construct, Int8ul, Int16ul, Int32ul, Struct
+from construct import BytesInteger as _BytesInteger
+from construct import Container as _Container
+from construct import FormatField as _FormatField
+from construct import IfThenElse as _IfThenElse
+from construct import ListContainer as _ListContainer
+from construct import Renamed as _Renamed
+from construct import Struct as _Struct
+from construct.core import Bytes as _BytesCls
+from construct.core import GreedyBytes as _GreedyBytes
+from construct.core import Pass as _Pass
+from construct.expr import ExprMixin as _ExprMixin
 
 from dkproto.schema.registry import Meaning, Schema
 
@@ -123,26 +137,8 @@ def bytes_field(name: str, size: Any) -> Construct:
 # several times faster. ``fast_parser(struct)`` turns a Struct into such a plan when every
 # part is understood (FormatField, BytesInteger, Bytes, GreedyBytes, Array of those or of
 # Structs, IfThenElse, Pass); anything else, or any failure while running the plan, falls
-# back to Construct's own (compiled) parser, which stays the reference: tests check that
+# back to Construct's own interpreted parser, which stays the reference: tests check that
 # both agree on every corpus descriptor, and building always goes through Construct.
-
-import struct as _struct  # noqa: E402
-
-from construct import (  # noqa: E402
-    Array as _Array,
-    BytesInteger as _BytesInteger,
-    Container as _Container,
-    FormatField as _FormatField,
-    IfThenElse as _IfThenElse,
-    ListContainer as _ListContainer,
-    Renamed as _Renamed,
-    Struct as _Struct,
-)
-from construct.core import Bytes as _BytesCls  # noqa: E402
-from construct.core import GreedyBytes as _GreedyBytes  # noqa: E402
-from construct.core import Pass as _Pass  # noqa: E402
-from construct.expr import ExprMixin as _ExprMixin  # noqa: E402
-
 
 class _Unsupported(Exception):
     pass
@@ -338,8 +334,6 @@ def fast_parser(struct: Construct) -> Callable[[bytes], tuple[Any, int]]:
     found = _FAST.get(key)
     if found is not None:
         return found[0]
-    import io as _io
-
     # The reference is Construct's *interpreted* parser: its compiled code skips some length
     # checks (a short BytesInteger reads what is there), which would accept truncated bytes.
     def reference(raw: bytes) -> tuple[Any, int]:

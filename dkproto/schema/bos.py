@@ -89,7 +89,7 @@ SUPERSPEED = make_schema(
 def _sublink(value: Any, _c: Any) -> str:
     out = []
     for attr in value:
-        exp = "bps Kbps Mbps Gbps".split()[(attr >> 4) & 3]
+        exp = ["bps", "Kbps", "Mbps", "Gbps"][(attr >> 4) & 3]
         kind = "Asymmetric" if attr & 0x40 else "Symmetric"
         direction = "TX" if attr & 0x80 else "RX"
         proto = "SuperSpeedPlus" if (attr >> 14) & 3 else "SuperSpeed"

@@ -26,8 +26,8 @@ SYSFS = Path("/sys/bus/usb/devices")
 class InterfaceInfo:
     """One interface of the active configuration (for ``-t``)."""
 
-    bInterfaceNumber: int  # noqa: N815 - spec name
-    bInterfaceClass: int  # noqa: N815 - spec name
+    bInterfaceNumber: int
+    bInterfaceClass: int
     driver: str | None = None
 
 
@@ -39,13 +39,13 @@ class DeviceInfo:
     address: int
     port_path: str
     port_numbers: tuple[int, ...]
-    idVendor: int  # noqa: N815 - spec name
-    idProduct: int  # noqa: N815 - spec name
+    idVendor: int
+    idProduct: int
     speed: int
     manufacturer: str | None
     product: str | None
     names_from: str  # "device", "sysfs", "usb.ids" or ""
-    bDeviceClass: int  # noqa: N815 - spec name
+    bDeviceClass: int
     driver: str | None
     interfaces: list[InterfaceInfo] = field(default_factory=list)
 

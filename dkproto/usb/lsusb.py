@@ -94,10 +94,10 @@ def parse_lsusb(text: str) -> list[dict[str, Any]]:
                 section = None
             continue
         if fm is None:
-            if indent <= header_indent and not stripped.startswith("("):
-                # "Device Status:     0x0000" and other top-level lines end a section
-                if ":" in stripped and not stripped.endswith(":"):
-                    section = None
+            # "Device Status:     0x0000" and other top-level lines end a section
+            if indent <= header_indent and not stripped.startswith("(") and ":" in stripped \
+                    and not stripped.endswith(":"):
+                section = None
             continue
         if section is None or len(fm.group(1)) <= header_indent:
             continue

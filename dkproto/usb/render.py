@@ -46,7 +46,7 @@ def format_value(name: str, value: Any) -> str:
         return f"0x{value:02x}"
     if name.startswith(("id", "w")):
         return f"0x{value:04x}"
-    if name.startswith("dw") or name.startswith("bmSublink"):
+    if name.startswith(("dw", "bmSublink")):
         return f"0x{value:08x}"
     if name.startswith("bm"):
         width = 2 if value < 0x100 else 4 if value < 0x10000 else 8

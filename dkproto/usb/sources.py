@@ -157,7 +157,7 @@ def from_hex(text: str, *, source: str = "") -> DescriptorSet:
     current: list[str] = blobs["descriptors"]
     for lineno, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()
-        section = re.fullmatch(r"\[\s*(descriptors|bos|string\s+(\S+)\s+(\S+))\s*\]", stripped, re.I)
+        section = re.fullmatch(r"\[\s*(descriptors|bos|string\s+(\S+)\s+(\S+))\s*\]", stripped, re.IGNORECASE)
         if section:
             word = section.group(1).lower()
             if word == "descriptors":
@@ -254,8 +254,8 @@ class LiveDevice:
     bus: int
     address: int
     port_numbers: tuple[int, ...]
-    idVendor: int  # noqa: N815 - spec name
-    idProduct: int  # noqa: N815 - spec name
+    idVendor: int
+    idProduct: int
     speed: int
     handle: Any
 

@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dkproto.errors import DecodeError, EncodeError
-from dkproto.schema import registry
 from dkproto.schema._fields import compiled, fast_parser, fixed_size
 from dkproto.schema.enums import descriptor_type_name
 from dkproto.schema.registry import Context, Schema, lookup
@@ -86,8 +85,19 @@ class Node:
         blob: ``"descriptors"``, ``"bos"``, ``"string"`` or ``"other"``.
     """
 
-    __slots__ = ("offset", "raw", "schema", "fields", "extra", "children", "role", "error", "context", "blob",
-                 "string_id")
+    __slots__ = (
+        "blob",
+        "children",
+        "context",
+        "error",
+        "extra",
+        "fields",
+        "offset",
+        "raw",
+        "role",
+        "schema",
+        "string_id",
+    )
 
     def __init__(
         self,
@@ -118,12 +128,12 @@ class Node:
 
     # -- identity -------------------------------------------------------------------
     @property
-    def bLength(self) -> int:  # noqa: N802 - spec name
+    def bLength(self) -> int:
         """``bLength`` as framed (the first byte)."""
         return self.raw[0] if self.raw else 0
 
     @property
-    def bDescriptorType(self) -> int:  # noqa: N802 - spec name
+    def bDescriptorType(self) -> int:
         """``bDescriptorType`` (the second byte), or -1 when the slice is shorter than 2."""
         return self.raw[1] if len(self.raw) > 1 else -1
 
@@ -407,7 +417,7 @@ class _Walker:
             return node  # the bytes left after framing broke are kept, never decoded
         try:
             schema = lookup(raw[1], raw, ctx)
-        except Exception as exc:  # a class selector failed: keep raw, say so
+        except Exception as exc:  # noqa: BLE001 - a class selector failed: keep raw, say so
             self.complain(offset, descriptor_type_name(raw[1]) + " descriptor", "schema selection",
                           f"schema selection failed: {exc}; kept undecoded", node)
             return node
@@ -425,7 +435,7 @@ class _Walker:
             return node
         try:
             fields, used = info[0](raw)
-        except Exception as exc:  # construct errors of every kind; the slice is too short/odd
+        except Exception as exc:  # noqa: BLE001 - construct errors of every kind: the slice is too short/odd
             msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             self.complain(offset, schema.name, "bLength",
                           f"bLength {len(raw)} too short for {schema.name} ({msg}); kept undecoded", node)

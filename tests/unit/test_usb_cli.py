@@ -62,17 +62,17 @@ def test_dump_hex_one_descriptor_a_line() -> None:
 
 
 def test_missing_file_one_line_nonzero(capsys) -> None:
-    code, out, err = run_main(capsys, "dump", "descriptors/no-such-device")
+    code, _out, err = run_main(capsys, "dump", "descriptors/no-such-device")
     assert code == 1
     assert err.strip().splitlines() == [
-        "dkproto: descriptors/no-such-device: no such file (also tried no-such-device.json) "
-        "[kIOReturnNotFound (0xe00002f0)]"]
+        ("dkproto: descriptors/no-such-device: no such file (also tried no-such-device.json) "
+        "[kIOReturnNotFound (0xe00002f0)]")]
 
 
 def test_bad_format_file_one_line(tmp_path: Path, capsys) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    code, out, err = run_main(capsys, "dump", str(bad))
+    code, _out, err = run_main(capsys, "dump", str(bad))
     assert code == 1 and len(err.strip().splitlines()) == 1
     assert "not valid JSON" in err
 
@@ -92,7 +92,7 @@ def test_malformed_input_prints_what_parsed_then_errors(tmp_path: Path, capsys) 
 
 
 def test_quirky_device_warns_but_exits_zero(capsys) -> None:
-    code, out, err = run_main(capsys, "dump", str(LIB / "espressif-tinyusb-msc-esp32s3"))
+    code, _out, err = run_main(capsys, "dump", str(LIB / "espressif-tinyusb-msc-esp32s3"))
     assert code == 0
     assert "dkproto: warning:" in err and "has no Interface Association Descriptor" in err
 
@@ -104,8 +104,8 @@ def test_no_device_dumps_embedded_example(monkeypatch, capsys) -> None:
     code, out, err = run_main(capsys, "dump")
     assert code == 0
     assert err.strip().splitlines() == [
-        "dkproto: no USB device attached; showing the embedded example (real captures: dkproto dump "
-        "descriptors/<name>)"]
+        ("dkproto: no USB device attached; showing the embedded example (real captures: dkproto dump "
+        "descriptors/<name>)")]
     assert out.splitlines()[0].startswith("# embedded example (no device attached): Ksoloti Core")
     assert "Interface Association Descriptor:" in out
 
@@ -114,7 +114,7 @@ def test_selectors_that_match_nothing(monkeypatch, capsys) -> None:
     import dkproto.cli.dump as dump_mod
 
     monkeypatch.setattr(dump_mod, "iter_live", lambda *a: iter(()))
-    code, out, err = run_main(capsys, "dump", "-d", "1d50:6089")
+    code, _out, err = run_main(capsys, "dump", "-d", "1d50:6089")
     assert code == 1 and "no USB device matches -d 1d50:6089" in err
 
 

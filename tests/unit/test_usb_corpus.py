@@ -14,8 +14,8 @@ from dkproto.usb.lsusb import compare_with_lsusb, parse_lsusb
 QUIRKS = {
     "apple-iphone-four-configurations": [],
     "espressif-tinyusb-msc-esp32s3": [
-        "offset 18, Configuration Descriptor: device class 0xEF/0x02/0x01 (Interface Association) but "
-        "configuration 1 has no Interface Association Descriptor",
+        ("offset 18, Configuration Descriptor: device class 0xEF/0x02/0x01 (Interface Association) but "
+        "configuration 1 has no Interface Association Descriptor"),
     ],
     "logitech-streamcam-superspeed": [
         f"offset {o}, SuperSpeed USB Endpoint Companion Descriptor: SuperSpeed Endpoint Companion in a device "

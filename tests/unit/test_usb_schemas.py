@@ -7,8 +7,7 @@ import pytest
 from dkproto.schema import bos, enums, hub, usb
 from dkproto.schema._fields import bcd, compiled, uuid_str
 from dkproto.schema.registry import Context, lookup
-from dkproto.usb import parse, render_json, render_text
-from dkproto.usb import usbids
+from dkproto.usb import parse, render_json, render_text, usbids
 
 CTX = Context()
 

@@ -39,7 +39,6 @@ SEEN: list[tuple[int, bytes, Context]] = []
 
 def _spy(dtype: int, raw: bytes, ctx: Context) -> None:
     SEEN.append((dtype, raw, ctx))
-    return None
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -138,8 +137,8 @@ def test_long_fixed_descriptor_keeps_extra() -> None:
 
 def test_total_length_too_big_and_too_small() -> None:
     errs = errors_of(DEVICE + config(IF1, total=40, interfaces=1))
-    assert errs == ["offset 18, Configuration Descriptor: wTotalLength 40 disagrees with the bytes: 18 bytes "
-                    "follow up to the next configuration or the end"]
+    assert errs == [("offset 18, Configuration Descriptor: wTotalLength 40 disagrees with the bytes: 18 bytes "
+                    "follow up to the next configuration or the end")]
     errs = errors_of(DEVICE + config(IF1, EP81, total=22, interfaces=1))
     assert "offset 36, Endpoint Descriptor: runs past the end of its configuration (wTotalLength 22 ends it " \
            "at offset 40)" in errs
@@ -152,8 +151,8 @@ def test_counts() -> None:
         "offset 18, Configuration Descriptor: bNumInterfaces 2 but 1 interfaces follow",
     ]
     errs = errors_of(DEVICE + config(IF0, interfaces=1))
-    assert errs == ["offset 27, Interface Descriptor: bNumEndpoints 1 but 0 endpoint descriptors follow "
-                    "(interface 0 alt 0)"]
+    assert errs == [("offset 27, Interface Descriptor: bNumEndpoints 1 but 0 endpoint descriptors follow "
+                    "(interface 0 alt 0)")]
 
 
 def test_endpoint_outside_interface() -> None:
@@ -194,7 +193,7 @@ def test_walk_bos_blob_alone() -> None:
     errs.clear()
     walk(bytes.fromhex("05 0f 0d 00 02 07 10 02 06 00 00 00"), errors=errs, blob="BOS")
     assert [str(e) for e in errs] == [
-        "offset 0, BOS Binary Object Store Descriptor: wTotalLength 13 disagrees with the bytes: 12 bytes "
-        "belong to the BOS",
+        ("offset 0, BOS Binary Object Store Descriptor: wTotalLength 13 disagrees with the bytes: 12 bytes "
+        "belong to the BOS"),
         "offset 0, BOS Binary Object Store Descriptor: bNumDeviceCaps 2 but 1 device capabilities follow",
     ]
