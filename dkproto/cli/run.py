@@ -87,14 +87,13 @@ def run_cmd(ctx: click.Context, driver: str, device: str | None, app: str | None
         click.echo("dkproto run: interrupted; stopping the driver", err=True)
         status = 130
     except DkError:
-        if unplugged.is_set():
+        if unplugged.is_set() or running.nub.is_inactive:
             click.echo("dkproto run: the device was unplugged; the driver stopped", err=True)
             status = 1
         else:
             raise
     finally:
         running.stop()
-    if unplugged.is_set() and status == 0 and running.nub.state.value == "freed" and not app:
-        pass
     click.echo(f"dkproto run: {type(running.driver).__name__} {running.driver.state.value}", err=True)
-    ctx.exit(status)
+    if status:
+        sys.exit(status)  # not ctx.exit: dkproto's main runs click with standalone_mode=False

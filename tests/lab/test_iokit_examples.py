@@ -112,6 +112,35 @@ def test_vendor_bulk_dkproto_run_other_process(example_gadget) -> None:  # noqa:
     assert "VendorBulkDriver freed" in out.stderr
 
 
+def test_dkproto_run_stops_on_unplug(example_gadget, tmp_path) -> None:  # noqa: ANN001
+    g = example_gadget("vendor-bulk")
+    app = tmp_path / "loop.py"
+    app.write_text(
+        "import time\n"
+        "from dkproto.iokit import io_service_open, io_connect_call_method\n"
+        "def main(service):\n"
+        "    conn = io_service_open(service, 0, app_entitlements={\n"
+        "        'com.apple.developer.driverkit.userclient-access': ['org.dkproto.example.vendor-bulk']})\n"
+        "    print('ready', flush=True)\n"
+        "    while True:\n"
+        "        io_connect_call_method(conn, 0, input_struct=b'ping', output_cnt=1)\n"
+        "        io_connect_call_method(conn, 1, [64], output_struct_cnt=-3)\n"
+        "        time.sleep(0.05)\n")
+    proc = subprocess.Popen([sys.executable, "-m", "dkproto", "run", str(DEVICES / "vendor-bulk" / "driver.py"),
+                             "--app", str(app)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        time.sleep(0.5)
+        g.unplug()
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, err
+    assert "the device was unplugged; the driver stopped" in err
+    assert "VendorBulkDriver freed" in err
+
+
 def test_hid_keyboard_leds_in_lab(example_gadget) -> None:  # noqa: ANN001
     from dkproto.iokit import ServiceState, io_notification_port_create, io_service_close, io_service_open
     from dkproto.iokit.runner import run_driver

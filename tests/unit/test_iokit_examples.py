@@ -223,3 +223,23 @@ def load_devices_from_sim(sim: SimDevice):  # noqa: ANN201
 
 def test_load_devices_smoke() -> None:
     assert load_devices(Path("/work/shared/corpus/usb/hackrf-one.json"))[0].idVendor == 0x1D50
+
+
+def test_dkproto_run_console_and_ctrl_c(tmp_path: Path) -> None:
+    import signal
+
+    out = subprocess.run([sys.executable, "-m", "dkproto", "run", str(VB / "driver.py"), "--device", "sim://loopback"],
+                         input="print('state', service.state.value)\n", capture_output=True, text=True, timeout=120,
+                         cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert "state started" in out.stdout and "VendorBulkDriver freed" in out.stderr
+    app = tmp_path / "sleepy.py"
+    app.write_text("import sys, time\ndef main(service):\n    print('ready', flush=True)\n    time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-m", "dkproto", "run", str(VB / "driver.py"), "--device",
+                             "sim://loopback", "--app", str(app)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=ROOT)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted; stopping the driver" in err and "VendorBulkDriver freed" in err
