@@ -9,6 +9,7 @@ import time
 import pytest
 
 from dkproto.errors import (
+    URLError,
     AbortedError,
     BadArgumentError,
     DkError,
@@ -253,3 +254,49 @@ def test_serial_loop_read_write_expect() -> None:
     finally:
         t.close()
     assert isinstance(DkError(), Exception)
+
+
+def test_wrapper_seam_sees_every_call_including_async_completions() -> None:
+    """The record/replay seam: a TransportWrapper overriding one hook sees every operation."""
+    from typing import Any, Callable
+
+    from dkproto.transport import TransportWrapper
+
+    class Recorder(TransportWrapper):
+        def __init__(self, inner: Any) -> None:
+            super().__init__(inner)
+            self.ops: list[tuple[str, Any]] = []
+
+        def _call(self, op: str, args: dict[str, Any], fn: Callable[[], Any]) -> Any:
+            result = fn()
+            self.ops.append((op, args["transfer"].data if op == "complete" else result))
+            return result
+
+    rec = Recorder(open_transport("sim://loopback"))
+    with rec as t:  # callers see a Transport and nothing else
+        t.control_transfer(0x40, 0x01, 0, 0, b"v")
+        t.write(0x02, b"abc")
+        t.submit(0x81, 8).wait(2)
+        t.claim_interface(0)
+        t.set_alternate_setting(0, 0)
+        t.clear_halt(0x81)
+    names = [op for op, _ in rec.ops]
+    assert names == ["open", "control_transfer", "write", "complete", "submit", "claim_interface",
+                     "set_alternate_setting", "clear_halt", "close"] or \
+        names == ["open", "control_transfer", "write", "submit", "complete", "claim_interface",
+                  "set_alternate_setting", "clear_halt", "close"]
+    assert ("complete", b"abc") in rec.ops and ("write", 3) in rec.ops
+
+
+def test_entry_point_schemes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from importlib import metadata
+
+    from dkproto.transport import registry
+
+    ep = metadata.EntryPoint(name="viaep", value="dkproto.transport.sim:SimTransport",
+                             group=registry.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(registry, "_entry_points", lambda: {"viaep": ep})
+    assert "viaep" in registry.schemes()
+    assert registry.resolve_scheme("viaep") is SimTransport
+    with pytest.raises(URLError, match="scheme 'viaep' is not sim"):
+        open_transport("viaep://loopback")  # reached SimTransport.from_url, which checks its scheme
