@@ -226,33 +226,32 @@ def device_from_dict(d: dict[str, Any]) -> USBDeviceInfo:
 
 
 def load_devices(path: str | Path) -> list[USBDeviceInfo]:
-    """Devices from a file: a corpus JSON item (``descriptors_hex``), a JSON device dict or list
-    of them (:func:`device_from_dict`), or raw sysfs ``descriptors`` bytes (``.bin``)."""
+    """Devices from a file.
+
+    A JSON device dict (or a list of them, see :func:`device_from_dict`) is read here; every
+    descriptor format goes through ``dkproto.usb.load`` (engineer H1's loader: corpus/library
+    JSON, dkproto JSON, raw sysfs ``descriptors`` bytes, annotated hex, ``descriptors/<name>``
+    without ``.json``), whose bytes feed :func:`device_from_descriptors`.
+    """
     p = Path(path)
-    try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise NotFoundError(f"{p}: {exc.strerror}") from exc
-    if p.suffix == ".json":
+    if p.suffix == ".json" and p.is_file():
         try:
-            obj = json.loads(data)
+            obj = json.loads(p.read_bytes())
         except ValueError as exc:
             raise DecodeError(f"not JSON ({exc})", descriptor=str(p), rule="json") from exc
         items = obj if isinstance(obj, list) else [obj]
-        out = []
-        for item in items:
-            if "descriptors_hex" in item:
-                try:
-                    blob = bytes.fromhex(item["descriptors_hex"])
-                except ValueError as exc:
-                    raise DecodeError(f"descriptors_hex is not hex ({exc})", descriptor=str(p), rule="hex") from exc
-                out.append(device_from_descriptors(blob, name=item.get("name", p.stem), source=str(p)))
-            else:
+        if items and all(isinstance(i, dict) and "idVendor" in i and "descriptors_hex" not in i for i in items):
+            out = []
+            for item in items:
                 dev = device_from_dict(item)
                 dev.source = dev.source or str(p)
                 out.append(dev)
-        return out
-    return [device_from_descriptors(data, name=p.stem, source=str(p))]
+            return out
+    from dkproto.usb import load
+
+    ds = load(p)
+    name = str((ds.meta or {}).get("name") or p.stem)
+    return [device_from_descriptors(ds.to_bytes(), name=name, source=str(p))]
 
 
 @dataclass(slots=True)
