@@ -88,7 +88,6 @@ def list_cmd(as_json: bool) -> None:
 def term_cmd(port: str, eol: str, echo: bool, **line: Any) -> None:
     """A line-mode terminal: type lines, see what comes back; Ctrl-D ends."""
     with _port(port, _settings(**line)) as transport:
-        assert isinstance(transport, SerialTransport)
         terminal(transport, eol=_EOLS[eol], echo=echo)
 
 
@@ -105,7 +104,6 @@ def send_cmd(port: str, data: str, as_ascii: bool, read_ms: int, as_json: bool, 
     payload = parse_data(data, as_ascii)
     received = b""
     with _port(port, _settings(**line)) as transport:
-        assert isinstance(transport, SerialTransport)
         sent = transport.write(0x02, payload)
         if read_ms:
             from dkproto.errors import DkTimeoutError
@@ -136,7 +134,6 @@ def expect_cmd(port: str, pattern: str, regex: bool, send_data: str | None, time
     """Wait until PATTERN arrives on PORT (exit 1 with kIOReturnTimeout if it does not)."""
     compiled = re.compile(pattern.encode() if regex else re.escape(pattern.encode()))
     with _port(port, _settings(**line)) as transport:
-        assert isinstance(transport, SerialTransport)
         if send_data is not None:
             transport.write(0x02, parse_data(send_data, True))
         seen = transport.expect(compiled, timeout)

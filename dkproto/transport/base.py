@@ -94,8 +94,8 @@ class TransportInfo:
 
     url: str
     scheme: str
-    idVendor: int | None = None  # noqa: N815 (USB spec name)
-    idProduct: int | None = None  # noqa: N815
+    idVendor: int | None = None
+    idProduct: int | None = None
     serial_number: str | None = None
     manufacturer: str | None = None
     product: str | None = None
@@ -146,8 +146,22 @@ class Transfer:
         user_data: anything the caller wants back in the callback (``OSAction`` reference).
     """
 
-    __slots__ = ("endpoint", "length", "data", "timeout", "callback", "user_data", "status", "actual_length",
-                 "timestamp_ns", "error", "_finished", "_event", "_cancel", "__weakref__")
+    __slots__ = (
+        "__weakref__",
+        "_cancel",
+        "_event",
+        "_finished",
+        "actual_length",
+        "callback",
+        "data",
+        "endpoint",
+        "error",
+        "length",
+        "status",
+        "timeout",
+        "timestamp_ns",
+        "user_data",
+    )
 
     def __init__(self, endpoint: int, length: int, data: bytes = b"", timeout: int = DEFAULT_TIMEOUT_MS,
                  callback: TransferCallback | None = None, user_data: Any = None) -> None:
@@ -324,8 +338,8 @@ class Transport(abc.ABC):
 
     # ----------------------------------------------------------------- transfers
     @abc.abstractmethod
-    def control_transfer(self, bmRequestType: int, bRequest: int, wValue: int = 0, wIndex: int = 0,  # noqa: N803
-                         data_or_wLength: bytes | int | None = None,  # noqa: N803
+    def control_transfer(self, bmRequestType: int, bRequest: int, wValue: int = 0, wIndex: int = 0,
+                         data_or_wLength: bytes | int | None = None,
                          timeout: int = DEFAULT_TIMEOUT_MS) -> bytes | int:
         """A control transfer on the default pipe (``IOUSBHostDevice::DeviceRequest``).
 
@@ -377,8 +391,7 @@ class Transport(abc.ABC):
         iface = self.info.interface or 0
         data = self.control_transfer(0xA1, 0x01, ((report_type + 1) << 8) | report_id, iface,
                                      length + (1 if report_id else 0), timeout)
-        assert isinstance(data, (bytes, bytearray))
-        data = bytes(data)
+        data = bytes(data)  # type: ignore[arg-type]  # IN: always bytes
         if report_id and data[:1] == bytes([report_id]):
             data = data[1:]
         return data
@@ -392,8 +405,7 @@ class Transport(abc.ABC):
         iface = self.info.interface or 0
         wire = (bytes([report_id]) if report_id else b"") + bytes(data)
         sent = self.control_transfer(0x21, 0x09, ((report_type + 1) << 8) | report_id, iface, wire, timeout)
-        assert isinstance(sent, int)
-        return max(0, sent - (1 if report_id else 0))
+        return max(0, int(sent) - (1 if report_id else 0))
 
     # ----------------------------------------------------------------- asynchronous transfers
     def submit(self, endpoint: int, data_or_length: bytes | int, callback: TransferCallback | None = None,
@@ -439,25 +451,24 @@ class Transport(abc.ABC):
     def _unsupported(self, what: str) -> UnsupportedError:
         return UnsupportedError(f"{what} is not supported by {self.scheme or type(self).__name__}:// transports")
 
-    def set_configuration(self, bConfigurationValue: int) -> None:  # noqa: N803
+    def set_configuration(self, bConfigurationValue: int) -> None:
         """SET_CONFIGURATION (``IOUSBHostDevice::SetConfiguration``)."""
         raise self._unsupported("set_configuration")
 
     def get_configuration(self) -> int:
         """GET_CONFIGURATION: the current bConfigurationValue (0 = unconfigured)."""
-        data = self.control_transfer(0x80, 0x08, 0, 0, 1)
-        assert isinstance(data, (bytes, bytearray))
+        data = bytes(self.control_transfer(0x80, 0x08, 0, 0, 1))  # type: ignore[arg-type]  # IN: bytes
         return data[0] if data else 0
 
-    def claim_interface(self, bInterfaceNumber: int) -> None:  # noqa: N803
+    def claim_interface(self, bInterfaceNumber: int) -> None:
         """Claim an interface (``IOUSBHostInterface::Open``), detaching a kernel driver on Linux."""
         raise self._unsupported("claim_interface")
 
-    def release_interface(self, bInterfaceNumber: int) -> None:  # noqa: N803
+    def release_interface(self, bInterfaceNumber: int) -> None:
         """Release a claimed interface (``IOUSBHostInterface::Close``) and reattach its kernel driver."""
         raise self._unsupported("release_interface")
 
-    def set_alternate_setting(self, bInterfaceNumber: int, bAlternateSetting: int) -> None:  # noqa: N803
+    def set_alternate_setting(self, bInterfaceNumber: int, bAlternateSetting: int) -> None:
         """SET_INTERFACE (``IOUSBHostInterface::SelectAlternateSetting``)."""
         raise self._unsupported("set_alternate_setting")
 
@@ -598,8 +609,8 @@ class TransportWrapper(Transport):
     def info(self) -> TransportInfo:
         return self.inner.info
 
-    def control_transfer(self, bmRequestType: int, bRequest: int, wValue: int = 0, wIndex: int = 0,  # noqa: N803
-                         data_or_wLength: bytes | int | None = None,  # noqa: N803
+    def control_transfer(self, bmRequestType: int, bRequest: int, wValue: int = 0, wIndex: int = 0,
+                         data_or_wLength: bytes | int | None = None,
                          timeout: int = DEFAULT_TIMEOUT_MS) -> bytes | int:
         args = {"bmRequestType": bmRequestType, "bRequest": bRequest, "wValue": wValue, "wIndex": wIndex,
                 "data_or_wLength": data_or_wLength, "timeout": timeout}
@@ -638,22 +649,22 @@ class TransportWrapper(Transport):
     def abort(self, endpoint: int | None = None) -> None:
         self._call("abort", {"endpoint": endpoint}, lambda: self.inner.abort(endpoint))
 
-    def set_configuration(self, bConfigurationValue: int) -> None:  # noqa: N803
+    def set_configuration(self, bConfigurationValue: int) -> None:
         self._call("set_configuration", {"bConfigurationValue": bConfigurationValue},
                    lambda: self.inner.set_configuration(bConfigurationValue))
 
     def get_configuration(self) -> int:
         return self._call("get_configuration", {}, self.inner.get_configuration)  # type: ignore[no-any-return]
 
-    def claim_interface(self, bInterfaceNumber: int) -> None:  # noqa: N803
+    def claim_interface(self, bInterfaceNumber: int) -> None:
         self._call("claim_interface", {"bInterfaceNumber": bInterfaceNumber},
                    lambda: self.inner.claim_interface(bInterfaceNumber))
 
-    def release_interface(self, bInterfaceNumber: int) -> None:  # noqa: N803
+    def release_interface(self, bInterfaceNumber: int) -> None:
         self._call("release_interface", {"bInterfaceNumber": bInterfaceNumber},
                    lambda: self.inner.release_interface(bInterfaceNumber))
 
-    def set_alternate_setting(self, bInterfaceNumber: int, bAlternateSetting: int) -> None:  # noqa: N803
+    def set_alternate_setting(self, bInterfaceNumber: int, bAlternateSetting: int) -> None:
         self._call("set_alternate_setting", {"bInterfaceNumber": bInterfaceNumber,
                                              "bAlternateSetting": bAlternateSetting},
                    lambda: self.inner.set_alternate_setting(bInterfaceNumber, bAlternateSetting))

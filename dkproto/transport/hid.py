@@ -47,7 +47,7 @@ class HIDTransport(Transport):
     scheme: ClassVar[str] = "hid"
     grammar: ClassVar[str] = GRAMMAR
 
-    def __init__(self, *, path: str | None = None, idVendor: int | None = None, idProduct: int | None = None,  # noqa: N803
+    def __init__(self, *, path: str | None = None, idVendor: int | None = None, idProduct: int | None = None,
                  serial: str | None = None, interface: int | None = None, usage_page: int | None = None,
                  usage: int | None = None, index: int = 0, url: str = "") -> None:
         super().__init__()
@@ -123,8 +123,8 @@ class HIDTransport(Transport):
                              extra={"usage_page": e.usage_page, "usage": e.usage, "bus_type": e.bus_type,
                                     "release_number": e.release_number})
 
-    def control_transfer(self, bmRequestType: int, bRequest: int, wValue: int = 0, wIndex: int = 0,  # noqa: N803
-                         data_or_wLength: bytes | int | None = None,  # noqa: N803
+    def control_transfer(self, bmRequestType: int, bRequest: int, wValue: int = 0, wIndex: int = 0,
+                         data_or_wLength: bytes | int | None = None,
                          timeout: int = DEFAULT_TIMEOUT_MS) -> bytes | int:
         """hidapi has no control transfers; use get_report/set_report, or usb:// on the device."""
         raise UnsupportedError(f"{self.url}: hidapi offers no control transfers; use get_report/set_report "

@@ -41,10 +41,10 @@ class MockRequest:
 
     op: str
     endpoint: int = 0
-    bmRequestType: int = 0  # noqa: N815
-    bRequest: int = 0  # noqa: N815
-    wValue: int = 0  # noqa: N815
-    wIndex: int = 0  # noqa: N815
+    bmRequestType: int = 0
+    bRequest: int = 0
+    wValue: int = 0
+    wIndex: int = 0
     length: int = 0
     data: bytes = b""
     timeout: int = DEFAULT_TIMEOUT_MS
@@ -85,8 +85,8 @@ class MockTransport(Transport):
         self.requests.append(request)
         return self.handler(request)
 
-    def control_transfer(self, bmRequestType: int, bRequest: int, wValue: int = 0, wIndex: int = 0,  # noqa: N803
-                         data_or_wLength: bytes | int | None = None,  # noqa: N803
+    def control_transfer(self, bmRequestType: int, bRequest: int, wValue: int = 0, wIndex: int = 0,
+                         data_or_wLength: bytes | int | None = None,
                          timeout: int = DEFAULT_TIMEOUT_MS) -> bytes | int:
         is_in = bool(bmRequestType & 0x80)
         data = b"" if is_in or data_or_wLength is None else bytes(data_or_wLength)  # type: ignore[arg-type]
@@ -117,16 +117,16 @@ class MockTransport(Transport):
                                        args={"report_type": report_type, "report_id": report_id}))
         return len(data) if result is None else int(result)
 
-    def set_configuration(self, bConfigurationValue: int) -> None:  # noqa: N803
+    def set_configuration(self, bConfigurationValue: int) -> None:
         self._ask(MockRequest(op="set_configuration", args={"bConfigurationValue": bConfigurationValue}))
 
-    def claim_interface(self, bInterfaceNumber: int) -> None:  # noqa: N803
+    def claim_interface(self, bInterfaceNumber: int) -> None:
         self._ask(MockRequest(op="claim_interface", args={"bInterfaceNumber": bInterfaceNumber}))
 
-    def release_interface(self, bInterfaceNumber: int) -> None:  # noqa: N803
+    def release_interface(self, bInterfaceNumber: int) -> None:
         self._ask(MockRequest(op="release_interface", args={"bInterfaceNumber": bInterfaceNumber}))
 
-    def set_alternate_setting(self, bInterfaceNumber: int, bAlternateSetting: int) -> None:  # noqa: N803
+    def set_alternate_setting(self, bInterfaceNumber: int, bAlternateSetting: int) -> None:
         self._ask(MockRequest(op="set_alternate_setting", args={"bInterfaceNumber": bInterfaceNumber,
                                                                 "bAlternateSetting": bAlternateSetting}))
 

@@ -73,7 +73,7 @@ def resolve_scheme(scheme: str) -> type[Transport] | None:
     return None
 
 
-def open_transport(url: str, *, open: bool = False) -> Transport:  # noqa: A002
+def open_transport(url: str, *, open: bool = False) -> Transport:
     """Build the transport for ``url`` (closed unless ``open=True``; use it as a context manager).
 
     Raises:

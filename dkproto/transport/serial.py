@@ -57,8 +57,8 @@ class SerialPortInfo:
     device: str
     description: str | None = None
     hwid: str | None = None
-    idVendor: int | None = None  # noqa: N815
-    idProduct: int | None = None  # noqa: N815
+    idVendor: int | None = None
+    idProduct: int | None = None
     serial_number: str | None = None
     manufacturer: str | None = None
     product: str | None = None
@@ -247,8 +247,8 @@ class SerialTransport(Transport):
                              product=pinfo.product if pinfo else None, extra=extra)
 
     # ----------------------------------------------------------------- Transport calls
-    def control_transfer(self, bmRequestType: int, bRequest: int, wValue: int = 0, wIndex: int = 0,  # noqa: N803
-                         data_or_wLength: bytes | int | None = None,  # noqa: N803
+    def control_transfer(self, bmRequestType: int, bRequest: int, wValue: int = 0, wIndex: int = 0,
+                         data_or_wLength: bytes | int | None = None,
                          timeout: int = DEFAULT_TIMEOUT_MS) -> bytes | int:
         """Not available on a serial port (use ``usb://`` on the device for CDC requests)."""
         raise UnsupportedError(f"{self.url}: control transfers are not available through a serial port; "

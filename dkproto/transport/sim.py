@@ -31,7 +31,6 @@ from dkproto.errors import (
     NoDeviceError,
     NotFoundError,
     PipeStalledError,
-    URLError,
 )
 from dkproto.transport.base import DEFAULT_TIMEOUT_MS, Transport, TransportInfo
 from dkproto.transport.url import parse_url, url_error
@@ -50,10 +49,10 @@ ControlHandler = Callable[["SimDevice", "ControlRequest"], "bytes | int | None"]
 class ControlRequest:
     """A control request as the simulated device sees it (``bmRequestType`` ... ``wLength``, data)."""
 
-    __slots__ = ("bmRequestType", "bRequest", "wValue", "wIndex", "wLength", "data")
+    __slots__ = ("bRequest", "bmRequestType", "data", "wIndex", "wLength", "wValue")
 
-    def __init__(self, bmRequestType: int, bRequest: int, wValue: int, wIndex: int,  # noqa: N803
-                 wLength: int, data: bytes) -> None:  # noqa: N803
+    def __init__(self, bmRequestType: int, bRequest: int, wValue: int, wIndex: int,
+                 wLength: int, data: bytes) -> None:
         self.bmRequestType = bmRequestType
         self.bRequest = bRequest
         self.wValue = wValue
@@ -106,12 +105,12 @@ class SimDevice:
         self.log: list[ControlRequest] = []
 
     @property
-    def idVendor(self) -> int:  # noqa: N802
+    def idVendor(self) -> int:
         """idVendor from the device descriptor."""
         return int.from_bytes(self.device_descriptor[8:10], "little")
 
     @property
-    def idProduct(self) -> int:  # noqa: N802
+    def idProduct(self) -> int:
         """idProduct from the device descriptor."""
         return int.from_bytes(self.device_descriptor[10:12], "little")
 
@@ -155,7 +154,7 @@ class SimDevice:
             return cls.from_descriptors(blob, item.get("name", path.stem))
         return cls.from_descriptors(raw, path.stem)
 
-    def request_handler(self, bmRequestType: int, bRequest: int) -> Callable[[ControlHandler], ControlHandler]:  # noqa: N803
+    def request_handler(self, bmRequestType: int, bRequest: int) -> Callable[[ControlHandler], ControlHandler]:
         """Decorator: handle control requests with this exact bmRequestType and bRequest.
 
         The handler gets ``(device, request)`` and returns the IN data (bytes), or for OUT
@@ -166,12 +165,12 @@ class SimDevice:
             return fn
         return register
 
-    def vendor_request(self, bRequest: int, direction: str = "in",  # noqa: N803
+    def vendor_request(self, bRequest: int, direction: str = "in",
                        recipient: str = "device") -> Callable[[ControlHandler], ControlHandler]:
         """Decorator: a vendor request (``direction`` ``in``/``out``, ``recipient`` device/interface/endpoint/other)."""
         return self.request_handler((0x80 if direction == "in" else 0) | 0x40 | _RECIPIENTS[recipient], bRequest)
 
-    def class_request(self, bRequest: int, direction: str = "in",  # noqa: N803
+    def class_request(self, bRequest: int, direction: str = "in",
                       recipient: str = "interface") -> Callable[[ControlHandler], ControlHandler]:
         """Decorator: a class request (see :meth:`vendor_request`)."""
         return self.request_handler((0x80 if direction == "in" else 0) | 0x20 | _RECIPIENTS[recipient], bRequest)
@@ -277,7 +276,7 @@ class SimDevice:
             handler(self, bytes(data))
         return len(data)
 
-    def control(self, bmRequestType: int, bRequest: int, wValue: int, wIndex: int,  # noqa: N803
+    def control(self, bmRequestType: int, bRequest: int, wValue: int, wIndex: int,
                 data_or_wLength: bytes | int | None) -> bytes | int:
         """Serve one control request (standard ones from the descriptors, others from handlers)."""
         with self._cond:
@@ -426,11 +425,7 @@ class SimTransport(Transport):
             opts = QueryOptions(parsed, GRAMMAR)
             interface = opts.int("interface", None, lo=0, hi=255)
             opts.finish()
-        try:
-            device = load_profile(spec, url)
-        except URLError:
-            raise
-        return cls(device, url, interface)
+        return cls(load_profile(spec, url), url, interface)
 
     def _open(self) -> None:
         if not self.device.plugged:
@@ -447,8 +442,8 @@ class SimTransport(Transport):
                              manufacturer=self.device.strings.get(dd[14]), product=self.device.strings.get(dd[15]),
                              interface=self.interface, speed="high")
 
-    def control_transfer(self, bmRequestType: int, bRequest: int, wValue: int = 0, wIndex: int = 0,  # noqa: N803
-                         data_or_wLength: bytes | int | None = None,  # noqa: N803
+    def control_transfer(self, bmRequestType: int, bRequest: int, wValue: int = 0, wIndex: int = 0,
+                         data_or_wLength: bytes | int | None = None,
                          timeout: int = DEFAULT_TIMEOUT_MS) -> bytes | int:
         self._require_open("control_transfer")
         return self.device.control(bmRequestType, bRequest, wValue, wIndex, data_or_wLength)
@@ -465,18 +460,18 @@ class SimTransport(Transport):
             raise BadArgumentError(f"write to endpoint 0x{endpoint:02x}: not an OUT endpoint (0x80 bit set)")
         return self.device.host_write(endpoint, data)
 
-    def set_configuration(self, bConfigurationValue: int) -> None:  # noqa: N803
+    def set_configuration(self, bConfigurationValue: int) -> None:
         self.control_transfer(0x00, 0x09, bConfigurationValue, 0, None)
 
-    def claim_interface(self, bInterfaceNumber: int) -> None:  # noqa: N803
+    def claim_interface(self, bInterfaceNumber: int) -> None:
         self._require_open("claim_interface")
         self._claimed.add(bInterfaceNumber)
 
-    def release_interface(self, bInterfaceNumber: int) -> None:  # noqa: N803
+    def release_interface(self, bInterfaceNumber: int) -> None:
         self._require_open("release_interface")
         self._claimed.discard(bInterfaceNumber)
 
-    def set_alternate_setting(self, bInterfaceNumber: int, bAlternateSetting: int) -> None:  # noqa: N803
+    def set_alternate_setting(self, bInterfaceNumber: int, bAlternateSetting: int) -> None:
         self.abort(None)
         self.control_transfer(0x01, 0x0B, bAlternateSetting, bInterfaceNumber, None)
 

@@ -93,15 +93,15 @@ _SPEEDS = {1: "low", 2: "full", 3: "high", 4: "super", 5: "super-plus"}
 _ENDPOINT_TYPES = {0: "control", 1: "isochronous", 2: "bulk", 3: "interrupt"}
 
 
-def udev_rule(idVendor: int | None, idProduct: int | None) -> str:  # noqa: N803
+def udev_rule(idVendor: int | None, idProduct: int | None) -> str:
     """The udev rule line that gives the logged-in user access to this device on Linux."""
     vid = f'ATTRS{{idVendor}}=="{idVendor:04x}", ' if idVendor is not None else ""
     pid = f'ATTRS{{idProduct}}=="{idProduct:04x}", ' if idProduct is not None else ""
     return f'SUBSYSTEM=="usb", {vid}{pid}MODE="0660", TAG+="uaccess"'
 
 
-def usb_error(exc_or_code: BaseException | int, what: str, *, idVendor: int | None = None,  # noqa: N803
-              idProduct: int | None = None) -> DkError:  # noqa: N803
+def usb_error(exc_or_code: BaseException | int, what: str, *, idVendor: int | None = None,
+              idProduct: int | None = None) -> DkError:
     """THE translation from libusb/pyusb to dkproto's error tree (one place, style lesson 7).
 
     Args:
@@ -147,7 +147,7 @@ def usb_error(exc_or_code: BaseException | int, what: str, *, idVendor: int | No
 
 
 @contextmanager
-def usb_errors(what: str, idVendor: int | None = None, idProduct: int | None = None) -> Iterator[None]:  # noqa: N803
+def usb_errors(what: str, idVendor: int | None = None, idProduct: int | None = None) -> Iterator[None]:
     """Context manager: any pyusb/libusb error inside becomes :func:`usb_error`'s DkError."""
     import usb.core
 
@@ -203,7 +203,7 @@ class USBTransport(Transport):
     scheme: ClassVar[str] = "usb"
     grammar: ClassVar[str] = GRAMMAR
 
-    def __init__(self, *, idVendor: int | None = None, idProduct: int | None = None,  # noqa: N803
+    def __init__(self, *, idVendor: int | None = None, idProduct: int | None = None,
                  bus: int | None = None, address: int | None = None, serial: str | None = None,
                  index: int = 0, interface: int | None = None, config: int | None = None,
                  alt: int | None = None, detach: bool = True, url: str = "") -> None:
@@ -367,8 +367,8 @@ class USBTransport(Transport):
         return self._info
 
     # ----------------------------------------------------------------- transfers
-    def control_transfer(self, bmRequestType: int, bRequest: int, wValue: int = 0, wIndex: int = 0,  # noqa: N803
-                         data_or_wLength: bytes | int | None = None,  # noqa: N803
+    def control_transfer(self, bmRequestType: int, bRequest: int, wValue: int = 0, wIndex: int = 0,
+                         data_or_wLength: bytes | int | None = None,
                          timeout: int = DEFAULT_TIMEOUT_MS) -> bytes | int:
         """``IOUSBHostDevice::DeviceRequest`` through ``libusb_control_transfer``."""
         self._require_open("control_transfer")
@@ -405,7 +405,7 @@ class USBTransport(Transport):
         return err
 
     # ----------------------------------------------------------------- device management
-    def set_configuration(self, bConfigurationValue: int) -> None:  # noqa: N803
+    def set_configuration(self, bConfigurationValue: int) -> None:
         """``IOUSBHostDevice::SetConfiguration``."""
         if self.device is None:
             self._require_open("set_configuration")
@@ -413,7 +413,7 @@ class USBTransport(Transport):
             self.device.set_configuration(bConfigurationValue)
         self._ep_types.clear()
 
-    def claim_interface(self, bInterfaceNumber: int) -> None:  # noqa: N803
+    def claim_interface(self, bInterfaceNumber: int) -> None:
         """``IOUSBHostInterface::Open``: detach the Linux kernel driver (if ``detach``), then claim."""
         import usb.util
 
@@ -433,7 +433,7 @@ class USBTransport(Transport):
             usb.util.claim_interface(self.device, n)
         self._claimed.add(n)
 
-    def release_interface(self, bInterfaceNumber: int) -> None:  # noqa: N803
+    def release_interface(self, bInterfaceNumber: int) -> None:
         """``IOUSBHostInterface::Close``: release, then reattach the kernel driver we detached."""
         import usb.util
 
@@ -447,7 +447,7 @@ class USBTransport(Transport):
             with self._errors(f"reattaching the kernel driver to interface {n}"):
                 self.device.attach_kernel_driver(n)
 
-    def set_alternate_setting(self, bInterfaceNumber: int, bAlternateSetting: int) -> None:  # noqa: N803
+    def set_alternate_setting(self, bInterfaceNumber: int, bAlternateSetting: int) -> None:
         """``IOUSBHostInterface::SelectAlternateSetting`` (aborts pending transfers first)."""
         if self.device is None:
             self._require_open("set_alternate_setting")
@@ -471,14 +471,14 @@ class USBTransport(Transport):
         with self._errors("resetting the device"):
             self.device.reset()
 
-    def detach_kernel_driver(self, bInterfaceNumber: int) -> None:  # noqa: N803
+    def detach_kernel_driver(self, bInterfaceNumber: int) -> None:
         """Detach the Linux kernel driver from an interface (reattached on close)."""
         self._require_open("detach_kernel_driver")
         with self._errors(f"detaching the kernel driver from interface {bInterfaceNumber}"):
             self.device.detach_kernel_driver(bInterfaceNumber)
         self._detached.add(bInterfaceNumber)
 
-    def attach_kernel_driver(self, bInterfaceNumber: int) -> None:  # noqa: N803
+    def attach_kernel_driver(self, bInterfaceNumber: int) -> None:
         """Reattach the Linux kernel driver to an interface."""
         self._require_open("attach_kernel_driver")
         with self._errors(f"attaching the kernel driver to interface {bInterfaceNumber}"):

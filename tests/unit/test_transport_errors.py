@@ -70,9 +70,8 @@ def test_access_error_names_udev_rule() -> None:
 
 
 def test_context_manager_chains() -> None:
-    with pytest.raises(ExclusiveAccessError) as info:
-        with usb_errors("claiming interface 0"):
-            raise usb.core.USBError("Resource busy", -6, errno.EBUSY)
+    with pytest.raises(ExclusiveAccessError) as info, usb_errors("claiming interface 0"):
+        raise usb.core.USBError("Resource busy", -6, errno.EBUSY)
     assert isinstance(info.value.__cause__, usb.core.USBError)
     assert "[kIOReturnExclusiveAccess" in info.value.one_line()
 

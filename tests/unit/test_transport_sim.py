@@ -9,7 +9,6 @@ import time
 import pytest
 
 from dkproto.errors import (
-    URLError,
     AbortedError,
     BadArgumentError,
     DkError,
@@ -18,6 +17,7 @@ from dkproto.errors import (
     NotOpenError,
     PipeStalledError,
     UnsupportedError,
+    URLError,
 )
 from dkproto.ioreturn import IOReturn
 from dkproto.transport import HID_REPORT_FEATURE, Transfer, open_transport
@@ -145,7 +145,7 @@ def test_close_aborts_pending_async() -> None:
     assert extra.done() and extra.status == IOReturn.kIOReturnAborted
 
 
-def test_sim_device_from_corpus_file(tmp_path: "object") -> None:
+def test_sim_device_from_corpus_file(tmp_path: object) -> None:
     import json
     import pathlib
 
@@ -178,7 +178,7 @@ def make_hid_like() -> SimDevice:
 
     @dev.class_request(0x09, direction="out")  # SET_REPORT
     def set_report(device: SimDevice, req: object) -> None:
-        got.append(getattr(req, "data"))
+        got.append(req.data)
 
     return dev
 
@@ -258,7 +258,8 @@ def test_serial_loop_read_write_expect() -> None:
 
 def test_wrapper_seam_sees_every_call_including_async_completions() -> None:
     """The record/replay seam: a TransportWrapper overriding one hook sees every operation."""
-    from typing import Any, Callable
+    from collections.abc import Callable
+    from typing import Any
 
     from dkproto.transport import TransportWrapper
 

@@ -105,7 +105,7 @@ def test_sim_and_spy_urls() -> None:
 def test_register_scheme_and_plus_fallback() -> None:
     class Custom(SimTransport):
         @classmethod
-        def from_url(cls, url: str) -> "Custom":
+        def from_url(cls, url: str) -> Custom:
             t = cls(SimTransport.from_url("sim://loopback").device, url)
             return t
 
