@@ -152,7 +152,7 @@ class CDCACMSerial(IOUserSerial):
 
 def check_line(driver: CDCACMSerial) -> None:
     """Raise unless the device's line coding equals what the driver last programmed."""
-    rate, fmt, parity, bits = driver.get_line_coding()
+    rate, _fmt, _parity, bits = driver.get_line_coding()
     want = driver.line
     if (rate, bits) != (want["baud"], want["data_bits"]):
         raise BadArgumentError(f"line coding {rate} {bits} != {want}")

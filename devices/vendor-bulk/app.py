@@ -13,9 +13,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import client  # noqa: E402
+import client
 
-from dkproto.iokit import RemoteService, io_service_close, io_service_open  # noqa: E402
+from dkproto.iokit import RemoteService, io_service_close, io_service_open
 
 
 def main(service: Any) -> int:

@@ -24,7 +24,7 @@ from dkproto.errors import DkError
 
 
 def _console(running: Any) -> None:
-    import dkproto.iokit as iokit
+    from dkproto import iokit
 
     ns = {name: getattr(iokit, name) for name in iokit.__all__}
     ns.update(service=running.driver, driver=running.driver, provider=running.provider, running=running)

@@ -587,8 +587,12 @@ class _RelayPort(IONotificationPort):
 
 class _RemoteConnection:
     def __init__(self, address: str, authkey: bytes) -> None:
+        from multiprocessing import AuthenticationError
+
         try:
             self.conn = Client(address, family="AF_UNIX", authkey=authkey)
+        except AuthenticationError as exc:
+            raise NotPermittedError(f"IOServiceOpen: the user-client server at {address} refused the key") from exc
         except (OSError, EOFError) as exc:
             raise NoDeviceError(f"IOServiceOpen: cannot reach the user-client server at {address}: {exc}") from exc
         self._replies: list[Any] = []

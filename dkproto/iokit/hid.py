@@ -25,7 +25,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from dkproto.errors import BadArgumentError, DkError, DkTimeoutError, NoDeviceError, NotOpenError, UnsupportedError
+from dkproto.errors import (
+    BadArgumentError,
+    DkError,
+    DkTimeoutError,
+    NoDeviceError,
+    NotOpenError,
+    UnsupportedError,
+)
 from dkproto.iokit.action import OSAction, create_action
 from dkproto.iokit.memory import IOBufferMemoryDescriptor, IOMemoryDescriptor
 from dkproto.iokit.service import IOService, ServiceState, start_service
@@ -74,7 +81,7 @@ _TYPE_NAMES = {0: "input", 1: "output", 2: "feature"}
 
 def _fixed(v: float) -> int:
     """To ``IOFixed`` (16.16)."""
-    return int(round(v * 65536))
+    return round(v * 65536)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dkproto.errors import BadArgumentError, DecodeError, NotFoundError
+from dkproto.errors import BadArgumentError, DecodeError
 from dkproto.iokit.personality import DriverBundle, Entitlements, Personality, family_entitlement_for
 
 __all__ = [
@@ -528,7 +528,7 @@ def check_transport_entitlement(ents: Entitlements | None, c: Candidate) -> tupl
     for i, d in enumerate(dicts):
         reasons: list[str] = []
         try:
-            ok, wild, _ = _compare_usb(d, props, reasons)
+            ok, _, _ = _compare_usb(d, props, reasons)
         except BadArgumentError as exc:
             reasons.append(str(exc))
             ok = False

@@ -143,7 +143,7 @@ class IOBufferMemoryDescriptor(IOMemoryDescriptor):
 class IOMemoryMap:
     """``IOMemoryMap``: ``get_address()`` gives a ``memoryview`` where C++ gets a pointer."""
 
-    __slots__ = ("descriptor", "_offset", "_length")
+    __slots__ = ("_length", "_offset", "descriptor")
 
     def __init__(self, descriptor: IOMemoryDescriptor, offset: int, length: int) -> None:
         self.descriptor = descriptor

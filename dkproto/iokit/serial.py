@@ -27,7 +27,6 @@ from dkproto.errors import BadArgumentError, DkTimeoutError, NoDeviceError, NotO
 from dkproto.iokit.service import IOService, ServiceState
 
 __all__ = [
-    "IOUserSerial",
     "PD_RS232_PARITY_ANY",
     "PD_RS232_PARITY_DEFAULT",
     "PD_RS232_PARITY_EVEN",
@@ -35,6 +34,7 @@ __all__ = [
     "PD_RS232_PARITY_NONE",
     "PD_RS232_PARITY_ODD",
     "PD_RS232_PARITY_SPACE",
+    "IOUserSerial",
     "SerialPort",
     "SerialPortInterface",
     "SerialRing",
@@ -101,19 +101,19 @@ class SerialPortInterface:
     tx: SerialRing
 
     @property
-    def rxPI(self) -> int:  # noqa: N802
+    def rxPI(self) -> int:
         return self.rx.pi
 
     @property
-    def rxCI(self) -> int:  # noqa: N802
+    def rxCI(self) -> int:
         return self.rx.ci
 
     @property
-    def txPI(self) -> int:  # noqa: N802
+    def txPI(self) -> int:
         return self.tx.pi
 
     @property
-    def txCI(self) -> int:  # noqa: N802
+    def txCI(self) -> int:
         return self.tx.ci
 
 
@@ -344,5 +344,5 @@ class SerialPort:
     def __enter__(self) -> SerialPort:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()

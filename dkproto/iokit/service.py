@@ -24,7 +24,14 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from dkproto.errors import BadArgumentError, DkError, NotFoundError, NotPermittedError, StateError, UnsupportedError
+from dkproto.errors import (
+    BadArgumentError,
+    DkError,
+    NotFoundError,
+    NotPermittedError,
+    StateError,
+    UnsupportedError,
+)
 from dkproto.iokit.queue import IODispatchQueue, kIOServiceDefaultQueueName
 
 if TYPE_CHECKING:

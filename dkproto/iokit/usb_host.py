@@ -68,7 +68,7 @@ kOpenOptionsSelectAlternateInterface = 0x10000  # value [unconfirmed]; only the 
 _log = logging.getLogger(__name__)
 
 
-class tIOUSBHostConnectionSpeed(enum.IntEnum):  # noqa: N801 (Apple's name)
+class tIOUSBHostConnectionSpeed(enum.IntEnum):
     """``tIOUSBHostConnectionSpeed`` (xHCI order: Full is 1, Low is 2)."""
 
     kIOUSBHostConnectionSpeedNone = 0
@@ -259,7 +259,7 @@ class IOUSBHostDevice(IOService):
         total = int.from_bytes(head[2:4], "little")
         return self.copy_descriptor(2, total, index)
 
-    def copy_configuration_descriptor_with_value(self, bConfigurationValue: int) -> bytes:  # noqa: N803
+    def copy_configuration_descriptor_with_value(self, bConfigurationValue: int) -> bytes:
         """``CopyConfigurationDescriptorWithValue(bConfigurationValue)``."""
         n = int(self.copy_device_descriptor()["bNumConfigurations"])
         for i in range(n):
@@ -292,8 +292,8 @@ class IOUSBHostDevice(IOService):
         return self.copy_descriptor(15, int.from_bytes(head[2:4], "little")) if len(head) >= 5 else None
 
     # control
-    def device_request(self, for_client: IOService | None, bmRequestType: int, bRequest: int,  # noqa: N803
-                       wValue: int, wIndex: int, wLength: int,  # noqa: N803
+    def device_request(self, for_client: IOService | None, bmRequestType: int, bRequest: int,
+                       wValue: int, wIndex: int, wLength: int,
                        data_buffer: IOMemoryDescriptor | None = None, completion_timeout_ms: int = 5000) -> int:
         """``DeviceRequest(forClient, bmRequestType, bRequest, wValue, wIndex, wLength, dataBuffer,
         &bytesTransferred, completionTimeoutMs)``: returns bytesTransferred.
@@ -318,8 +318,8 @@ class IOUSBHostDevice(IOService):
         except DkError as exc:
             raise self._io_error(exc) from exc
 
-    def async_device_request(self, for_client: IOService | None, bmRequestType: int, bRequest: int,  # noqa: N803
-                             wValue: int, wIndex: int, wLength: int,  # noqa: N803
+    def async_device_request(self, for_client: IOService | None, bmRequestType: int, bRequest: int,
+                             wValue: int, wIndex: int, wLength: int,
                              data_buffer: IOMemoryDescriptor | None, completion: OSAction,
                              completion_timeout_ms: int = 5000) -> None:
         """``AsyncDeviceRequest(...)``: ``completion`` gets ``CompleteAsyncDeviceRequest(action, status,
@@ -336,7 +336,7 @@ class IOUSBHostDevice(IOService):
 
         self._control_queue.dispatch_async(run)
 
-    def set_configuration(self, bConfigurationValue: int, match_interfaces: bool = True) -> None:  # noqa: N803
+    def set_configuration(self, bConfigurationValue: int, match_interfaces: bool = True) -> None:
         """``SetConfiguration(bConfigurationValue, matchInterfaces)``: terminates the interface nubs,
         sends SET_CONFIGURATION, and (``match_interfaces``) publishes the new interfaces."""
         self._require_present("SetConfiguration")
@@ -519,7 +519,7 @@ class IOUSBHostInterface(IOService):
         raise NotFoundError(f"{self.get_name()}: CopyPipe: no endpoint 0x{address:02x} in alternate setting "
                             f"{self.properties['bAlternateSetting']}", ioreturn=IOReturn.kIOUSBEndpointNotFound)
 
-    def select_alternate_setting(self, bAlternateSetting: int) -> None:  # noqa: N803
+    def select_alternate_setting(self, bAlternateSetting: int) -> None:
         """``SelectAlternateSetting(bAlternateSetting)``: aborts pending I/O, closes pipes, SET_INTERFACE."""
         self._require_open("SelectAlternateSetting")
         off = io_usb_get_next_interface_descriptor(self._config)
@@ -540,16 +540,16 @@ class IOUSBHostInterface(IOService):
         self._offset = target
         self.properties["bAlternateSetting"] = bAlternateSetting
 
-    def device_request(self, bmRequestType: int, bRequest: int, wValue: int, wIndex: int,  # noqa: N803
-                       wLength: int, data_buffer: IOMemoryDescriptor | None = None,  # noqa: N803
+    def device_request(self, bmRequestType: int, bRequest: int, wValue: int, wIndex: int,
+                       wLength: int, data_buffer: IOMemoryDescriptor | None = None,
                        completion_timeout_ms: int = 5000) -> int:
         """``DeviceRequest(bmRequestType, ..., &bytesTransferred, completionTimeoutMs)`` (no forClient)."""
         self._require_open("DeviceRequest")
         return self.device.device_request(None, bmRequestType, bRequest, wValue, wIndex, wLength, data_buffer,
                                           completion_timeout_ms)
 
-    def async_device_request(self, bmRequestType: int, bRequest: int, wValue: int, wIndex: int,  # noqa: N803
-                             wLength: int, data_buffer: IOMemoryDescriptor | None,  # noqa: N803
+    def async_device_request(self, bmRequestType: int, bRequest: int, wValue: int, wIndex: int,
+                             wLength: int, data_buffer: IOMemoryDescriptor | None,
                              completion: OSAction, completion_timeout_ms: int = 5000) -> None:
         """``AsyncDeviceRequest(...)`` on the interface."""
         self._require_open("AsyncDeviceRequest")

@@ -41,11 +41,11 @@ __all__ = [
     "external_method",
     "kIOUserClientAsyncArgumentsCountMax",
     "kIOUserClientAsyncReferenceCountMax",
+    "kIOUserClientInlineStructureMax",
     "kIOUserClientMemoryReadOnly",
     "kIOUserClientMethodArgumentsCurrentVersion",
     "kIOUserClientScalarArrayCountMax",
     "kIOUserClientVariableStructureSize",
-    "kIOUserClientInlineStructureMax",
 ]
 
 kIOUserClientScalarArrayCountMax = 16

@@ -31,7 +31,7 @@ def example_gadget() -> Iterator:
 
     made: list = []
 
-    def make(name: str):  # noqa: ANN202
+    def make(name: str):
         g = Gadget(load_definition(DEVICES / name / "gadget.json"), instance=f"ex-{name}-{len(made)}")
         made.append(g)
         g.create()
@@ -43,7 +43,7 @@ def example_gadget() -> Iterator:
         g.remove()
 
 
-def _wait(pred, timeout: float = 10.0) -> bool:  # noqa: ANN001
+def _wait(pred, timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if pred():
@@ -52,7 +52,7 @@ def _wait(pred, timeout: float = 10.0) -> bool:  # noqa: ANN001
     return False
 
 
-def _drain(g) -> None:  # noqa: ANN001
+def _drain(g) -> None:
     from dkproto.errors import DkTimeoutError
 
     try:
@@ -62,7 +62,7 @@ def _drain(g) -> None:  # noqa: ANN001
         pass
 
 
-def test_vendor_bulk_in_lab(example_gadget) -> None:  # noqa: ANN001
+def test_vendor_bulk_in_lab(example_gadget) -> None:
     from dkproto.errors import DkError
     from dkproto.iokit import ServiceState, io_service_close, io_service_open
     from dkproto.iokit.runner import run_driver
@@ -101,7 +101,7 @@ def test_vendor_bulk_in_lab(example_gadget) -> None:  # noqa: ANN001
         running.stop()
 
 
-def test_vendor_bulk_dkproto_run_other_process(example_gadget) -> None:  # noqa: ANN001
+def test_vendor_bulk_dkproto_run_other_process(example_gadget) -> None:
     example_gadget("vendor-bulk")
     out = subprocess.run([sys.executable, "-m", "dkproto", "run", str(DEVICES / "vendor-bulk" / "driver.py"),
                           "--app", str(DEVICES / "vendor-bulk" / "app.py"), "--process"],
@@ -112,7 +112,7 @@ def test_vendor_bulk_dkproto_run_other_process(example_gadget) -> None:  # noqa:
     assert "VendorBulkDriver freed" in out.stderr
 
 
-def test_dkproto_run_stops_on_unplug(example_gadget, tmp_path) -> None:  # noqa: ANN001
+def test_dkproto_run_stops_on_unplug(example_gadget, tmp_path) -> None:
     g = example_gadget("vendor-bulk")
     app = tmp_path / "loop.py"
     app.write_text(
@@ -141,7 +141,7 @@ def test_dkproto_run_stops_on_unplug(example_gadget, tmp_path) -> None:  # noqa:
     assert "VendorBulkDriver freed" in err
 
 
-def test_hid_keyboard_leds_in_lab(example_gadget) -> None:  # noqa: ANN001
+def test_hid_keyboard_leds_in_lab(example_gadget) -> None:
     from dkproto.iokit import ServiceState, io_notification_port_create, io_service_close, io_service_open
     from dkproto.iokit.runner import run_driver
 
@@ -179,7 +179,7 @@ def test_hid_keyboard_leds_in_lab(example_gadget) -> None:  # noqa: ANN001
         running.stop()
 
 
-def test_cdc_acm_serial_in_lab(example_gadget) -> None:  # noqa: ANN001
+def test_cdc_acm_serial_in_lab(example_gadget) -> None:
     import termios
 
     from dkproto.errors import DkError

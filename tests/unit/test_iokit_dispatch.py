@@ -67,11 +67,11 @@ def test_argument_field_order_matches_header() -> None:
         "check_scalar_output_count", "check_structure_output_size"]
 
 
-def fn(target, reference, args):  # noqa: ANN001, ANN201
+def fn(target, reference, args):
     return 0
 
 
-def args(**kw) -> IOUserClientMethodArguments:  # noqa: ANN003
+def args(**kw) -> IOUserClientMethodArguments:
     return IOUserClientMethodArguments(**kw)
 
 
@@ -122,23 +122,23 @@ class Client(IOUserClient):
     """A user client exercising every shape."""
 
     @external_method(0, scalar_in=2, scalar_out=1)
-    def add(self, reference, a):  # noqa: ANN001, ANN201
+    def add(self, reference, a):
         """Adds two scalars."""
         a.scalar_output[0] = a.scalar_input[0] + a.scalar_input[1]
 
     @external_method(1, struct_in=4, struct_out=4)
-    def reverse(self, reference, a):  # noqa: ANN001, ANN201
+    def reverse(self, reference, a):
         a.structure_output = a.structure_input[::-1]
 
     @external_method(2)
-    def echo_any(self, reference, a):  # noqa: ANN001, ANN201
+    def echo_any(self, reference, a):
         data = a.structure_input_bytes()
         a.structure_output = data
         self.saw = (a.structure_input is not None, a.structure_input_descriptor is not None,
                     a.structure_output_maximum_size)
 
     @external_method(3, struct_out=None)
-    def big_out(self, reference, a):  # noqa: ANN001, ANN201
+    def big_out(self, reference, a):
         n = a.scalar_input[0]
         if a.structure_output_descriptor is not None:
             a.structure_output_descriptor.write_bytes(0, bytes(range(256)) * (n // 256))
@@ -146,34 +146,34 @@ class Client(IOUserClient):
             a.structure_output = b"\x01" * n
 
     @external_method(4, completion=True, scalar_in=1)
-    def later(self, reference, a):  # noqa: ANN001, ANN201
+    def later(self, reference, a):
         a.completion.retain()
         n = a.scalar_input[0]
         self.async_completion(a.completion, IOReturn.kIOReturnSuccess, list(range(10, 10 + n)))
 
     @external_method(5, scalar_in=0)
-    def fails(self, reference, a):  # noqa: ANN001, ANN201
+    def fails(self, reference, a):
         return IOReturn.kIOReturnNotReady
 
     @external_method(6)
-    def raises(self, reference, a):  # noqa: ANN001, ANN201
+    def raises(self, reference, a):
         raise UnsupportedError("not here")
 
     @external_method(7, scalar_out=None)
-    def lower_count(self, reference, a):  # noqa: ANN001, ANN201
+    def lower_count(self, reference, a):
         a.scalar_output[0] = 42
         a.scalar_output_count = 1
 
     @external_method(8)
-    def bad_out(self, reference, a):  # noqa: ANN001, ANN201
+    def bad_out(self, reference, a):
         a.structure_output = b"x" * 10
         return IOReturn.kIOReturnError
 
     @external_method(9)
-    def oops(self, reference, a):  # noqa: ANN001, ANN201
+    def oops(self, reference, a):
         raise RuntimeError("bug")
 
-    def copy_client_memory_for_type(self, memory_type: int):  # noqa: ANN201
+    def copy_client_memory_for_type(self, memory_type: int):
         if memory_type == 0:
             if not hasattr(self, "shared"):
                 self.shared = IOBufferMemoryDescriptor.create(0, 64)
@@ -184,7 +184,7 @@ class Client(IOUserClient):
 
 
 class Service(IOService):
-    def start(self, provider):  # noqa: ANN001, ANN201
+    def start(self, provider):
         super().start(provider)
         self.properties["UserClientProperties"] = {"IOClass": "IOUserUserClient", "IOUserClass": "Client"}
         self.register_service()
@@ -194,7 +194,7 @@ class Service(IOService):
 
 
 @pytest.fixture()
-def conn():  # noqa: ANN201
+def conn():
     svc = start_service(Service(), None)
     c = io_service_open(svc, 0)
     yield c
@@ -220,7 +220,7 @@ def test_direct_external_method_paths() -> None:
     assert seen[-1] == (c, None)  # target defaults to this
 
 
-def test_scalar_call_and_count_checks(conn) -> None:  # noqa: ANN001
+def test_scalar_call_and_count_checks(conn) -> None:
     assert io_connect_call_scalar_method(conn, 0, [40, 2], 1) == [42]
     for bad in ([1], [1, 2, 3]):
         with pytest.raises(BadArgumentError) as e:
@@ -233,13 +233,13 @@ def test_scalar_call_and_count_checks(conn) -> None:  # noqa: ANN001
     assert io_connect_call_scalar_method(conn, 0, [2**64 - 1, 2], 1) == [1]  # uint64 wraps as in C
 
 
-def test_unknown_selector_is_bad_argument(conn) -> None:  # noqa: ANN001
+def test_unknown_selector_is_bad_argument(conn) -> None:
     with pytest.raises(BadArgumentError) as e:
         io_connect_call_method(conn, 1234)
     assert e.value.ioreturn == IOReturn.kIOReturnBadArgument
 
 
-def test_struct_exact_sizes(conn) -> None:  # noqa: ANN001
+def test_struct_exact_sizes(conn) -> None:
     assert io_connect_call_struct_method(conn, 1, b"abcd", 4) == b"dcba"
     with pytest.raises(BadArgumentError):
         io_connect_call_struct_method(conn, 1, b"abc", 4)
@@ -249,7 +249,7 @@ def test_struct_exact_sizes(conn) -> None:  # noqa: ANN001
         io_connect_call_struct_method(conn, 1, b"abcd", kIOConnectMethodVarOutputSize)
 
 
-def test_4096_boundary_input(conn) -> None:  # noqa: ANN001
+def test_4096_boundary_input(conn) -> None:
     uc = conn.user_client
     assert io_connect_call_struct_method(conn, 2, b"a" * 4096, 4096) == b"a" * 4096
     assert uc.saw == (True, False, 4096)  # inline OSData
@@ -258,24 +258,24 @@ def test_4096_boundary_input(conn) -> None:  # noqa: ANN001
     assert uc.saw == (False, True, VAR)  # descriptor, variable output size
 
 
-def test_output_larger_than_inline_capacity_is_bad_argument(conn) -> None:  # noqa: ANN001
+def test_output_larger_than_inline_capacity_is_bad_argument(conn) -> None:
     with pytest.raises(BadArgumentError):
         io_connect_call_method(conn, 2, input_struct=b"x" * 10, output_struct_cnt=4)
 
 
-def test_ool_output_descriptor(conn) -> None:  # noqa: ANN001
+def test_ool_output_descriptor(conn) -> None:
     r = io_connect_call_method(conn, 3, [8192], output_struct_cnt=8192)
     assert r.struct_output == bytes(range(256)) * 32
     r = io_connect_call_method(conn, 3, [100], output_struct_cnt=4096)
     assert r.struct_output == b"\x01" * 100
 
 
-def test_osdata_with_ool_buffer_is_bad_argument(conn) -> None:  # noqa: ANN001
+def test_osdata_with_ool_buffer_is_bad_argument(conn) -> None:
     with pytest.raises(BadArgumentError):
         io_connect_call_method(conn, 2, input_struct=b"x", output_struct_cnt=5000)
 
 
-def test_failure_codes_and_no_output_on_error(conn) -> None:  # noqa: ANN001
+def test_failure_codes_and_no_output_on_error(conn) -> None:
     with pytest.raises(DkError) as e:
         io_connect_call_method(conn, 5)
     assert e.value.ioreturn == IOReturn.kIOReturnNotReady
@@ -291,28 +291,28 @@ def test_failure_codes_and_no_output_on_error(conn) -> None:  # noqa: ANN001
     assert isinstance(conn.user_client.errors[-1], RuntimeError)
 
 
-def test_dext_may_lower_scalar_output_count(conn) -> None:  # noqa: ANN001
+def test_dext_may_lower_scalar_output_count(conn) -> None:
     assert io_connect_call_scalar_method(conn, 7, [], 4) == [42]
 
 
-def test_async_completion_arity(conn) -> None:  # noqa: ANN001
+def test_async_completion_arity(conn) -> None:
     port = io_notification_port_create()
     got: list[tuple] = []
     ev = threading.Event()
 
-    def cb0(refcon, result):  # noqa: ANN001, ANN202
+    def cb0(refcon, result):
         got.append(("0", refcon, result))
         ev.set()
 
-    def cb1(refcon, result, a0):  # noqa: ANN001, ANN202
+    def cb1(refcon, result, a0):
         got.append(("1", refcon, result, a0))
         ev.set()
 
-    def cb2(refcon, result, a0, a1):  # noqa: ANN001, ANN202
+    def cb2(refcon, result, a0, a1):
         got.append(("2", refcon, result, a0, a1))
         ev.set()
 
-    def cbn(refcon, result, values, n):  # noqa: ANN001, ANN202
+    def cbn(refcon, result, values, n):
         got.append(("n", refcon, result, values, n))
         ev.set()
 
@@ -330,7 +330,7 @@ def test_async_completion_arity(conn) -> None:  # noqa: ANN001
     port.destroy()
 
 
-def test_completion_required_and_forbidden(conn) -> None:  # noqa: ANN001
+def test_completion_required_and_forbidden(conn) -> None:
     with pytest.raises(BadArgumentError):
         io_connect_call_scalar_method(conn, 4, [1])  # needs IOConnectCallAsync*
     port = io_notification_port_create()
@@ -339,7 +339,7 @@ def test_completion_required_and_forbidden(conn) -> None:  # noqa: ANN001
     port.destroy()
 
 
-def test_completion_is_asynchronous(conn) -> None:  # noqa: ANN001
+def test_completion_is_asynchronous(conn) -> None:
     port = io_notification_port_create()
     caller = threading.current_thread()
     where: list[threading.Thread] = []
@@ -352,7 +352,7 @@ def test_completion_is_asynchronous(conn) -> None:  # noqa: ANN001
     port.destroy()
 
 
-def test_map_memory(conn) -> None:  # noqa: ANN001
+def test_map_memory(conn) -> None:
     view = io_connect_map_memory64(conn, 0)
     view[0:3] = b"abc"
     assert conn.user_client.shared.read_bytes(0, 3) == b"abc"
@@ -363,7 +363,7 @@ def test_map_memory(conn) -> None:  # noqa: ANN001
         io_connect_map_memory64(conn, 7)
 
 
-def test_closed_connection(conn) -> None:  # noqa: ANN001
+def test_closed_connection(conn) -> None:
     uc = conn.user_client
     io_service_close(conn)
     assert uc.state.value == "freed"  # IOServiceClose -> terminate -> stop -> free
@@ -388,7 +388,7 @@ def test_construct_schema_sets_size() -> None:
 
     class C(IOUserClient):
         @external_method(0, struct_in=Req, struct_out=None, completion=None)
-        def m(self, reference, a):  # noqa: ANN001, ANN201
+        def m(self, reference, a):
             return 0
 
     d = C.dispatch_table()[0].dispatch
@@ -402,11 +402,11 @@ def test_duplicate_selector_rejected() -> None:
     with pytest.raises(BadArgumentError, match="selector 0"):
         class Dup(IOUserClient):
             @external_method(0)
-            def a(self, reference, x):  # noqa: ANN001, ANN201
+            def a(self, reference, x):
                 return 0
 
             @external_method(0)
-            def b(self, reference, x):  # noqa: ANN001, ANN201
+            def b(self, reference, x):
                 return 0
 
 
@@ -422,7 +422,7 @@ def test_decorator_validation() -> None:
 def test_subclass_overrides_selector() -> None:
     class Sub(Client):
         @external_method(0, scalar_in=1, scalar_out=1)
-        def add_one(self, reference, a):  # noqa: ANN001, ANN201
+        def add_one(self, reference, a):
             a.scalar_output[0] = a.scalar_input[0] + 1
 
     assert Sub.dispatch_table()[0].name == "add_one"

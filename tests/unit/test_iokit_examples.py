@@ -26,7 +26,7 @@ VB = DEVICES / "vendor-bulk"
 KB = DEVICES / "hid-keyboard-leds"
 ACM = DEVICES / "cdc-acm-serial"
 sys.path.insert(0, str(VB))
-import client as vb_client  # noqa: E402
+import client as vb_client
 
 APP_ENTS = {"com.apple.developer.driverkit.userclient-access": ["org.dkproto.example.vendor-bulk"]}
 
@@ -106,7 +106,7 @@ def test_hid_keyboard_leds_and_keys() -> None:
         def new_report_descriptor(self) -> bytes:
             return rd
 
-        def set_report(self, report, report_type, options, timeout, action):  # noqa: ANN001, ANN201
+        def set_report(self, report, report_type, options, timeout, action):
             outputs.append((report_type, options & 0xFF, report.read_bytes()))
             self.complete_report(action, 0, report.get_length())
             return 0
@@ -117,7 +117,7 @@ def test_hid_keyboard_leds_and_keys() -> None:
     drv.properties.update(bundle.personalities[0].properties)
     start_service(drv, kbd.hid_interface)
     sys.path.insert(0, str(KB))
-    import app as kb_app  # noqa: E402
+    import app as kb_app
 
     conn = io_service_open(drv, 0)
     kb_app.set_leds(conn, 0b011)
@@ -157,15 +157,15 @@ def acm_sim() -> SimDevice:
     sim.lines: list[int] = []
 
     @sim.class_request(0x20, "out")
-    def set_line_coding(dev, req):  # noqa: ANN001, ANN202
+    def set_line_coding(dev, req):
         dev.line = req.data
 
     @sim.class_request(0x21, "in")
-    def get_line_coding(dev, req):  # noqa: ANN001, ANN202
+    def get_line_coding(dev, req):
         return dev.line
 
     @sim.class_request(0x22, "out")
-    def set_control_line_state(dev, req):  # noqa: ANN001, ANN202
+    def set_control_line_state(dev, req):
         dev.lines.append(req.wValue)
 
     eps = sorted(sim._endpoints())
@@ -215,7 +215,7 @@ def test_example_plists_match_their_gadgets() -> None:
         ("CDCACMSerial", 90000, "#0")]
 
 
-def load_devices_from_sim(sim: SimDevice):  # noqa: ANN201
+def load_devices_from_sim(sim: SimDevice):
     from dkproto.iokit.matching import device_from_descriptors
 
     return device_from_descriptors(sim.device_descriptor + b"".join(sim.configurations), name=sim.name)

@@ -9,7 +9,13 @@ import pytest
 
 from dkproto.errors import DkError, UnsupportedError
 from dkproto.iokit import IOMemoryDescriptor, IOService, ServiceState, start_service
-from dkproto.iokit.hid import HIDEvent, IOHIDInterface, IOHIDReportType, IOUserHIDDevice, IOUserHIDEventService
+from dkproto.iokit.hid import (
+    HIDEvent,
+    IOHIDInterface,
+    IOHIDReportType,
+    IOUserHIDDevice,
+    IOUserHIDEventService,
+)
 from dkproto.ioreturn import IOReturn
 
 KEYBOARD_RD = bytes.fromhex(
@@ -32,12 +38,12 @@ class VirtualKeyboard(IOUserHIDDevice):
     def new_report_descriptor(self) -> bytes:
         return self.rd
 
-    def set_report(self, report, report_type, options, completion_timeout, action):  # noqa: ANN001, ANN201
+    def set_report(self, report, report_type, options, completion_timeout, action):
         self.set_reports.append((report_type, options & 0xFF, report.read_bytes()))
         self.complete_report(action, IOReturn.kIOReturnSuccess, report.get_length())
         return 0
 
-    def get_report(self, report, report_type, options, completion_timeout, action):  # noqa: ANN001, ANN201
+    def get_report(self, report, report_type, options, completion_timeout, action):
         if report_type != IOHIDReportType.kIOHIDReportTypeFeature:
             return IOReturn.kIOReturnUnsupported
         report.write_bytes(0, b"\x2a")

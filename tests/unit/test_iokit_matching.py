@@ -24,14 +24,14 @@ from dkproto.iokit.matching import (
     match,
     score_personality,
 )
-from dkproto.iokit.personality import DriverBundle, Entitlements, Personality, load_bundle, load_info_plist
+from dkproto.iokit.personality import DriverBundle, Entitlements, Personality, load_info_plist
 
 CORPUS = Path("/work/shared/corpus")
 USB_ITEMS = sorted((CORPUS / "usb").glob("*.json"))
 needs_corpus = pytest.mark.skipif(not USB_ITEMS, reason="corpus not present")
 
 
-def P(provider: str, **keys: object) -> Personality:  # noqa: N802
+def P(provider: str, **keys: object) -> Personality:
     props = {"IOProviderClass": provider, "IOClass": "IOUserService", "IOUserClass": "X"}
     props.update(keys)
     return Personality(name="p", properties=props)
@@ -186,9 +186,9 @@ def test_entitlement_blocks_winner() -> None:
 
 # ---- corpus: the precedence tables on real descriptor sets -----------------------------------
 
-_LSUSB_DEV = re.compile(r"^\s{2}(idVendor|idProduct|bDeviceClass|bDeviceSubClass|bDeviceProtocol)\s+(\S+)", re.M)
+_LSUSB_DEV = re.compile(r"^\s{2}(idVendor|idProduct|bDeviceClass|bDeviceSubClass|bDeviceProtocol)\s+(\S+)", re.MULTILINE)
 _LSUSB_IF = re.compile(r"^\s+(bConfigurationValue|bInterfaceNumber|bAlternateSetting|bInterfaceClass|"
-                       r"bInterfaceSubClass|bInterfaceProtocol)\s+(\S+)", re.M)
+                       r"bInterfaceSubClass|bInterfaceProtocol)\s+(\S+)", re.MULTILINE)
 
 
 @needs_corpus

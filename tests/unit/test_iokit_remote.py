@@ -7,6 +7,7 @@ import sys
 import textwrap
 
 import pytest
+from test_iokit_dispatch import Service
 
 from dkproto.errors import BadArgumentError, NoDeviceError, NotPermittedError
 from dkproto.iokit import (
@@ -17,7 +18,6 @@ from dkproto.iokit import (
     io_service_open,
     start_service,
 )
-from test_iokit_dispatch import Service  # noqa: E402  (same folder, on sys.path under pytest)
 
 APP = textwrap.dedent("""
     import sys, threading
@@ -92,7 +92,7 @@ def test_wrong_key_and_missing_server() -> None:
     svc = start_service(Service(), None)
     server = UserClientServer(svc)
     try:
-        with pytest.raises(Exception):
+        with pytest.raises(NotPermittedError):
             io_service_open(RemoteService(server.address, b"wrong"), 0)
     finally:
         server.close()

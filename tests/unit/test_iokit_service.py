@@ -214,7 +214,7 @@ def test_osaction_delivers_on_target_queue_never_inline() -> None:
     done = threading.Event()
 
     class T(IOService):
-        def CompleteAsyncIO(self, action, status, n, ts):  # noqa: ANN001, N802, ANN201
+        def CompleteAsyncIO(self, action, status, n, ts):
             got.append((action, status, n, ts, threading.current_thread().name))
             done.set()
 

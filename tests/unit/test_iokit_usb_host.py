@@ -46,13 +46,13 @@ class Driver(IOService):
         self.stopped.set()
         super().stop(provider)
 
-    def CompleteAsyncIO(self, action, status, actual, timestamp):  # noqa: ANN001, N802, ANN201
+    def CompleteAsyncIO(self, action, status, actual, timestamp):
         self.completions.append((status, actual, timestamp, threading.current_thread().name))
         self.event.set()
 
 
 @pytest.fixture()
-def sim():  # noqa: ANN201
+def sim():
     device = loopback_device()
     dev = attach_device(SimTransport(device, "sim://loopback"))
     yield device, dev
@@ -61,7 +61,7 @@ def sim():  # noqa: ANN201
         dev.wait_terminated(5)
 
 
-def test_nubs_published(sim) -> None:  # noqa: ANN001
+def test_nubs_published(sim) -> None:
     device, dev = sim
     assert dev.state is ServiceState.STARTED and dev.is_registered
     assert dev.properties["idVendor"] == device.idVendor and dev.properties["USBSpeed"] == 3
@@ -83,7 +83,7 @@ def test_nubs_published(sim) -> None:  # noqa: ANN001
     assert info.idVendor == device.idVendor and info.configurations[1][0].bInterfaceClass == 0xFF
 
 
-def test_sessions_required(sim) -> None:  # noqa: ANN001
+def test_sessions_required(sim) -> None:
     _, dev = sim
     intf = dev.interfaces[0]
     with pytest.raises(NotOpenError):
@@ -111,8 +111,8 @@ def test_sessions_required(sim) -> None:  # noqa: ANN001
     dev.close(a)
 
 
-def test_sync_io_and_device_request(sim) -> None:  # noqa: ANN001
-    device, dev = sim
+def test_sync_io_and_device_request(sim) -> None:
+    _, dev = sim
     drv = start_service(Driver(), dev.interfaces[0])
     out, inp = drv.interface.copy_pipe(0x02), drv.interface.copy_pipe(0x81)
     assert out.io(IOBufferMemoryDescriptor.with_bytes(b"ping"), 4, 1000) == 4
@@ -127,7 +127,7 @@ def test_sync_io_and_device_request(sim) -> None:  # noqa: ANN001
     assert drv.interface.device_request(0xC0, 0x02, 0, 0, 16, back) == 3 and back.read_bytes(0, 3) == b"abc"
 
 
-def test_async_io_completion_shape(sim) -> None:  # noqa: ANN001
+def test_async_io_completion_shape(sim) -> None:
     _, dev = sim
     drv = start_service(Driver(), dev.interfaces[0])
     out, inp = drv.interface.copy_pipe(0x02), drv.interface.copy_pipe(0x81)
@@ -142,7 +142,7 @@ def test_async_io_completion_shape(sim) -> None:  # noqa: ANN001
     assert "Driver.Default" in thread  # delivered on the driver's queue
 
 
-def test_abort_completes_with_error(sim) -> None:  # noqa: ANN001
+def test_abort_completes_with_error(sim) -> None:
     _, dev = sim
     drv = start_service(Driver(), dev.interfaces[0])
     inp = drv.interface.copy_pipe(0x81)
@@ -157,7 +157,7 @@ def test_abort_completes_with_error(sim) -> None:  # noqa: ANN001
     assert drv.completions[1][0] == IOReturn.kIOReturnNotResponding
 
 
-def test_interrupt_timeout_rule_and_select_alternate(sim) -> None:  # noqa: ANN001
+def test_interrupt_timeout_rule_and_select_alternate(sim) -> None:
     _, dev = sim
     drv = start_service(Driver(), dev.interfaces[0])
     pipe = drv.interface.copy_pipe(0x81)
@@ -171,7 +171,7 @@ def test_interrupt_timeout_rule_and_select_alternate(sim) -> None:  # noqa: ANN0
         drv.interface.select_alternate_setting(5)
 
 
-def test_stall_and_clear(sim) -> None:  # noqa: ANN001
+def test_stall_and_clear(sim) -> None:
     device, dev = sim
     drv = start_service(Driver(), dev.interfaces[0])
     out = drv.interface.copy_pipe(0x02)
@@ -183,7 +183,7 @@ def test_stall_and_clear(sim) -> None:  # noqa: ANN001
     assert out.io(IOBufferMemoryDescriptor.with_bytes(b"x"), 1, 1000) == 1
 
 
-def test_unplug_terminates_device_interfaces_and_driver(sim) -> None:  # noqa: ANN001
+def test_unplug_terminates_device_interfaces_and_driver(sim) -> None:
     device, dev = sim
     drv = start_service(Driver(), dev.interfaces[0])
     inp = drv.interface.copy_pipe(0x81)
@@ -198,7 +198,7 @@ def test_unplug_terminates_device_interfaces_and_driver(sim) -> None:  # noqa: A
         dev.copy_descriptor(1, 18, 5)
 
 
-def test_watch_detects_unplug(sim) -> None:  # noqa: ANN001
+def test_watch_detects_unplug(sim) -> None:
     device, dev = sim
     drv = start_service(Driver(), dev.interfaces[0])
     dev.watch(0.05)
@@ -207,13 +207,13 @@ def test_watch_detects_unplug(sim) -> None:  # noqa: ANN001
     assert drv.state is ServiceState.FREED
 
 
-def test_async_device_request(sim) -> None:  # noqa: ANN001
+def test_async_device_request(sim) -> None:
     _, dev = sim
     got: list[tuple] = []
     ev = threading.Event()
 
     class C(IOService):
-        def CompleteAsyncDeviceRequest(self, action, status, n):  # noqa: ANN001, N802, ANN201
+        def CompleteAsyncDeviceRequest(self, action, status, n):
             got.append((status, n))
             ev.set()
 
