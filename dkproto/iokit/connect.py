@@ -524,8 +524,8 @@ class UserClientServer:
                     send(("ok", cid))
                 elif op == "call":
                     _, cid, selector, sin, sstruct, ocnt, oscnt, async_id = msg
-                    c = connects.get(cid)
-                    if c is None:
+                    found = connects.get(cid)
+                    if found is None:
                         send(("ret", int(IOReturn.kIOReturnNotOpen), [], b"", "no such connection"))
                         continue
                     port = None
@@ -534,14 +534,14 @@ class UserClientServer:
                         port = _RelayPort(send, async_id)
                         ref = async_reference(port.relay)
                     try:
-                        r = c._call(selector, sin, sstruct, ocnt, oscnt, port, ref)
+                        r = found._call(selector, sin, sstruct, ocnt, oscnt, port, ref)
                         send(("ret", 0, r.scalar_output, r.struct_output, ""))
                     except DkError as exc:
                         send(("ret", int(exc.ioreturn), [], b"", str(exc)))
                 elif op == "close":
-                    c = connects.pop(msg[1], None)
-                    if c is not None:
-                        c.close()
+                    gone = connects.pop(msg[1], None)
+                    if gone is not None:
+                        gone.close()
                     send(("closed", msg[1]))
         finally:
             for c in connects.values():  # the app died or hung up: close what it left open

@@ -150,6 +150,7 @@ def run_driver(driver_path: str | Path, device: Any = None, *, info_plist: str |
         result, provider = best
         if bundle.entitlements is not None and result.candidate.provider_class.startswith("IOUSBHost"):
             dev = provider if type(provider).__name__ == "IOUSBHostDevice" else provider.get_provider()
+            assert dev is not None  # an interface nub always has its device as provider
             from dkproto.iokit.matching import device_from_dict
 
             info = device_from_dict({k: dev.properties[k] for k in ("idVendor", "idProduct", "bcdDevice",
