@@ -58,6 +58,14 @@ def _definitions(job: dict[str, Any]) -> list[DeviceDefinition]:
     return out
 
 
+def _quietly(fn: Any) -> None:
+    """Run a teardown step; a failure is reported on the console, not raised."""
+    try:
+        fn()
+    except Exception as exc:  # noqa: BLE001
+        _say("warn", f"teardown: {type(exc).__name__}: {exc}")
+
+
 def _say(word: str, rest: str = "") -> None:
     sys.stdout.flush()
     sys.stderr.flush()
@@ -80,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                     from dkproto.lab.gadget import Gadget
 
                     g = Gadget(d)
-                    stack.callback(g.remove)
+                    stack.callback(_quietly, g.remove)
                     g.create()
                     g.bind(wait=0)
                 elif d.kind == "capture":
@@ -105,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"dkproto lab: cannot run {job['argv'][0]!r}: {exc.strerror}", file=sys.stderr)
             rc = 127
         _say("end", str(rc))
-    (results / "exit").write_text(f"{rc}\n")
+        (results / "exit").write_text(f"{rc}\n")
     return rc
 
 

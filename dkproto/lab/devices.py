@@ -275,10 +275,17 @@ def definition_dirs() -> list[Path]:
 
 
 def load_definitions(dirs: Iterable[Path] | None = None) -> dict[str, DeviceDefinition]:
-    """Every definition, by name (first folder wins)."""
+    """Every definition, by name (first folder wins).
+
+    Besides ``*.json`` in each folder, a ``devices/lab`` folder's siblings contribute their
+    ``gadget.json`` (``devices/<example>/gadget.json``, the device side of an example driver).
+    """
     found: dict[str, DeviceDefinition] = {}
     for d in definition_dirs() if dirs is None else dirs:
-        for path in sorted(Path(d).glob("*.json")):
+        paths = sorted(Path(d).glob("*.json"))
+        if Path(d).name == "lab" and Path(d).parent.name == "devices":
+            paths += sorted(Path(d).parent.glob("*/gadget.json"))
+        for path in paths:
             definition = load_definition(path)
             found.setdefault(definition.name, definition)
     return found

@@ -133,6 +133,7 @@ class Gadget:
         self._ffs: dict[str, Any] = {}
         self._ffs_mounts: list[Path] = []
         self._images: list[Path] = []
+        self._created = False
         self.log = logging.getLogger(f"dkproto.lab.Gadget({self.name})")
 
     # -- lifecycle ------------------------------------------------------------------------------------
@@ -144,6 +145,7 @@ class Gadget:
             raise ExclusiveAccessError(f"gadget {self.name} already exists in configfs")
         spec = self.definition.spec
         self.path.mkdir()
+        self._created = True
         for key, value in spec["device"].items():
             _write(self.path / key, str(value))
         strings = spec.get("strings", {})
@@ -245,7 +247,12 @@ class Gadget:
         self.bind(self._udc, wait=wait)
 
     def remove(self) -> None:
-        """Unbind and tear the configfs tree down (in the reverse order of creation)."""
+        """Unbind and tear the configfs tree down (in the reverse order of creation).
+
+        Does nothing to a tree this object did not create.
+        """
+        if not self._created:
+            return
         self.unbind()
         for device in self._ffs.values():
             device.stop()
@@ -268,6 +275,7 @@ class Gadget:
         if (self.path / "strings" / "0x409").exists():
             (self.path / "strings" / "0x409").rmdir()
         self.path.rmdir()
+        self._created = False
         for image in images:
             image.unlink(missing_ok=True)
 
@@ -367,12 +375,11 @@ class Gadget:
         """Host-side ``/dev`` nodes of a class under the device: ``hidraw``, ``tty``, ``block``..."""
         dev = self.host_sysfs()
         assert dev is not None
-        found = []
-        for p in sorted(dev.rglob(f"{subsystem}*")):
-            if p.parent.name == subsystem or (subsystem == "tty" and p.name.startswith("tty")
-                                                and p.parent.name == "tty"):
-                found.append(f"/dev/{p.name}")
-        return sorted(set(found))
+        found = set()
+        for p in dev.rglob(subsystem):
+            if p.name == subsystem and p.is_dir():
+                found.update(f"/dev/{child.name}" for child in p.iterdir() if child.is_dir())
+        return sorted(found)
 
     # -- device-side controls ----------------------------------------------------------------------------
 
@@ -426,6 +433,16 @@ class Gadget:
                 raise
         finally:
             os.close(fd)
+
+    def drain_reports(self, function: str | None = None, quiet: float = 0.2) -> list[bytes]:
+        """Read and return every output report already sent (e.g. the LED report that the
+        kernel's keyboard driver sends when it binds), until none comes for ``quiet`` s."""
+        out = []
+        while True:
+            try:
+                out.append(self.read_report(function, timeout=quiet))
+            except DkTimeoutError:
+                return out
 
     def tty(self, function: str | None = None) -> str:
         """The device-side ``/dev/ttyGSN`` of an ``acm`` (or ``gser``) function."""
