@@ -230,7 +230,7 @@ class HidDevice:
         getter = getattr(dev, "get_report_descriptor", None)
         if getter is not None:
             with _hidapi_errors("get_report_descriptor", self.path, dev):
-                return bytes(getter(4096))
+                return bytes(getter())
         node = Path(self.path).name
         sysfs = Path(f"/sys/class/hidraw/{node}/device/report_descriptor")
         if sysfs.exists():
