@@ -135,3 +135,17 @@ def test_list_json_runs_without_devices() -> None:
     res = run("list", "--json")
     assert res.exit_code == 0
     assert isinstance(json.loads(res.output), list)
+
+
+def test_several_live_devices_dump_as_a_json_array(monkeypatch, capsys) -> None:
+    import dkproto.cli.dump as dump_mod
+    from dkproto.usb import load
+
+    sets = [load(LIB / "hackrf-one"), load(LIB / "silabs-cp210x")]
+    monkeypatch.setattr(dump_mod, "iter_live", lambda *a: iter(sets))
+    code, out, _err = run_main(capsys, "dump", "--format", "json")
+    assert code == 0
+    objs = json.loads(out)
+    assert [o["descriptors"][0]["fields"]["idVendor"] for o in objs] == [0x1D50, 0x10C4]
+    code, out, _err = run_main(capsys, "dump")
+    assert out.count("Device Descriptor:") == 2
