@@ -340,8 +340,12 @@ class Gadget:
     @classmethod
     def _drivers_bound(cls, dev: Path) -> bool:
         interfaces = [p for p in dev.iterdir() if p.name.startswith(dev.name + ":")]
-        if not interfaces:
-            return False  # interfaces appear once SET_CONFIGURATION is done
+        try:
+            want = int((dev / "bNumInterfaces").read_text())
+        except (OSError, ValueError):
+            return False
+        if not interfaces or len(interfaces) < want:
+            return False  # interfaces appear one by one once SET_CONFIGURATION is done
         for intf in interfaces:
             try:
                 klass = int((intf / "bInterfaceClass").read_text(), 16)

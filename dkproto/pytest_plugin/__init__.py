@@ -10,9 +10,10 @@ from dkproto.pytest_plugin.hooks import (
     pytest_configure,
     pytest_terminal_summary,
 )
-from dkproto.pytest_plugin.lab import lab_definitions, lab_gadget, lab_session_items
+from dkproto.pytest_plugin.lab import lab_capture, lab_definitions, lab_gadget, lab_session_items
 
 __all__ = [
+    "lab_capture",
     "lab_definitions",
     "lab_gadget",
     "lab_session_items",

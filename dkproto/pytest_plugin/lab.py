@@ -27,6 +27,7 @@ import pytest
 
 __all__ = [
     "LabProxyItem",
+    "lab_capture",
     "lab_definitions",
     "lab_gadget",
     "lab_session_items",
@@ -242,6 +243,8 @@ def lab_definitions() -> dict[str, Any]:
 def lab_gadget(lab_definitions: dict[str, Any]) -> Iterator[Callable[..., Any]]:
     """Factory: ``g = lab_gadget("hid-keyboard")`` creates and binds that gadget in the VM.
 
+    The argument is a definition name or the path of a definition file (``....json``).
+
     Returns the :class:`~dkproto.lab.gadget.Gadget` (device-side controls: ``send_report``,
     ``read_report``, ``serial``, ``unplug``/``replug``, ``ffs``, ``host_nodes``...), already
     configured by the host. Every gadget made is unbound and removed after the test.
@@ -254,9 +257,15 @@ def lab_gadget(lab_definitions: dict[str, Any]) -> Iterator[Callable[..., Any]]:
     made: list[Gadget] = []
 
     def make(name: str, *, udc: str | None = None, bind: bool = True, wait: float = 10.0) -> Gadget:
-        if name not in lab_definitions:
+        if name.endswith(".json"):
+            from dkproto.lab.devices import load_definition
+
+            definition = load_definition(Path(name))
+        elif name in lab_definitions:
+            definition = lab_definitions[name]
+        else:
             raise LookupError(f"no lab device named {name!r} (known: {', '.join(sorted(lab_definitions))})")
-        g = Gadget(lab_definitions[name], udc=udc, instance=f"{name}-{len(made)}")
+        g = Gadget(definition, udc=udc, instance=f"{definition.name}-{len(made)}")
         made.append(g)
         g.create()
         if bind:
@@ -266,6 +275,30 @@ def lab_gadget(lab_definitions: dict[str, Any]) -> Iterator[Callable[..., Any]]:
     yield make
     for g in reversed(made):
         g.remove()
+
+
+@pytest.fixture
+def lab_capture(lab_definitions: dict[str, Any]) -> Iterator[Callable[..., Any]]:
+    """Factory: ``live = lab_capture("descriptors/hackrf-one.json")`` serves a captured
+    descriptor set over USB/IP and attaches it (``usbip attach``) in the VM.
+
+    The argument is a ``capture`` definition name or the path of a corpus-format JSON file.
+    Returns a :class:`~dkproto.lab.usbip.LiveCapture` (``.bus``, ``.address``, ``.sysfs``,
+    ``.server.requests``); every capture is detached after the test.
+    """
+    if not inside_lab():
+        pytest.skip("lab_capture works inside the lab VM only (run pytest with --lab)")
+    from contextlib import ExitStack
+
+    from dkproto.lab.usbip import serve_capture
+
+    with ExitStack() as stack:
+
+        def make(source: str) -> Any:
+            target: Any = lab_definitions[source] if source in lab_definitions else Path(source)
+            return stack.enter_context(serve_capture(target))
+
+        yield make
 
 
 @pytest.fixture(scope="session")
