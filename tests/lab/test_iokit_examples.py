@@ -112,6 +112,16 @@ def test_vendor_bulk_dkproto_run_other_process(example_gadget) -> None:
     assert "VendorBulkDriver freed" in out.stderr
 
 
+def test_dkproto_match_live_device(example_gadget) -> None:  # noqa: ANN001
+    example_gadget("vendor-bulk")
+    out = subprocess.run([sys.executable, "-m", "dkproto", "match", str(DEVICES / "vendor-bulk" / "Info.plist"),
+                          "--device", "usb://1209:0001"], capture_output=True, text=True, timeout=120, cwd=ROOT,
+                         check=False)
+    assert out.returncode == 0, out.stderr
+    assert "* VendorBulkDriver: MATCH, score 90000 -- wins" in out.stdout
+    assert "transport.usb[0] allows it" in out.stdout
+
+
 def test_dkproto_run_stops_on_unplug(example_gadget, tmp_path) -> None:
     g = example_gadget("vendor-bulk")
     app = tmp_path / "loop.py"
