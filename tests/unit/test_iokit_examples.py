@@ -73,7 +73,7 @@ def test_vendor_bulk_entitlement_refuses_other_vendor(tmp_path: Path) -> None:
 
 
 def test_run_refuses_unmatched_device() -> None:
-    blob = bytes.fromhex(json.loads((Path("/work/shared/corpus/usb/hackrf-one.json")).read_text())["descriptors_hex"])
+    blob = bytes.fromhex(json.loads(((ROOT / "descriptors" / "hackrf-one.json")).read_text())["descriptors_hex"])
     sim = SimDevice.from_descriptors(blob, "hackrf")
     with pytest.raises(NotFoundError, match="no personality"):
         run_driver(VB / "driver.py", SimTransport(sim, "sim://hackrf"))
@@ -149,7 +149,7 @@ def test_hid_keyboard_leds_and_keys() -> None:
 
 def acm_sim() -> SimDevice:
     """The STM32 VCP's descriptors (CDC-ACM: comm 2/2/1 + data 0x0A), renumbered 1209:0003, echoing."""
-    blob = bytearray(bytes.fromhex(json.loads(Path("/work/shared/corpus/usb/stm32-virtual-com-port.json")
+    blob = bytearray(bytes.fromhex(json.loads((ROOT / "descriptors" / "stm32-virtual-com-port.json")
                                               .read_text())["descriptors_hex"]))
     blob[8:12] = struct.pack("<HH", 0x1209, 0x0003)
     sim = SimDevice.from_descriptors(bytes(blob), "acm")
@@ -222,7 +222,7 @@ def load_devices_from_sim(sim: SimDevice):
 
 
 def test_load_devices_smoke() -> None:
-    assert load_devices(Path("/work/shared/corpus/usb/hackrf-one.json"))[0].idVendor == 0x1D50
+    assert load_devices((ROOT / "descriptors" / "hackrf-one.json"))[0].idVendor == 0x1D50
 
 
 def test_dkproto_run_console_and_ctrl_c(tmp_path: Path) -> None:
