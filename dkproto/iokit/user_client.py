@@ -316,6 +316,69 @@ def _reraise(exc: BaseException, reference: Any, arguments: Any) -> Any:
     raise exc
 
 
+_GENERATED = "__dk_generated__"
+_MAX_CHAIN = 32
+
+
+def _may_generate(cls: type) -> bool:
+    """True unless a class between ``cls`` and IOUserClient overrides ``external_method`` by hand."""
+    for klass in cls.__mro__:
+        if klass is IOUserClient:
+            return True
+        em = vars(klass).get("external_method")
+        if em is not None and not getattr(em, _GENERATED, False):
+            return False
+    return True
+
+
+def _compile_class(cls: type, table: dict[int, ExternalMethodSpec]) -> Callable[..., int]:
+    """``external_method`` for one class, generated from its table (one frame per dispatch).
+
+    The same checks as :func:`check_dispatch`, written out per selector; anything unusual
+    (an explicit ``dispatch`` or ``target``, a subclass instance, a table larger than 32 rows)
+    takes the generic path, :meth:`IOUserClient.external_method`.
+    """
+    ns: dict[str, Any] = {"OWNER": cls, "_generic": IOUserClient.external_method, "DkError": DkError,
+                          "_call": _call, "_raise": _reraise, "_struct_in_size": _struct_in_size}
+    lines = ["def external_method(self, selector, arguments, dispatch=None, target=None, reference=None):",
+             "    if dispatch is not None or target is not None or type(self) is not OWNER:",
+             "        return _generic(self, selector, arguments, dispatch, target, reference)"]
+    if len(table) > _MAX_CHAIN:
+        lines.append("    return _generic(self, selector, arguments, None, None, reference)")
+    else:
+        lines.append("    a = arguments")
+        for sel in sorted(table):
+            d = table[sel].dispatch
+            lines.append(f"    if selector == {int(sel)}:")
+            if d.check_completion_exists != _VAR:
+                lines.append(f"        if {int(d.check_completion_exists)} != (a.completion is not None): return {_BAD}")
+            if d.check_scalar_input_count != _VAR:
+                lines.append(f"        if a.scalar_input_count != {int(d.check_scalar_input_count)}: return {_BAD}")
+            if d.check_structure_input_size != _VAR:
+                lines.append(f"        if _struct_in_size(a) != {int(d.check_structure_input_size)}: return {_BAD}")
+            if d.check_scalar_output_count != _VAR:
+                lines.append(f"        if a.scalar_output_count != {int(d.check_scalar_output_count)}: return {_BAD}")
+            if d.check_structure_output_size != _VAR:
+                lines.append(f"        if a.structure_output_maximum_size != {int(d.check_structure_output_size)}: "
+                             f"return {_BAD}")
+            if d.function is None:
+                lines.append(f"        return {_NOCOMPLETION}")
+                continue
+            ns[f"f{int(sel)}"] = d.function
+            lines += ["        try:", f"            r = f{int(sel)}(self, reference, a)", "        except DkError as exc:",
+                      "            return int(exc.ioreturn)", "        except Exception as exc:",
+                      "            return _call(self, _raise, exc, None, a)",
+                      f"        if not r: return {_SUCCESS}", "        return int(r) & 0xFFFFFFFF"]
+        lines.append(f"    return {_BAD}")
+    exec(compile("\n".join(lines), f"<{cls.__name__}.external_method>", "exec"), ns)  # noqa: S102
+    fn = ns["external_method"]
+    fn.__doc__ = IOUserClient.external_method.__doc__
+    fn.__qualname__ = f"{cls.__name__}.external_method"
+    fn.__module__ = cls.__module__
+    setattr(fn, _GENERATED, True)
+    return fn  # type: ignore[no-any-return]
+
+
 class IOUserClient(IOService):
     """``IOUserClient``: subclass it, declare methods with :func:`external_method`.
 
@@ -342,6 +405,8 @@ class IOUserClient(IOService):
                 table[spec.selector] = spec  # a subclass's declaration replaces its base's
         cls._dispatch_table = table
         cls._fast_table = {sel: _compile(spec.dispatch, sel) for sel, spec in table.items()}
+        if _may_generate(cls):
+            cls.external_method = _compile_class(cls, table)  # type: ignore[method-assign]
 
     def __init__(self) -> None:
         super().__init__()
