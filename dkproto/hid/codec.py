@@ -255,8 +255,6 @@ class ReportCodec:
         """
         wide = self.report.data_size > 16
         lines = ["def _decode(body, _from=int.from_bytes, _RV=_RV):"]
-        if not wide:
-            lines.append("    n = _from(body, 'little')")
         env: dict[str, Any] = {"_RV": self._rv}
         parts = []
         checks = []
@@ -335,6 +333,8 @@ class ReportCodec:
                 env[f"t{k}"] = s.table
                 lines.append(f"    v{k} = [t{k}[x] for x in {run_expr(s.elems)} if x in t{k}]")
             parts.append(f"{s.key!r}: v{k}")
+        if not wide and any("(n " in ln or "(n&" in ln or "n >>" in ln for ln in lines[1:]):
+            lines.insert(1, "    n = _from(body, 'little')")
         lines.append("    out = _RV({" + ", ".join(parts) + "})")
         for k, s in enumerate(self.slots):
             if s.kind == "padding":
@@ -633,6 +633,7 @@ class DescriptorCodec:
         self.descriptor = rd
         self._codecs: dict[tuple[str, int], ReportCodec] = {}
         self._numbered: dict[str, bool] = {}
+        self._fast_table: dict[str, tuple[bool, dict[int, tuple[Any, int]]]] = {}
 
     def codec(self, report_type: str = "input", report_id: int = 0) -> ReportCodec:
         """The codec of one report (created on first use)."""
@@ -653,6 +654,23 @@ class DescriptorCodec:
     def decode(self, data: bytes | bytearray | memoryview, report_type: str = "input", *,
                strict: bool = True) -> ReportValues:
         """Decode a report of the given type; the ID byte selects the layout."""
+        entry = self._fast_table.get(report_type)
+        if entry is not None and type(data) is bytes:
+            # Hot path for live decoding: one look-up, a length check, the generated decoder.
+            numbered, table = entry
+            if numbered:
+                if data:
+                    t = table.get(data[0])
+                    if t is not None and len(data) == t[1]:
+                        return t[0](data[1:])  # type: ignore[no-any-return]
+            else:
+                t = table.get(0)
+                if t is not None and len(data) == t[1]:
+                    return t[0](data)  # type: ignore[no-any-return]
+        return self._decode_checked(data, report_type, strict)
+
+    def _decode_checked(self, data: bytes | bytearray | memoryview, report_type: str,
+                        strict: bool) -> ReportValues:
         numbered = self._numbered.get(report_type)
         if numbered is None:
             rd = self.descriptor
@@ -663,13 +681,11 @@ class DescriptorCodec:
             rid = data[0]
         else:
             rid = 0
-        c = self._codecs.get((report_type, rid))
-        if c is None:
-            c = self.codec(report_type, rid)
-        fast = c._fast
-        if fast is not None and type(data) is bytes and len(data) == c._size:
-            return fast(data[1:] if rid else data)  # the common case without a second call
-        return c.decode(data, strict=strict)
+        c = self.codec(report_type, rid)
+        out = c.decode(data, strict=strict)
+        entry = self._fast_table.setdefault(report_type, (numbered, {}))
+        entry[1][rid] = (c._fast, c._size)
+        return out
 
     def build(self, values: Mapping[str, Any], report_id: int | None = None,
               report_type: str = "input") -> bytes:
