@@ -11,9 +11,10 @@ What is timed (best of ``--repeat`` rounds, each round over the whole set):
   dkproto :func:`dkproto.hid.parse`; and dkproto parse + building every report's codec.
 * decode: the corpus's recorded input reports (``input_reports_hex``), plus one patterned report
   per input report layout of every descriptor (the same bytes for both tools), so that every
-  layout is exercised. hid-tools is measured twice: ``HidField.get_values`` over the report's
-  fields (bare values, no names; its cheapest decode), and ``ReportDescriptor.format_report``
-  (what hid-decode and hid-recorder print). dkproto: ``DescriptorCodec.decode`` (names, signs,
+  layout is exercised. Both start from the report's bytes. hid-tools: ``list(bytes)``, the report
+  by its ID (``ReportDescriptor.get``) and ``HidField.get_values`` over its fields (bare values,
+  no names: its cheapest decode); also ``ReportDescriptor.format_report`` (what hid-decode and
+  hid-recorder print), and, informational, get_values with the report found and listed ahead. dkproto: ``DescriptorCodec.decode`` (names, signs,
   array usages) on the generated fast path, and the same through the Construct schema.
 
 Ratios are hid-tools time / dkproto time (higher = dkproto faster). Numbers, command and
@@ -96,7 +97,7 @@ def run(repeat: int) -> dict[str, Any]:
         if rep is None:
             continue
         lst = list(r)
-        ht_items.append((ht_rdescs[i], rep, lst))
+        ht_items.append((ht_rdescs[i], rep, lst, r))
         c = dk_codecs[i]
         rc = c.codec("input", c.report_id_of(r))
         dk_items.append((c, rc, r))
@@ -121,12 +122,20 @@ def run(repeat: int) -> dict[str, Any]:
                 c.codec(t, rid)
 
     def ht_values() -> None:
-        for _rd, rep, lst in ht_items:
+        # From the report bytes, as dkproto starts: list of ints, report by ID, every field's values.
+        for rd, _rep, _lst, r in ht_items:
+            lst = list(r)
+            for f in rd.get(lst[0], len(lst)).fields:
+                f.get_values(lst)
+
+    def ht_values_bare() -> None:
+        # Informational: report already found, bytes already a list (not what a live tool does).
+        for _rd, rep, lst, _r in ht_items:
             for f in rep.fields:
                 f.get_values(lst)
 
     def ht_format() -> None:
-        for rd, _rep, lst in ht_items:
+        for rd, _rep, lst, _r in ht_items:
             rd.format_report(lst)
 
     def dk_decode() -> None:
@@ -140,8 +149,9 @@ def run(repeat: int) -> dict[str, Any]:
     n_rec = sum(1 for i, r in recorded if ht_rdescs[i].get(r[0], len(r)) is not None)
 
     def ht_values_recorded() -> None:
-        for _rd, rep, lst in ht_items[:n_rec]:
-            for f in rep.fields:
+        for rd, _rep, _lst, r in ht_items[:n_rec]:
+            lst = list(r)
+            for f in rd.get(lst[0], len(lst)).fields:
                 f.get_values(lst)
 
     def dk_decode_recorded() -> None:
@@ -151,10 +161,11 @@ def run(repeat: int) -> dict[str, Any]:
     # Per report: the same report decoded by both, best of 3 rounds of 20.
     per_values: list[float] = []
     per_format: list[float] = []
-    for (rd, rep, lst), (c, _rc, r) in zip(ht_items, dk_items):
-        def one_values(rep=rep, lst=lst) -> None:
+    for (rd, rep, lst, _r), (c, _rc, r) in zip(ht_items, dk_items):
+        def one_values(rd=rd, r=r) -> None:
             for _ in range(20):
-                for f in rep.fields:
+                lst = list(r)
+                for f in rd.get(lst[0], len(lst)).fields:
                     f.get_values(lst)
 
         def one_format(rd=rd, lst=lst) -> None:
@@ -177,6 +188,7 @@ def run(repeat: int) -> dict[str, Any]:
         "dkproto_parse": _best(dk_parse, repeat),
         "dkproto_parse_and_codecs": _best(dk_parse_codecs, max(1, repeat // 2)),
         "hidtools_get_values": _best(ht_values, repeat),
+        "hidtools_get_values_bare": _best(ht_values_bare, repeat),
         "hidtools_format_report": _best(ht_format, repeat),
         "dkproto_decode": _best(dk_decode, repeat),
         "dkproto_decode_construct": _best(dk_construct, max(1, repeat // 2)),
@@ -196,6 +208,8 @@ def run(repeat: int) -> dict[str, Any]:
             "parse: hid-tools / dkproto": t["hidtools_parse"] / t["dkproto_parse"],
             "decode: hid-tools get_values / dkproto decode": t["hidtools_get_values"] / t["dkproto_decode"],
             "decode: hid-tools format_report / dkproto decode": t["hidtools_format_report"] / t["dkproto_decode"],
+            "decode: hid-tools bare get_values (report pre-found) / dkproto decode": (
+                t["hidtools_get_values_bare"] / t["dkproto_decode"]),
             "decode: dkproto Construct / dkproto fast path": t["dkproto_decode_construct"] / t["dkproto_decode"],
             "decode recorded reports only: hid-tools get_values / dkproto": (
                 t["hidtools_get_values_recorded"] / t["dkproto_decode_recorded"]),
