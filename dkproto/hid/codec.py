@@ -33,15 +33,14 @@ again in the same report it gets ``#2``, ``#3``... (``"X#2"`` is the second fing
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import struct
-
 import construct as cs
 
-from dkproto.errors import DecodeError, EncodeError
+from dkproto.errors import DecodeError, DkError, EncodeError
 from dkproto.hid.items import unit_text
 from dkproto.hid.parser import Field, Report, ReportDescriptor
 from dkproto.hid.usages import lookup_usage, page_name, usage_name
@@ -470,13 +469,13 @@ class ReportCodec:
         unchecked = values.unchecked if isinstance(values, ReportValues) else frozenset()
         arrays: dict[int, list[int]] = {}
         where = f"{self.report.type} report {self.report.id}"
-        for s in self.slots:
-            if s.kind == "array":
-                for i in s.elems:
-                    raw[i] = s.null
+        for a in self.slots:
+            if a.kind == "array":
+                for i in a.elems:
+                    raw[i] = a.null
         for name, value in values.items():
-            s = self._slot_for(name)
-            if s is None:
+            found = self._slot_for(name)
+            if found is None:
                 member = self._array_member.get(_norm(name))
                 if member is not None:
                     if value:
@@ -486,6 +485,7 @@ class ReportCodec:
                     f"{where} has no value named {name!r}; it has: {', '.join(self.keys[:20])}"
                     + (" ..." if len(self.keys) > 20 else "")
                 )
+            s = found
             f = s.field
             if s.kind == "padding":
                 v = int(value)
@@ -536,7 +536,7 @@ class ReportCodec:
             if v is None:
                 try:
                     u = lookup_usage(it)
-                except Exception:
+                except DkError:
                     u = -1
                 v = rev.get(f"0x{u:x}")
             if v is None:
@@ -596,7 +596,7 @@ class ReportCodec:
             scale = (phi - plo) / (hi - lo) if hi != lo else 1.0
             mul = 10.0 ** f.unit_exponent
 
-            def conv(v: int) -> float:
+            def conv(v: int, lo: int = lo, scale: float = scale, plo: int = plo, mul: float = mul) -> float:
                 return ((v - lo) * scale + plo) * mul
 
             v = values[s.key]

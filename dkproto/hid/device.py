@@ -129,7 +129,7 @@ class HidDeviceInfo:
             product_string=d.get("product_string") or "",
             usage_page=int(d.get("usage_page") or 0),
             usage=int(d.get("usage") or 0),
-            interface_number=int(d.get("interface_number") if d.get("interface_number") is not None else -1),
+            interface_number=int(d["interface_number"]) if d.get("interface_number") is not None else -1,
             release_number=int(d.get("release_number") or 0),
             bus_type=BUS_TYPES.get(int(d.get("bus_type") or 0), str(d.get("bus_type"))),
         )

@@ -18,10 +18,10 @@ from dkproto.errors import DecodeError
 
 __all__ = [
     "COLLECTION_TYPES",
-    "Item",
-    "ItemType",
     "MAIN_FLAGS",
     "UNIT_SYSTEMS",
+    "Item",
+    "ItemType",
     "flag_names",
     "iter_items",
     "parse_items",

@@ -42,7 +42,7 @@ from __future__ import annotations
 from dkproto.hid.items import ItemType
 from dkproto.hid.parser import HID_MAX_DESCRIPTOR_SIZE, Finding, ReportDescriptor, parse
 
-__all__ = ["Finding", "RULES", "lint", "lint_descriptor"]
+__all__ = ["RULES", "Finding", "lint", "lint_descriptor"]
 
 RULES: dict[str, str] = {
     "HID001": "unbalanced-collection",

@@ -32,28 +32,29 @@ kernel's ``report_offset`` does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field as dc_field
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from typing import Any
 
 from dkproto.errors import DecodeError
 from dkproto.hid.items import COLLECTION_TYPES, Item, ItemType, flag_names, parse_items, unit_exponents
-from dkproto.hid.usages import usage_full_name, usage_name
+from dkproto.hid.usages import usage_full_name
 
 __all__ = [
+    "HID_GLOBAL_STACK_SIZE",
+    "HID_MAX_BUFFER_SIZE",
+    "HID_MAX_DESCRIPTOR_SIZE",
+    "HID_MAX_FIELDS",
+    "HID_MAX_IDS",
+    "HID_MAX_REPORT_SIZE_BITS",
+    "HID_MAX_USAGES",
+    "REPORT_TYPES",
     "Collection",
     "Field",
     "Finding",
     "Report",
     "ReportDescriptor",
-    "REPORT_TYPES",
     "parse",
-    "HID_MAX_BUFFER_SIZE",
-    "HID_MAX_DESCRIPTOR_SIZE",
-    "HID_MAX_USAGES",
-    "HID_MAX_IDS",
-    "HID_MAX_FIELDS",
-    "HID_GLOBAL_STACK_SIZE",
-    "HID_MAX_REPORT_SIZE_BITS",
 ]
 
 # Limits of the Linux HID core (include/linux/hid.h, 6.1).

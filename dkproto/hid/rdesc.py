@@ -22,7 +22,8 @@ descriptor; :func:`compare` follows those rules.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field as dc_field
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 
 from dkproto.errors import DecodeError, NotFoundError
 from dkproto.hid import usages as hut
@@ -327,7 +328,7 @@ def compare(rd: ReportDescriptor, dump: KernelDump) -> list[str]:
         for f, k in zip(mf, theirs.fields):
             w = f"{where} field {k.index} (item at offset {f.offset})"
 
-            def chk(what: str, a: object, b: object) -> None:
+            def chk(what: str, a: object, b: object, w: str = w) -> None:
                 if a != b:
                     diffs.append(f"{w}: {what} dkproto {a!r} kernel {b!r}")
 

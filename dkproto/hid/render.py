@@ -9,7 +9,7 @@ from dkproto.hid.items import ItemType, flag_names, unit_text
 from dkproto.hid.parser import Field, ReportDescriptor
 from dkproto.hid.usages import page_name, usage_name
 
-__all__ = ["format_items", "format_layouts", "format_values", "format_field"]
+__all__ = ["format_field", "format_items", "format_layouts", "format_values"]
 
 _FLAG_SHORT = {
     "Data": "Data", "Constant": "Cnst", "Array": "Arr", "Variable": "Var", "Absolute": "Abs",

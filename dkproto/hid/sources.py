@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field as dc_field
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from pathlib import Path
 
 from dkproto.errors import DecodeError, NotFoundError
@@ -49,7 +50,7 @@ class Source:
     bus: int | None = None
 
 
-_COMMENTS = re.compile(r"/\*.*?\*/|//[^\n]*|#[^\n]*", re.S)
+_COMMENTS = re.compile(r"/\*.*?\*/|//[^\n]*|#[^\n]*", re.DOTALL)
 
 
 def parse_hex(text: str, what: str = "hex text") -> bytes:
@@ -160,10 +161,10 @@ def _from_text(text: str, what: str) -> Source:
             vid=int(d["vid"], 16) if d.get("vid") else None,
             pid=int(d["pid"], 16) if d.get("pid") else None,
         )
-    if re.search(r"^\s*R:\s*\d+", text, re.M):
+    if re.search(r"^\s*R:\s*\d+", text, re.MULTILINE):
         return parse_recording(text)
     lines = [ln for ln in text.splitlines() if ln.strip()]
-    if len(lines) > 1 and re.search(r"^\s*(INPUT|OUTPUT|FEATURE)(\(\d+\))?\[", text, re.M):
+    if len(lines) > 1 and re.search(r"^\s*(INPUT|OUTPUT|FEATURE)(\(\d+\))?\[", text, re.MULTILINE):
         return Source(parse_hex(lines[0], what), origin="rdesc")
     return Source(parse_hex(text, what), origin="hex")
 
@@ -203,13 +204,13 @@ def load(source: str | Path | bytes, *, device: int | None = None) -> Source:
     # A descriptor can be pure ASCII by chance (rare); text formats must parse, else binary.
     if p.suffix in (".bin", ".hid") or p.name == "report_descriptor":
         return Source(raw, origin="binary")
-    if device is not None and re.search(r"^\s*R:", text, re.M):
+    if device is not None and re.search(r"^\s*R:", text, re.MULTILINE):
         return parse_recording(text, device)
     try:
         return _from_text(text, what)
     except DecodeError:
         if any(ch not in "0123456789abcdefABCDEFxX \t\r\n,;:" for ch in text) and "{" not in text[:1]:
             # Not hex and not a recording: it is binary that happens to be ASCII.
-            if not re.search(r"^\s*[RENID]:", text, re.M):
+            if not re.search(r"^\s*[RENID]:", text, re.MULTILINE):
                 return Source(raw, origin="binary")
         raise

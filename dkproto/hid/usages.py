@@ -23,8 +23,8 @@ __all__ = [
     "lookup_usage",
     "page_name",
     "pages",
-    "usage_name",
     "usage_full_name",
+    "usage_name",
 ]
 
 DATA_FILE = "HidUsageTables-1.5.json"

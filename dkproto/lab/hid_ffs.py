@@ -18,7 +18,7 @@ import os
 from dkproto.hid.parser import parse
 from dkproto.lab.ffs import FfsHidDevice
 
-__all__ = ["DescriptorHidDevice", "UPS_REPORT_DESCRIPTOR", "ups_device"]
+__all__ = ["UPS_REPORT_DESCRIPTOR", "DescriptorHidDevice", "ups_device"]
 
 # Corpus item hid/ups-power-device-hidtools-issue25.json (from bentiss/hid-tools tests; see the
 # corpus README for provenance). Data only.

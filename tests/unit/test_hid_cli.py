@@ -6,10 +6,9 @@ import json
 from pathlib import Path
 
 from click.testing import CliRunner
+from hid_corpus import CORPUS
 
 from dkproto.cli import cli, main
-
-from hid_corpus import CORPUS
 
 MOUSE_JSON = str(CORPUS / "hid" / "sunplus-usb-optical-mouse.json")
 FOOTSWITCH = str(CORPUS / "hid" / "pcsensor-footswitch.json")

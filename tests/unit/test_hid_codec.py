@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from test_hid_parser import MOUSE
 
 from dkproto.errors import DecodeError, EncodeError
 from dkproto.hid import parse
 from dkproto.hid.codec import DescriptorCodec, ReportCodec, parse_assignments
-
-from test_hid_parser import MOUSE
 
 KEYBOARD = bytes.fromhex(
     "0501 0906 a101"  # Generic Desktop / Keyboard, Application

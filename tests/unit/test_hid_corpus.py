@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from hid_corpus import HID_IDS, HID_ITEMS, descriptor, load_item, oracle_rdesc
 
 from dkproto.hid import parse
 from dkproto.hid.codec import DescriptorCodec, ReportCodec
 from dkproto.hid.lint import lint
 from dkproto.hid.rdesc import compare, parse_rdesc
-
-from hid_corpus import HID_IDS, HID_ITEMS, descriptor, load_item, oracle_rdesc
 
 
 def test_corpus_is_there() -> None:

@@ -5,15 +5,15 @@ from __future__ import annotations
 import random
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hid_corpus import HID_ITEMS, descriptor
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dkproto.errors import DkError
 from dkproto.hid import parse
 from dkproto.hid.codec import ReportCodec
 from dkproto.hid.lint import RULES, lint
 from dkproto.hid.render import format_items, format_layouts
-
-from hid_corpus import HID_ITEMS, descriptor
 
 
 def rules(hexdata: str) -> set[tuple[str, int]]:

@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hid_corpus import HID_ITEMS, descriptor, oracle_rdesc
+from test_hid_parser import MOUSE
 
 from dkproto.errors import DecodeError, NotFoundError
 from dkproto.hid.sources import load, parse_hex, parse_recording
-
-from hid_corpus import HID_ITEMS, descriptor, oracle_rdesc
-from test_hid_parser import MOUSE
 
 RECORDING = """# Logitech mouse
 # 0x05, 0x01, // Usage Page (Generic Desktop)
