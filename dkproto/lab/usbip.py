@@ -394,6 +394,7 @@ def serve_capture(source: Any, *, timeout: float = 15.0) -> Iterator[LiveCapture
         dev = source
     elif hasattr(source, "kind"):
         dev = CapturedDevice.load(source.resolve(source.spec["capture"]))
+        load_modules(list(source.modules))
     else:
         dev = CapturedDevice.load(source)
     load_modules(["vhci_hcd"])
