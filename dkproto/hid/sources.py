@@ -202,7 +202,7 @@ def load(source: str | Path | bytes, *, device: int | None = None) -> Source:
     except UnicodeDecodeError:
         return Source(raw, origin="binary")
     # A descriptor can be pure ASCII by chance (rare); text formats must parse, else binary.
-    if p.suffix in (".bin", ".hid") or p.name == "report_descriptor":
+    if p.suffix == ".bin" or p.name == "report_descriptor":
         return Source(raw, origin="binary")
     if device is not None and re.search(r"^\s*R:", text, re.MULTILINE):
         return parse_recording(text, device)
