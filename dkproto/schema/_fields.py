@@ -12,6 +12,7 @@ Anchor: python-usb-protocol ``types/descriptor.py`` (``DescriptorField.__rtruedi
 from __future__ import annotations
 
 import io as _io
+import re as _re
 import struct as _struct
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -144,6 +145,10 @@ class _Unsupported(Exception):
     pass
 
 
+#: ``this['name']`` in the ``repr`` of a Construct expression
+_THIS_FIELD = _re.compile(r"this\['([A-Za-z0-9_]+)'\]")
+
+
 def _plan_element(sc: Construct) -> tuple[Any, ...]:
     if isinstance(sc, _FormatField):
         return ("fmt", sc.fmtstr)
@@ -207,6 +212,8 @@ class _Gen:
         self.consts: dict[str, Any] = {}
         self.funcs: list[str] = []
         self.counter = 0
+        #: in "locals" mode: field name -> the local variable holding its value
+        self.locals: dict[str, str] | None = None
 
     def const(self, value: Any) -> str:
         self.counter += 1
@@ -220,8 +227,14 @@ class _Gen:
         if isinstance(param, _ExprMixin):
             text = repr(param)
             if "this" in text and "<" not in text.replace("<<", "").replace("< ", "").replace("<=", ""):
+                if self.locals is None:
+                    return text
+                local = self.locals
+                text = _THIS_FIELD.sub(lambda m: local.get(m.group(1), m.group(0)), text)
+                if "this" in text:
+                    raise _Unsupported  # a field not parsed yet, or the parent's: not in locals mode
                 return text
-        if callable(param):
+        if callable(param) and self.locals is None:
             return f"{self.const(param)}(this)"
         raise _Unsupported
 
@@ -249,6 +262,8 @@ class _Gen:
             out.append(f"{ind}if c < 0 or pos + c * {el[3]} > n: raise Short")
             out.append(f"{ind}{target} = ListContainer(unpack_from('<%d{el[2]}' % c, raw, pos)); pos += c * {el[3]}")
         elif kind == "array_struct":
+            if self.locals is not None:
+                raise _Unsupported  # nested structs see the parent as a container
             sub = self.function(el[2], nested=True)
             out.append(f"{ind}c = {self.expr(el[1])}")
             out.append(f"{ind}if c < 0: raise Short")
@@ -270,6 +285,50 @@ class _Gen:
             self.element(el[3], target, ind + "    ", out)
         else:
             raise _Unsupported
+
+    def function_locals(self, steps: list[tuple[Any, ...]]) -> str:
+        """The top-level parser with every value in a local variable and the ``Container`` built
+        once at the end (``Container(name=value, ...)``): about twice as fast as filling it field by
+        field. Raises _Unsupported for layouts that need a container while parsing."""
+        self.counter += 1
+        name = f"parse{self.counter}"
+        self.locals = {}
+        out = [f"def {name}(raw):", "  try:", "    n = len(raw)"]
+        names: list[str] = []
+        first = True
+        for step in steps:
+            if step[0] == "fixed":
+                targets = []
+                for field_name in step[2]:
+                    local = f"v{len(names)}"
+                    names.append(field_name)
+                    self.locals[field_name] = local
+                    targets.append(local)
+                s = self.const(step[1])
+                out.append(f"    if {'' if first else 'pos + '}{step[1].size} > n: raise Short")
+                if first:
+                    out.append(f"    {', '.join(targets)}, = {s}.unpack_from(raw); pos = {step[1].size}")
+                else:
+                    out.append(f"    {', '.join(targets)}, = {s}.unpack_from(raw, pos); pos += {step[1].size}")
+            else:
+                if first:
+                    out.append("    pos = 0")
+                local = f"v{len(names)}"
+                self.element(step[2], local, "    ", out)
+                names.append(step[1])
+                self.locals[step[1]] = local
+            first = False
+        if first:
+            out.append("    pos = 0")
+        if not all(n.isidentifier() and not n.startswith("_") for n in names) or len(set(names)) != len(names):
+            raise _Unsupported
+        args = ", ".join(f"{n}={self.locals[n]}" for n in names)
+        out.append(f"    return Container({args}), pos")
+        out.append("  except Exception:")
+        out.append("    return reference(raw)")
+        self.funcs.append("\n".join(out))
+        self.locals = None
+        return name
 
     def function(self, steps: list[tuple[Any, ...]], nested: bool = False) -> str:
         self.counter += 1
@@ -306,7 +365,11 @@ class _Gen:
 def _generate(steps: list[tuple[Any, ...]], reference: Callable[[bytes], tuple[Any, int]] | None = None,
               ) -> Callable[[bytes], tuple[Any, int]]:
     gen = _Gen()
-    top = gen.function(steps)
+    try:
+        top = gen.function_locals(steps)
+    except _Unsupported:
+        gen = _Gen()
+        top = gen.function(steps)
 
     def no_reference(raw: bytes) -> tuple[Any, int]:
         raise _Unsupported
@@ -347,19 +410,10 @@ def fast_parser(struct: Construct) -> Callable[[bytes], tuple[Any, int]]:
     except _Unsupported:
         fn = reference
     else:
-        if len(steps) == 1 and steps[0][0] == "fixed":
-            s, names = steps[0][1], steps[0][2]
-            size = s.size
-
-            def fn(raw: bytes) -> tuple[Any, int]:
-                if len(raw) < size:
-                    return reference(raw)
-                return _Container(zip(names, s.unpack_from(raw))), size
-        else:
-            try:
-                fn = _generate(steps, reference)
-            except _Unsupported:
-                fn = reference
+        try:
+            fn = _generate(steps, reference)
+        except _Unsupported:
+            fn = reference
 
     _FAST[key] = (fn, struct)
     return fn

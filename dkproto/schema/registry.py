@@ -12,6 +12,14 @@ given. Fields keep the spec's spelling (``bLength``, ``bDescriptorType``,
 ``bDescriptorSubtype``, ``bmControls`` ...). Variable tails (source lists, bitmaps of
 ``bControlSize`` bytes) are Construct arrays or ``Bytes`` sized from earlier fields, never
 ``GreedyBytes`` that would swallow a neighbour.
+
+Selectors decide from ``bDescriptorType``, the context and the first
+:data:`SELECTOR_PREFIX` bytes of the descriptor (``bLength``, the subtype, a format or
+terminal type): the walker caches each *choice* (not the decoded values) per context and
+prefix. A selector that must look further (the platform capability's UUID, the shape of a
+0x21 descriptor in a vendor interface) is registered for a type in :data:`UNCACHED_TYPES`,
+whose descriptors are looked up one by one. A test checks the cached choice against
+:func:`lookup` for every corpus descriptor and mutations of it.
 """
 
 from __future__ import annotations
@@ -23,10 +31,13 @@ from typing import Any
 from construct import Construct
 
 __all__ = [
+    "SELECTOR_PREFIX",
+    "UNCACHED_TYPES",
     "Context",
     "Meaning",
     "Schema",
     "Selector",
+    "generation",
     "lookup",
     "register_class",
     "register_standard",
@@ -86,6 +97,14 @@ class Context:
     class_version: int | None = None
 
 
+#: How many leading bytes of a descriptor selectors may read (``bLength`` .. byte 5); the
+#: walker caches a choice per (context, these bytes).
+SELECTOR_PREFIX = 6
+#: Descriptor types whose selectors read past :data:`SELECTOR_PREFIX`: never cached.
+#: 0x10 (device capability: the platform UUID at bytes 4-19), 0x21 (HID or DFU functional
+#: descriptor in a vendor interface: told apart by their whole shape).
+UNCACHED_TYPES = frozenset({0x10, 0x21})
+
 #: ``selector(bDescriptorType, raw_bytes, context) -> Schema | None``
 Selector = Callable[[int, bytes, Context], "Schema | None"]
 
@@ -93,6 +112,12 @@ _CLASS_SELECTORS: dict[int, list[Selector]] = {}
 _STANDARD: dict[int, Selector] = {}
 _GENERIC_CLASS: list[Selector] = []
 _loaded = False
+_generation = 0
+
+
+def generation() -> int:
+    """A number that changes whenever a selector is registered (caches of choices drop then)."""
+    return _generation
 
 
 def register_class(interface_class: int | None, selector: Selector) -> Selector:
@@ -101,6 +126,8 @@ def register_class(interface_class: int | None, selector: Selector) -> Selector:
     ``None`` registers a selector tried for every class after the class's own ones (for
     descriptors such as the DFU functional descriptor that a vendor interface may carry).
     """
+    global _generation
+    _generation += 1
     if interface_class is None:
         _GENERIC_CLASS.append(selector)
     else:
@@ -110,6 +137,8 @@ def register_class(interface_class: int | None, selector: Selector) -> Selector:
 
 def register_standard(descriptor_type: int, selector: Selector) -> Selector:
     """Set the selector for a standard (chapter 9 or BOS capability) descriptor type."""
+    global _generation
+    _generation += 1
     _STANDARD[descriptor_type] = selector
     return selector
 

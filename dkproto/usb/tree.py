@@ -32,7 +32,8 @@ from typing import Any
 from dkproto.errors import DecodeError, EncodeError
 from dkproto.schema._fields import compiled, fast_parser, fixed_size
 from dkproto.schema.enums import descriptor_type_name
-from dkproto.schema.registry import Context, Schema, lookup
+from dkproto.schema.registry import SELECTOR_PREFIX, UNCACHED_TYPES, Context, Schema, lookup
+from dkproto.schema.registry import generation as registry_generation
 
 __all__ = ["DescriptorSet", "Node", "parse", "walk"]
 
@@ -56,8 +57,6 @@ _STRICT_SIZE = {
 _CLASS_BCD = ("bcdADC", "bcdUVC", "bcdCDC", "bcdHID", "bcdMSC", "bcdDFUVersion", "bcdVersion")
 
 _SIZE_CACHE: dict[int, int | None] = {}
-#: per schema: (fast parser, fixed size or None, spec-fixed size or None, the schema itself)
-_INFO: dict[int, tuple[Any, int | None, int | None, Schema]] = {}
 
 
 def _size_of(schema: Schema) -> int | None:
@@ -333,28 +332,105 @@ class DescriptorSet:
 # -- the walker ---------------------------------------------------------------------------
 
 
-_CONTEXTS: dict[tuple[Any, ...], Context] = {}
+class _Place:
+    """A shared, interned :class:`Context` plus what the walker learnt about it.
+
+    ``choices`` caches the schema *choice* (never a decoded value) for the descriptors met at
+    this place, keyed by their first :data:`~dkproto.schema.registry.SELECTOR_PREFIX` bytes
+    (``bLength`` included, so the length is part of the key); see
+    :data:`~dkproto.schema.registry.UNCACHED_TYPES` for the types whose selectors read further.
+    ``endpoints`` and ``versions`` cache the derived places (endpoint address, class version).
+    """
+
+    __slots__ = ("choices", "ctx", "endpoints", "values", "versions")
+
+    def __init__(self, values: tuple[Any, ...]) -> None:
+        self.values = values
+        self.ctx = Context(*values)
+        self.choices: dict[bytes, tuple[Any, ...]] = {}
+        self.endpoints: dict[Any, _Place] = {}
+        self.versions: dict[Any, _Place] = {}
 
 
-def _context(*values: Any) -> Context:
-    """A shared, cached Context for the values in field order (Context is frozen)."""
-    found = _CONTEXTS.get(values)
+_PLACES: dict[tuple[Any, ...], _Place] = {}
+_PLACES_GENERATION = [-1]  # the registry generation the places' choices were made with
+
+
+def _fresh_places() -> None:
+    """Forget every cached choice when a selector was registered since they were made."""
+    gen = registry_generation()
+    if gen != _PLACES_GENERATION[0]:
+        _PLACES.clear()
+        _PLACES_GENERATION[0] = gen
+
+
+def _place(*values: Any) -> _Place:
+    """The interned place for the Context values in field order (Context is frozen)."""
+    found = _PLACES.get(values)
     if found is None:
-        if len(_CONTEXTS) > 4096:
-            _CONTEXTS.clear()
-        found = _CONTEXTS[values] = Context(*values)
+        if len(_PLACES) > 4096:
+            _PLACES.clear()  # places in use keep working: each carries its own caches
+        found = _PLACES[values] = _Place(values)
     return found
 
 
-def _with(ctx: Context, parent: str | None = None, endpoint_address: Any = None,
-          class_version: Any = None) -> Context:
-    """``ctx`` with its parent / endpoint address / class version replaced (cached)."""
-    return _context(
-        parent if parent is not None else ctx.parent, ctx.interface_class, ctx.interface_subclass,
-        ctx.interface_protocol, ctx.function_class, ctx.function_subclass, ctx.function_protocol,
-        endpoint_address if endpoint_address is not None else ctx.endpoint_address, ctx.device_class, ctx.bcd_usb,
-        class_version if class_version is not None else ctx.class_version,
+def clear_choice_cache() -> None:
+    """Forget every cached schema choice (the next walk asks the selectors again)."""
+    _PLACES.clear()
+
+
+def _context(*values: Any) -> Context:
+    """A shared, cached Context for the values in field order."""
+    return _place(*values).ctx
+
+
+def _with(place: _Place, parent: str | None = None, endpoint_address: Any = None,
+          class_version: Any = None) -> _Place:
+    """``place`` with its parent / endpoint address / class version replaced (interned)."""
+    v = place.values
+    return _place(
+        parent if parent is not None else v[0], v[1], v[2], v[3], v[4], v[5], v[6],
+        endpoint_address if endpoint_address is not None else v[7], v[8], v[9],
+        class_version if class_version is not None else v[10],
     )
+
+
+def _endpoint_place(place: _Place, address: Any) -> _Place:
+    found = place.endpoints.get(address)
+    if found is None:
+        found = place.endpoints[address] = _with(place, parent="endpoint", endpoint_address=address)
+    return found
+
+
+def _version_place(place: _Place, version: Any) -> _Place:
+    found = place.versions.get(version)
+    if found is None:
+        found = place.versions[version] = _with(place, class_version=version)
+    return found
+
+
+#: per schema (by id): (schema, fast parser, spec-fixed size or None, fixed size or None,
+#: class-release field name or None)
+_INFO: dict[int, tuple[Any, ...]] = {}
+#: the cached choice "no schema": kept as raw bytes
+_UNKNOWN: tuple[Any, ...] = (None, None, None, None, None)
+
+
+def _info(schema: Schema) -> tuple[Any, ...]:
+    info = _INFO.get(id(schema))
+    if info is None:
+        names = {getattr(sc, "name", None) for sc in getattr(schema.struct, "subcons", ())}
+        bcd = next((n for n in _CLASS_BCD if n in names), None)
+        info = _INFO[id(schema)] = (schema, fast_parser(schema.struct), _STRICT_SIZE.get(schema.key),
+                                    _size_of(schema), bcd)
+    return info
+
+
+def _class_release_field(schema: Schema | None) -> str | None:
+    """The class-release field (``bcdADC``...) that ``schema`` carries, if any."""
+    if schema is None:
+        return None
+    return _info(schema)[4]  # type: ignore[no-any-return]
 
 
 class _Walker:
@@ -411,78 +487,109 @@ class _Walker:
         return out
 
     # decoding -----------------------------------------------------------------------
-    def decode(self, offset: int, raw: bytes, ctx: Context, role: str) -> Node:
-        node = Node(offset, raw, None, None, b"", None, role, None, ctx, self.blob)
+    def decode(self, offset: int, raw: bytes, place: _Place, role: str) -> Node:
+        """Decode one framed descriptor at ``place`` (the schema choice cached per place)."""
+        info = place.choices.get(raw[:SELECTOR_PREFIX])
+        if info is None or offset == self.broken:
+            return self.decode_first(offset, raw, place, role)
+        schema = info[0]
+        if schema is None:
+            return Node(offset, raw, None, None, b"", None, role, None, place.ctx, self.blob)
+        try:
+            fields, used = info[1](raw)
+        except Exception as exc:  # noqa: BLE001 - construct errors of every kind: the slice is too short/odd
+            return self.undecodable(offset, raw, place, role, schema, exc)
+        node = Node(offset, raw, schema, fields, b"", None, role, None, place.ctx, self.blob)
+        if used < len(raw):
+            self.tail(node, info, used)
+        return node
+
+    def decode_first(self, offset: int, raw: bytes, place: _Place, role: str) -> Node:
+        """The slow path: ask the registry, check the size, remember the choice when allowed."""
+        node = Node(offset, raw, None, None, b"", None, role, None, place.ctx, self.blob)
         if offset == self.broken or len(raw) < 2:
             return node  # the bytes left after framing broke are kept, never decoded
         try:
-            schema = lookup(raw[1], raw, ctx)
+            schema = lookup(raw[1], raw, place.ctx)
         except Exception as exc:  # noqa: BLE001 - a class selector failed: keep raw, say so
             self.complain(offset, descriptor_type_name(raw[1]) + " descriptor", "schema selection",
                           f"schema selection failed: {exc}; kept undecoded", node)
             return node
+        cacheable = raw[1] not in UNCACHED_TYPES and raw[0] == len(raw)
         if schema is None:
+            if cacheable:
+                place.choices[raw[:SELECTOR_PREFIX]] = _UNKNOWN
             return node
-        node.schema = schema
-        info = _INFO.get(id(schema))
-        if info is None:
-            info = _INFO[id(schema)] = (fast_parser(schema.struct), _size_of(schema), _STRICT_SIZE.get(schema.key),
-                                        schema)
-        size = info[1]
+        info = _info(schema)
+        size = info[3]
         if size is not None and len(raw) < size:
             self.complain(offset, schema.name, "bLength",
                           f"bLength {len(raw)} < {size} required by {schema.name}; kept undecoded", node)
             return node
+        if cacheable:
+            place.choices[raw[:SELECTOR_PREFIX]] = info
         try:
-            fields, used = info[0](raw)
+            fields, used = info[1](raw)
         except Exception as exc:  # noqa: BLE001 - construct errors of every kind: the slice is too short/odd
-            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            self.complain(offset, schema.name, "bLength",
-                          f"bLength {len(raw)} too short for {schema.name} ({msg}); kept undecoded", node)
-            return node
+            return self.undecodable(offset, raw, place, role, schema, exc)
+        node.schema = schema
         node.fields = fields
         if used < len(raw):
-            node.extra = raw[used:]
-            strict = info[2]
-            if strict is not None:
-                self.complain(offset, schema.name, "bLength",
-                              f"bLength {len(raw)} > {strict} fixed by the spec; "
-                              f"{len(raw) - used} extra bytes kept", node)
+            self.tail(node, info, used)
         return node
+
+    def undecodable(self, offset: int, raw: bytes, place: _Place, role: str, schema: Schema,
+                    exc: Exception) -> Node:
+        node = Node(offset, raw, schema, None, b"", None, role, None, place.ctx, self.blob)
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        self.complain(offset, schema.name, "bLength",
+                      f"bLength {len(raw)} too short for {schema.name} ({msg}); kept undecoded", node)
+        return node
+
+    def tail(self, node: Node, info: tuple[Any, ...], used: int) -> None:
+        """Bytes past what the schema consumed: kept as ``extra``; a complaint where the size is fixed."""
+        raw = node.raw
+        node.extra = raw[used:]
+        strict = info[2]
+        if strict is not None:
+            self.complain(node.offset, node.schema.name, "bLength",
+                          f"bLength {len(raw)} > {strict} fixed by the spec; "
+                          f"{len(raw) - used} extra bytes kept", node)
 
     # placement ----------------------------------------------------------------------
     def walk(self, data: bytes) -> list[Node]:
+        _fresh_places()
         frames = self.frame(data)
         roots: list[Node] = []
-        top_ctx = _context("device", None, None, None, None, None, None, None, self.device_class, self.bcd_usb, None)
+        top = _place("device", None, None, None, None, None, None, None, self.device_class, self.bcd_usb, None)
         i = 0
         n = len(frames)
         while i < n:
             offset, raw = frames[i]
             dtype = raw[1] if len(raw) > 1 else -1
             if dtype in (0x02, 0x07):
-                node = self.decode(offset, raw, top_ctx, "configuration")
+                node = self.decode(offset, raw, top, "configuration")
                 roots.append(node)
                 i = self.configuration(node, frames, i + 1)
                 continue
             if dtype == 0x0F:
-                node = self.decode(offset, raw, top_ctx, "bos")
+                node = self.decode(offset, raw, top, "bos")
                 roots.append(node)
                 i = self.bos(node, frames, i + 1)
                 continue
             role = {0x01: "device", 0x03: "string"}.get(dtype, "descriptor")
-            node = self.decode(offset, raw, top_ctx, role)
+            node = self.decode(offset, raw, top, role)
             roots.append(node)
             if role == "device" and node.fields is not None:
                 self.device_class = node.fields["bDeviceClass"]
                 self.device_protocol = (node.fields["bDeviceSubClass"], node.fields["bDeviceProtocol"])
                 self.bcd_usb = node.fields["bcdUSB"]
-                top_ctx = _context("device", None, None, None, None, None, None, None, self.device_class, self.bcd_usb, None)
+                top = _place("device", None, None, None, None, None, None, None, self.device_class, self.bcd_usb, None)
             i += 1
         return roots
 
     def bos(self, bos: Node, frames: list[tuple[int, bytes]], i: int) -> int:
-        ctx = _context("bos", None, None, None, None, None, None, None, self.device_class, self.bcd_usb, None)
+        ctx = _place("bos", None, None, None, None, None, None, None, self.device_class, self.bcd_usb, None)
         end = bos.offset + (bos.fields["wTotalLength"] if bos.fields is not None else bos.bLength)
         while i < len(frames) and frames[i][0] < end:
             offset, raw = frames[i]
@@ -510,7 +617,7 @@ class _Walker:
         device_class, bcd_usb = self.device_class, self.bcd_usb
         total = config.fields["wTotalLength"] if config.fields is not None else None
         end = config.offset + total if total is not None else -1
-        cfg_ctx = _context("configuration", None, None, None, None, None, None, None, device_class, bcd_usb, None)
+        cfg_ctx = _place("configuration", None, None, None, None, None, None, None, device_class, bcd_usb, None)
         decode = self.decode
         children = config.children
         iad: Node | None = None
@@ -522,7 +629,6 @@ class _Walker:
         ep_ctx = cfg_ctx
         versions: dict[int, int] = {}
         interfaces: list[tuple[Node, int]] = []  # (interface, endpoints seen)
-        ep_contexts: dict[tuple[int, int | None], tuple[Context, Context]] = {}
         endpoints = 0
         n = len(frames)
         last_end = config.offset + len(config.raw)
@@ -547,14 +653,14 @@ class _Walker:
                     cls = f["bInterfaceClass"]
                     if iad_fields is not None:
                         fcls = iad_fields["bFunctionClass"]
-                        iface_ctx = _context("interface", cls, f["bInterfaceSubClass"], f["bInterfaceProtocol"],
+                        iface_ctx = _place("interface", cls, f["bInterfaceSubClass"], f["bInterfaceProtocol"],
                                              fcls, iad_fields["bFunctionSubClass"], iad_fields["bFunctionProtocol"],
                                              None, device_class, bcd_usb, versions.get(fcls, versions.get(cls)))
                     else:
-                        iface_ctx = _context("interface", cls, f["bInterfaceSubClass"], f["bInterfaceProtocol"],
+                        iface_ctx = _place("interface", cls, f["bInterfaceSubClass"], f["bInterfaceProtocol"],
                                              None, None, None, None, device_class, bcd_usb, versions.get(cls))
                 else:
-                    iface_ctx = _context("interface", None, None, None, None, None, None, None, device_class,
+                    iface_ctx = _place("interface", None, None, None, None, None, None, None, device_class,
                                          bcd_usb, None)
                 iface = node
             elif dtype == 0x05:
@@ -568,14 +674,7 @@ class _Walker:
                     iface.children.append(node)
                     endpoints += 1
                 ep = node
-                key = (id(iface_ctx), raw[2] if len(raw) > 2 else None)
-                cached = ep_contexts.get(key)
-                if cached is not None and cached[0] is iface_ctx:
-                    ep_ctx = cached[1]
-                else:
-                    ep_ctx = _with(iface_ctx, parent="endpoint",
-                                   endpoint_address=node.fields["bEndpointAddress"] if node.fields is not None else None)
-                    ep_contexts[key] = (iface_ctx, ep_ctx)
+                ep_ctx = _endpoint_place(iface_ctx, node.fields["bEndpointAddress"] if node.fields is not None else None)
             elif dtype == 0x0B:
                 if iface is not None:
                     interfaces.append((iface, endpoints))
@@ -601,19 +700,16 @@ class _Walker:
                 node = decode(offset, raw, iface_ctx, "descriptor")
                 iface.children.append(node)
                 if node.fields is not None and (dtype == 0x24 or dtype == 0x21):
-                    fields = node.fields
-                    for name in _CLASS_BCD:
-                        if name in fields:
-                            version = fields[name]
-                            cls = iface_ctx.function_class
-                            if cls is None:
-                                cls = iface_ctx.interface_class
-                            if cls is not None:
-                                versions[cls] = version
-                            if iface_ctx.interface_class is not None:
-                                versions[iface_ctx.interface_class] = version
-                            iface_ctx = _with(iface_ctx, class_version=version)
-                            break
+                    name = _class_release_field(node.schema)
+                    if name is not None and name in node.fields:
+                        version = node.fields[name]
+                        values = iface_ctx.values
+                        cls = values[4] if values[4] is not None else values[1]  # function, else interface class
+                        if cls is not None:
+                            versions[cls] = version
+                        if values[1] is not None:
+                            versions[values[1]] = version
+                        iface_ctx = _version_place(iface_ctx, version)
             else:
                 node = decode(offset, raw, cfg_ctx, "descriptor")
                 if iad is not None and children[-1] is iad:

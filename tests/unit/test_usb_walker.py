@@ -8,6 +8,7 @@ from dkproto.errors import DecodeError, EncodeError
 from dkproto.schema import registry
 from dkproto.schema.registry import Context
 from dkproto.usb import parse, walk
+from dkproto.usb.tree import clear_choice_cache
 
 # Device descriptor, 1 configuration (annotated)
 DEVICE = bytes.fromhex(
@@ -70,6 +71,7 @@ def test_placement_and_roundtrip() -> None:
 
 def test_context_given_to_selectors() -> None:
     SEEN.clear()
+    clear_choice_cache()  # the walker caches each choice per (context, first bytes): ask afresh
     parse(GOOD)
     by_type = {t: ctx for t, raw, ctx in SEEN}
     header = by_type[0x24]
