@@ -111,6 +111,8 @@ def replace_lab_items(config: pytest.Config, items: list[pytest.Item]) -> None:
         proxy = LabProxyItem.from_parent(item.parent, name=item.name, original_nodeid=item.nodeid,
                                          original_info=item.reportinfo())
         for mark in item.iter_markers():
+            if mark.name in ("skip", "skipif", "xfail", "usefixtures", "parametrize"):
+                continue  # evaluated in the VM; on the host they would mask the VM's outcome
             proxy.own_markers.append(mark)
             proxy.keywords[mark.name] = mark
         items[i] = proxy
@@ -180,6 +182,9 @@ def lab_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     """One line with the lab's boot and run time (host side)."""
     state = config.stash.get(_STATE, None)
     if not state or state.get("outcomes") is None:
+        return
+    if state.get("error") and not state["outcomes"]:
+        terminalreporter.write_line("dkproto lab: the lab VM failed; every lab test failed with its console tail")
         return
     n = len(state["outcomes"])
     terminalreporter.write_line(
