@@ -17,10 +17,12 @@ import pytest
 
 from dkproto.errors import (
     AbortedError,
+    BadArgumentError,
     DkTimeoutError,
     ExclusiveAccessError,
     NoDeviceError,
     PipeStalledError,
+    UnsupportedError,
     URLError,
 )
 from dkproto.ioreturn import IOReturn
@@ -419,3 +421,28 @@ def test_serial_unplug_mid_read(lab_gadget: Any) -> None:
     assert not reader.is_alive()
     assert len(errors) == 1 and isinstance(errors[0], NoDeviceError), errors
     t.close()
+
+
+# ------------------------------------------------------------------------------------------ isochronous
+
+
+def test_isochronous_out_and_alternate_setting(lab_session_items: list[str]) -> None:
+    """Isochronous OUT through libusb on QEMU's usb-audio (dummy_hcd has no isochronous support).
+
+    Needs a ``qemu-usb-audio`` lab definition: ``"qemu": ["-audiodev", "none,id=snd0", "-device",
+    "usb-audio,bus={bus},audiodev=snd0"], "expect": ["46f4:0002"]``.
+    """
+    if "qemu-usb-audio" not in lab_session_items:
+        pytest.skip("no qemu-usb-audio device in this lab session (see the docstring for the definition)")
+    with open_transport("usb://46f4:0002?interface=1&alt=1") as t:  # AudioStreaming, alt 1 has the endpoint
+        assert isinstance(t, USBTransport)
+        assert t.control_transfer(0x81, 0x0A, 0, 1, 1) == b"\x01"  # GET_INTERFACE: alt 1 selected
+        ep = _endpoints(t)["out", "isochronous"]
+        assert t.endpoint_type(ep) == "isochronous"
+        assert t.write(ep, bytes(192), timeout=1000) == 192  # one packet
+        assert t.write(ep, bytes(1920), timeout=1000) == 1920  # ten packets
+        with pytest.raises(UnsupportedError):
+            t.submit(ep, bytes(192))  # asynchronous isochronous: not offered
+        t.set_alternate_setting(1, 0)  # zero-bandwidth setting: the endpoint is gone
+        with pytest.raises(BadArgumentError):
+            t.write(ep, bytes(192), timeout=1000)
