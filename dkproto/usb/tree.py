@@ -416,21 +416,23 @@ _INFO: dict[int, tuple[Any, ...]] = {}
 _UNKNOWN: tuple[Any, ...] = (None, None, None, None, None)
 
 
+#: per schema (by id) that has one: the class-release field (``bcdADC``, ``bcdUVC``...)
+_RELEASE_FIELD: dict[int, str] = {}
+
+
 def _info(schema: Schema) -> tuple[Any, ...]:
     info = _INFO.get(id(schema))
     if info is None:
         names = {getattr(sc, "name", None) for sc in getattr(schema.struct, "subcons", ())}
         bcd = next((n for n in _CLASS_BCD if n in names), None)
+        if bcd is not None:
+            _RELEASE_FIELD[id(schema)] = bcd
         info = _INFO[id(schema)] = (schema, fast_parser(schema.struct), _STRICT_SIZE.get(schema.key),
                                     _size_of(schema), bcd)
     return info
 
 
-def _class_release_field(schema: Schema | None) -> str | None:
-    """The class-release field (``bcdADC``...) that ``schema`` carries, if any."""
-    if schema is None:
-        return None
-    return _info(schema)[4]  # type: ignore[no-any-return]
+_TOP_ROLES = {0x01: "device", 0x03: "string"}
 
 
 class _Walker:
@@ -577,7 +579,7 @@ class _Walker:
                 roots.append(node)
                 i = self.bos(node, frames, i + 1)
                 continue
-            role = {0x01: "device", 0x03: "string"}.get(dtype, "descriptor")
+            role = _TOP_ROLES.get(dtype, "descriptor")
             node = self.decode(offset, raw, top, role)
             roots.append(node)
             if role == "device" and node.fields is not None:
@@ -613,33 +615,69 @@ class _Walker:
         return i
 
     def configuration(self, config: Node, frames: list[tuple[int, bytes]], i: int) -> int:
-        """Place the descriptors of one configuration; returns the index after it."""
+        """Place the descriptors of one configuration; returns the index after it.
+
+        The hot loop of a walk: the decoding of :meth:`decode` is inlined (a cached choice, the
+        fast parser, one :class:`Node`); anything unusual goes to :meth:`decode_first`.
+        """
         device_class, bcd_usb = self.device_class, self.bcd_usb
         total = config.fields["wTotalLength"] if config.fields is not None else None
         end = config.offset + total if total is not None else -1
-        cfg_ctx = _place("configuration", None, None, None, None, None, None, None, device_class, bcd_usb, None)
-        decode = self.decode
+        cfg_place = _place("configuration", None, None, None, None, None, None, None, device_class, bcd_usb, None)
         children = config.children
         iad: Node | None = None
         iad_first = iad_stop = 0
         iad_fields: Any = None
         iface: Node | None = None
         ep: Node | None = None
-        iface_ctx = cfg_ctx
-        ep_ctx = cfg_ctx
+        iface_place = cfg_place
+        ep_place = cfg_place
         versions: dict[int, int] = {}
         interfaces: list[tuple[Node, int]] = []  # (interface, endpoints seen)
         endpoints = 0
         n = len(frames)
         last_end = config.offset + len(config.raw)
+        broken = self.broken
+        blob = self.blob
+        prefix = SELECTOR_PREFIX
         node: Node
         while i < n:
             offset, raw = frames[i]
             dtype = raw[1] if len(raw) > 1 else -1
+            # where it stands (the place whose context decodes it) and its role
+            if dtype == 0x04:
+                place, role = cfg_place, "interface"
+            elif dtype == 0x05:
+                place, role = (cfg_place if iface is None else iface_place), "endpoint"
+            elif dtype == 0x0B:
+                place, role = cfg_place, "interface_association"
+            elif dtype == 0x02 or dtype == 0x07 or dtype == 0x01 or dtype == 0x0F:
+                break  # the next top-level descriptor
+            elif ep is not None and dtype != 0x24 and dtype != 0x21:
+                place, role, under = ep_place, "descriptor", 2
+            elif iface is not None:
+                place, role, under = iface_place, "descriptor", 1
+            else:
+                place, role, under = cfg_place, "descriptor", 0
+            # decoding (see decode())
+            info = place.choices.get(raw[:prefix])
+            if info is None or offset == broken:
+                node = self.decode_first(offset, raw, place, role)
+            elif info[0] is None:
+                node = Node(offset, raw, None, None, b"", None, role, None, place.ctx, blob)
+            else:
+                try:
+                    fields, used = info[1](raw)
+                except Exception as exc:  # noqa: BLE001 - construct errors of every kind
+                    node = self.undecodable(offset, raw, place, role, info[0], exc)
+                else:
+                    node = Node(offset, raw, info[0], fields, b"", None, role, None, place.ctx, blob)
+                    if used < len(raw):
+                        self.tail(node, info, used)
+            # placement
             if dtype == 0x04:
                 if iface is not None:
                     interfaces.append((iface, endpoints))
-                node = decode(offset, raw, cfg_ctx, "interface")
                 ep = None
                 endpoints = 0
                 f = node.fields
@@ -653,32 +691,30 @@ class _Walker:
                     cls = f["bInterfaceClass"]
                     if iad_fields is not None:
                         fcls = iad_fields["bFunctionClass"]
-                        iface_ctx = _place("interface", cls, f["bInterfaceSubClass"], f["bInterfaceProtocol"],
+                        iface_place = _place("interface", cls, f["bInterfaceSubClass"], f["bInterfaceProtocol"],
                                              fcls, iad_fields["bFunctionSubClass"], iad_fields["bFunctionProtocol"],
                                              None, device_class, bcd_usb, versions.get(fcls, versions.get(cls)))
                     else:
-                        iface_ctx = _place("interface", cls, f["bInterfaceSubClass"], f["bInterfaceProtocol"],
+                        iface_place = _place("interface", cls, f["bInterfaceSubClass"], f["bInterfaceProtocol"],
                                              None, None, None, None, device_class, bcd_usb, versions.get(cls))
                 else:
-                    iface_ctx = _place("interface", None, None, None, None, None, None, None, device_class,
+                    iface_place = _place("interface", None, None, None, None, None, None, None, device_class,
                                          bcd_usb, None)
                 iface = node
             elif dtype == 0x05:
                 if iface is None:
-                    node = decode(offset, raw, cfg_ctx, "endpoint")
                     children.append(node)
                     self.complain(offset, node.name, "placement", "endpoint descriptor outside any interface", node)
                     iad = iad_fields = None  # later interfaces cannot join it without breaking byte order
                 else:
-                    node = decode(offset, raw, iface_ctx, "endpoint")
                     iface.children.append(node)
                     endpoints += 1
                 ep = node
-                ep_ctx = _endpoint_place(iface_ctx, node.fields["bEndpointAddress"] if node.fields is not None else None)
+                address = node.fields["bEndpointAddress"] if node.fields is not None else None
+                ep_place = iface_place.endpoints.get(address) or _endpoint_place(iface_place, address)
             elif dtype == 0x0B:
                 if iface is not None:
                     interfaces.append((iface, endpoints))
-                node = decode(offset, raw, cfg_ctx, "interface_association")
                 children.append(node)
                 iface = ep = None
                 iad = node
@@ -689,29 +725,24 @@ class _Walker:
                     versions = {}
                 else:
                     iad_first = iad_stop = 0
-            elif dtype in (0x01, 0x02, 0x07, 0x0F):
-                break  # the next top-level descriptor
-            elif ep is not None and dtype != 0x24 and dtype != 0x21:
-                node = decode(offset, raw, ep_ctx, "descriptor")
+            elif under == 2:
                 ep.children.append(node)
                 if dtype == 0x30 and node.fields is not None:
                     self.check_companion(node, ep)
-            elif iface is not None:
-                node = decode(offset, raw, iface_ctx, "descriptor")
+            elif under == 1:
                 iface.children.append(node)
                 if node.fields is not None and (dtype == 0x24 or dtype == 0x21):
-                    name = _class_release_field(node.schema)
+                    name = _RELEASE_FIELD.get(id(node.schema))
                     if name is not None and name in node.fields:
                         version = node.fields[name]
-                        values = iface_ctx.values
+                        values = iface_place.values
                         cls = values[4] if values[4] is not None else values[1]  # function, else interface class
                         if cls is not None:
                             versions[cls] = version
                         if values[1] is not None:
                             versions[values[1]] = version
-                        iface_ctx = _version_place(iface_ctx, version)
+                        iface_place = _version_place(iface_place, version)
             else:
-                node = decode(offset, raw, cfg_ctx, "descriptor")
                 if iad is not None and children[-1] is iad:
                     iad.children.append(node)  # between an IAD and its first interface
                 else:
@@ -799,14 +830,16 @@ def parse(
     # A walk allocates one Node and one Container per descriptor and keeps them all: the cyclic
     # garbage collector would scan them again and again for nothing, so it waits until the end.
     gc_was_enabled = gc.isenabled()
-    gc.disable()
+    if gc_was_enabled:
+        gc.disable()
     try:
         roots = w.walk(bytes(descriptors))
+        bos_roots = _Walker(errors, "BOS", w.device_class, w.bcd_usb, warnings).walk(bytes(bos)) if bos else []
     finally:
         if gc_was_enabled:
             gc.enable()
-    ds = DescriptorSet(roots=roots, errors=errors, warnings=warnings, source=source, meta=dict(meta or {}))
-    dev = ds.device
+    ds = DescriptorSet(roots, bos_roots, {}, [], errors, warnings, source, dict(meta) if meta else {})
+    dev = roots[0] if roots and roots[0].role == "device" else ds.device
     if dev is None:
         if descriptors:
             w.complain(0, "Device Descriptor", "order",
@@ -818,16 +851,24 @@ def parse(
         w.complain(dev.offset, dev.name, "order", "the device descriptor is not the first descriptor")
     if dev is not None and dev.fields is not None:
         count = len(ds.configurations)
-        if count != dev.fields.bNumConfigurations:
+        if count != dev.fields["bNumConfigurations"]:
             w.complain(dev.offset, dev.name, "bNumConfigurations",
-                       f"bNumConfigurations {dev.fields.bNumConfigurations} but {count} configurations follow")
-    if bos:
-        bw = _Walker(errors, "BOS", w.device_class, w.bcd_usb, warnings)
-        ds.bos_roots = bw.walk(bytes(bos))
-    other = _Walker(errors, "string", w.device_class, w.bcd_usb)
+                       f"bNumConfigurations {dev.fields['bNumConfigurations']} but {count} configurations follow")
     if strings:
-        from dkproto.schema import usb as usb_schema
-    for (langid, index), raw in sorted((strings or {}).items()):
+        _strings(ds, strings, _Walker(errors, "string", w.device_class, w.bcd_usb))
+    for raw in extras or ():
+        ds.extras.extend(_Walker(errors, "other", w.device_class, w.bcd_usb, warnings).walk(bytes(raw)))
+    if len(errors) > 1:
+        order = {"BOS": 1, "string": 2, "other": 3}
+        errors.sort(key=lambda e: (order.get((e.descriptor or "").split(" ")[0], 0), e.offset or 0))
+    return ds
+
+
+def _strings(ds: DescriptorSet, strings: dict[tuple[int, int], bytes], other: _Walker) -> None:
+    """Decode the string descriptors into ``ds.strings``."""
+    from dkproto.schema import usb as usb_schema
+
+    for (langid, index), raw in sorted(strings.items()):
         node = Node(offset=0, raw=bytes(raw), role="string", blob="string", string_id=(langid, index))
         schema = usb_schema.LANGID_LIST if index == 0 else usb_schema.STRING
         if len(raw) >= 2 and raw[1] == 0x03 and raw[0] == len(raw):
@@ -843,9 +884,3 @@ def parse(
             other.complain(0, f"String Descriptor {index} (LANGID 0x{langid:04x})", "bLength",
                            "not a string descriptor whose bLength matches its bytes; kept undecoded", node)
         ds.strings[(langid, index)] = node
-    for raw in extras or ():
-        ds.extras.extend(_Walker(errors, "other", w.device_class, w.bcd_usb, warnings).walk(bytes(raw)))
-    if len(errors) > 1:
-        order = {"BOS": 1, "string": 2, "other": 3}
-        errors.sort(key=lambda e: (order.get((e.descriptor or "").split(" ")[0], 0), e.offset or 0))
-    return ds
