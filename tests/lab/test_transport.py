@@ -352,6 +352,44 @@ def test_interrupt_reads_from_hid_gadget_over_hidapi(lab_gadget: Any) -> None:
             assert seen[-1] == b"\x01"
 
 
+def _eventually(check: Any, timeout: float = 2.0) -> bool:
+    """FunctionFS acknowledges an OUT data stage before the Python device has handled it."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_feature_reports_get_set_over_hidapi_and_libusb(lab_gadget: Any, lab_definitions: dict[str, Any]) -> None:
+    """get_report/set_report: hidapi (hid://) and the HID class requests (usb://) on a FunctionFS HID device."""
+    if "ffs-hid" not in lab_definitions:
+        pytest.skip("no ffs-hid gadget definition in devices/lab")
+    from dkproto.transport import HID_REPORT_FEATURE, HID_REPORT_OUTPUT
+
+    g = lab_gadget("ffs-hid")
+    ffs = g.ffs()
+    ffs.hid.features[0] = bytes(range(1, 9))
+    node = g.host_nodes("hidraw")[0]
+    with open_transport(f"hid://{node}") as t:
+        assert t.get_report(HID_REPORT_FEATURE, 0, 8) == bytes(range(1, 9))  # no ID byte in the payload
+        assert t.set_report(HID_REPORT_FEATURE, 0, b"\xa0" * 8) == 8
+        assert _eventually(lambda: ffs.hid.features[0] == b"\xa0" * 8), ffs.hid.features
+        assert t.set_report(HID_REPORT_OUTPUT, 0, b"\x0b" * 8) == 8
+        assert ffs.read_output() == b"\x0b" * 8
+        ffs.send_input(b"\x11" * 8)
+        assert t.read(0x81, 64, timeout=2000) == b"\x11" * 8
+        assert len(t.report_descriptor()) == len(ffs.report_descriptor)  # type: ignore[attr-defined]
+    with open_transport(usb_url(g)) as t:  # the same through HID class requests on EP0
+        ffs.hid.features[0] = b"\x5a" * 8
+        assert t.get_report(HID_REPORT_FEATURE, 0, 8) == b"\x5a" * 8
+        assert t.set_report(HID_REPORT_FEATURE, 0, b"\x01" * 8) == 8
+        assert _eventually(lambda: ffs.hid.features[0] == b"\x01" * 8), ffs.hid.features
+        with pytest.raises(PipeStalledError):  # no feature report 7: the device STALLs
+            t.get_report(HID_REPORT_FEATURE, 7, 8)
+
+
 # ------------------------------------------------------------------------------------------ serial
 
 
