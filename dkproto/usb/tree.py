@@ -731,6 +731,7 @@ class _Walker:
                     self.check_companion(node, ep)
             elif under == 1:
                 iface.children.append(node)
+                ep = None  # closed: what follows must not hang under it (document order = byte order)
                 if node.fields is not None and (dtype == 0x24 or dtype == 0x21):
                     name = _RELEASE_FIELD.get(id(node.schema))
                     if name is not None and name in node.fields:

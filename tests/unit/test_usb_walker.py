@@ -199,3 +199,18 @@ def test_walk_bos_blob_alone() -> None:
         "belong to the BOS"),
         "offset 0, BOS Binary Object Store Descriptor: bNumDeviceCaps 2 but 1 device capabilities follow",
     ]
+
+
+def test_document_order_after_class_descriptor_following_an_endpoint() -> None:
+    # endpoint, an unknown type 0x00 (hangs under the endpoint), a class-specific interface
+    # descriptor (hangs under the interface), another 0x00: it must not go back under the
+    # endpoint, which would put it before the class descriptor in a pre-order walk
+    unknown = bytes.fromhex("05 00 01 00 00")
+    data = DEVICE[:17] + b"\x01" + config(IF0, EP81, unknown, CS_HEADER, unknown, interfaces=1)
+    ds = parse(data)
+    assert ds.to_bytes() == data
+    offsets = [n.offset for n in ds.nodes()]
+    assert offsets == sorted(offsets)
+    if0 = ds.configurations[0].interfaces[0]
+    assert [c.bDescriptorType for c in if0.children] == [0x05, 0x24, 0x00]
+    assert [c.bDescriptorType for c in if0.children[0].children] == [0x00]
