@@ -40,7 +40,7 @@ Lint never raises for bad bytes: :func:`lint` returns findings sorted by offset.
 from __future__ import annotations
 
 from dkproto.hid.items import ItemType
-from dkproto.hid.parser import HID_MAX_DESCRIPTOR_SIZE, Finding, ReportDescriptor, parse
+from dkproto.hid.parser import Finding, ReportDescriptor, parse
 
 __all__ = ["RULES", "Finding", "lint", "lint_descriptor"]
 
@@ -77,10 +77,6 @@ RULES: dict[str, str] = {
 def lint_descriptor(rd: ReportDescriptor) -> list[Finding]:
     """All findings for a parsed descriptor, sorted by offset (the parser's plus whole-descriptor rules)."""
     out = list(rd.findings)
-    if len(rd.data) > HID_MAX_DESCRIPTOR_SIZE:
-        out.append(Finding("HID011", "descriptor-too-long", HID_MAX_DESCRIPTOR_SIZE,
-                           f"{len(rd.data)} bytes, over HID_MAX_DESCRIPTOR_SIZE ({HID_MAX_DESCRIPTOR_SIZE}): "
-                           "usbhid refuses the device", "error", True))
     ids = {rid for (_t, rid) in rd.reports}
     if 0 in ids and len(ids) > 1:
         first0 = min((f.offset for r in rd.reports.values() if r.id == 0 for f in r.fields), default=0)

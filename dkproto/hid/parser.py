@@ -732,6 +732,10 @@ class _Parser:
             self.find("HID014", "unbalanced-delimiter", end, "Delimiter still open at the end", fatal=True)
         if not items:
             self.find("HID020", "empty-descriptor", 0, "the report descriptor has no items", fatal=True)
+        if end > HID_MAX_DESCRIPTOR_SIZE:
+            self.find("HID011", "descriptor-too-long", HID_MAX_DESCRIPTOR_SIZE,
+                      f"{end} bytes, over HID_MAX_DESCRIPTOR_SIZE ({HID_MAX_DESCRIPTOR_SIZE}): usbhid refuses "
+                      "the device", fatal=True)
         return ReportDescriptor(self.data, items, self.collections, self.reports, self.findings,
                                 self.kernel_error)
 

@@ -20,11 +20,20 @@ def test_layouts_agree_with_kernel(path) -> None:
     """Report IDs, bit offsets, sizes, counts, ranges, units, flags, usages and collection usages
     of every field with usages equal the kernel's; the kernel's report order too."""
     rd = parse(descriptor(path))
-    dump = parse_rdesc(oracle_rdesc(path).read_text())
+    oracle = oracle_rdesc(path)
+    text = oracle.read_text() if oracle.exists() else ""
+    if not text.strip():
+        # No HID device at all (usbhid refuses descriptors over 4096 bytes): dkproto must say so.
+        assert rd.kernel_error is not None and rd.kernel_error.rule == "HID011"
+        return
+    dump = parse_rdesc(text)
     assert dump.raw == rd.data
     assert compare(rd, dump) == []
-    # Non-vacuous: the kernel listed fields and so did we.
-    assert sum(len(r.fields) for r in dump.reports) == len(rd.kernel_fields())
+    # Non-vacuous: the kernel listed fields and so did we (none when it refused the descriptor).
+    if rd.kernel_error is None:
+        assert sum(len(r.fields) for r in dump.reports) == len(rd.kernel_fields())
+    else:
+        assert dump.reports == []
 
 
 WITH_REPORTS = [p for p in HID_ITEMS if load_item(p).get("input_reports_hex")]
