@@ -434,6 +434,12 @@ def _info(schema: Schema) -> tuple[Any, ...]:
 
 _TOP_ROLES = {0x01: "device", 0x03: "string"}
 
+# How the configuration loop treats a descriptor type, and where a descriptor hangs.
+_OTHER, _CLASS, _ENDPOINT, _INTERFACE, _IAD, _TOP = range(6)
+_KINDS = {0x24: _CLASS, 0x21: _CLASS, 0x05: _ENDPOINT, 0x04: _INTERFACE, 0x0B: _IAD,
+          0x01: _TOP, 0x02: _TOP, 0x07: _TOP, 0x0F: _TOP}
+_UNDER_CONFIGURATION, _UNDER_INTERFACE, _UNDER_ENDPOINT = range(3)
+
 
 class _Walker:
     """State of one walk over one blob (see :func:`walk`)."""
@@ -640,42 +646,102 @@ class _Walker:
         broken = self.broken
         blob = self.blob
         prefix = SELECTOR_PREFIX
+        new_node = object.__new__
+        kinds = _KINDS
+        under = _UNDER_CONFIGURATION
         node: Node
         while i < n:
             offset, raw = frames[i]
             dtype = raw[1] if len(raw) > 1 else -1
-            # where it stands (the place whose context decodes it) and its role
-            if dtype == 0x04:
-                place, role = cfg_place, "interface"
-            elif dtype == 0x05:
+            # where it stands (the place whose context decodes it), its role, where it hangs
+            kind = kinds.get(dtype, _OTHER)
+            if kind == _CLASS:  # class-specific interface descriptor (0x24) or HID/functional (0x21)
+                if iface is not None:
+                    place, under = iface_place, _UNDER_INTERFACE
+                else:
+                    place, under = cfg_place, _UNDER_CONFIGURATION
+                role = "descriptor"
+            elif kind == _OTHER:
+                if ep is not None:
+                    place, under = ep_place, _UNDER_ENDPOINT
+                elif iface is not None:
+                    place, under = iface_place, _UNDER_INTERFACE
+                else:
+                    place, under = cfg_place, _UNDER_CONFIGURATION
+                role = "descriptor"
+            elif kind == _ENDPOINT:
                 place, role = (cfg_place if iface is None else iface_place), "endpoint"
-            elif dtype == 0x0B:
+            elif kind == _INTERFACE:
+                place, role = cfg_place, "interface"
+            elif kind == _IAD:
                 place, role = cfg_place, "interface_association"
-            elif dtype == 0x02 or dtype == 0x07 or dtype == 0x01 or dtype == 0x0F:
-                break  # the next top-level descriptor
-            elif ep is not None and dtype != 0x24 and dtype != 0x21:
-                place, role, under = ep_place, "descriptor", 2
-            elif iface is not None:
-                place, role, under = iface_place, "descriptor", 1
             else:
-                place, role, under = cfg_place, "descriptor", 0
+                break  # the next top-level descriptor
             # decoding (see decode())
             info = place.choices.get(raw[:prefix])
             if info is None or offset == broken:
                 node = self.decode_first(offset, raw, place, role)
+                release = _RELEASE_FIELD.get(id(node.schema)) if node.fields is not None else None
             elif info[0] is None:
                 node = Node(offset, raw, None, None, b"", None, role, None, place.ctx, blob)
+                release = None
             else:
                 try:
                     fields, used = info[1](raw)
                 except Exception as exc:  # noqa: BLE001 - construct errors of every kind
                     node = self.undecodable(offset, raw, place, role, info[0], exc)
+                    release = None
                 else:
-                    node = Node(offset, raw, info[0], fields, b"", None, role, None, place.ctx, blob)
+                    # a Node without the call to __init__ (the one allocation per descriptor)
+                    node = new_node(Node)
+                    node.offset = offset
+                    node.raw = raw
+                    node.schema = info[0]
+                    node.fields = fields
+                    node.extra = b""
+                    node.children = []
+                    node.role = role
+                    node.error = None
+                    node.context = place.ctx
+                    node.blob = blob
+                    node.string_id = None
                     if used < len(raw):
                         self.tail(node, info, used)
+                    release = info[4]
             # placement
-            if dtype == 0x04:
+            if kind == _CLASS or kind == _OTHER:
+                if under == _UNDER_INTERFACE:
+                    iface.children.append(node)  # type: ignore[union-attr]
+                    ep = None  # closed: what follows must not hang under it (document order = byte order)
+                    if release is not None and release in node.fields:
+                        version = node.fields[release]
+                        values = iface_place.values
+                        cls = values[4] if values[4] is not None else values[1]  # function, else interface class
+                        if cls is not None:
+                            versions[cls] = version
+                        if values[1] is not None:
+                            versions[values[1]] = version
+                        iface_place = _version_place(iface_place, version)
+                elif under == _UNDER_ENDPOINT:
+                    ep.children.append(node)  # type: ignore[union-attr]
+                    if dtype == 0x30 and node.fields is not None:
+                        self.check_companion(node, ep)  # type: ignore[arg-type]
+                elif iad is not None and children[-1] is iad:
+                    iad.children.append(node)  # between an IAD and its first interface
+                else:
+                    children.append(node)
+            elif kind == _ENDPOINT:
+                if iface is None:
+                    children.append(node)
+                    self.complain(offset, node.name, "placement", "endpoint descriptor outside any interface", node)
+                    iad = iad_fields = None  # later interfaces cannot join it without breaking byte order
+                else:
+                    iface.children.append(node)
+                    endpoints += 1
+                ep = node
+                address = node.fields["bEndpointAddress"] if node.fields is not None else None
+                ep_place = iface_place.endpoints.get(address) or _endpoint_place(iface_place, address)
+            elif kind == _INTERFACE:
                 if iface is not None:
                     interfaces.append((iface, endpoints))
                 ep = None
@@ -701,18 +767,7 @@ class _Walker:
                     iface_place = _place("interface", None, None, None, None, None, None, None, device_class,
                                          bcd_usb, None)
                 iface = node
-            elif dtype == 0x05:
-                if iface is None:
-                    children.append(node)
-                    self.complain(offset, node.name, "placement", "endpoint descriptor outside any interface", node)
-                    iad = iad_fields = None  # later interfaces cannot join it without breaking byte order
-                else:
-                    iface.children.append(node)
-                    endpoints += 1
-                ep = node
-                address = node.fields["bEndpointAddress"] if node.fields is not None else None
-                ep_place = iface_place.endpoints.get(address) or _endpoint_place(iface_place, address)
-            elif dtype == 0x0B:
+            else:  # _IAD
                 if iface is not None:
                     interfaces.append((iface, endpoints))
                 children.append(node)
@@ -725,29 +780,6 @@ class _Walker:
                     versions = {}
                 else:
                     iad_first = iad_stop = 0
-            elif under == 2:
-                ep.children.append(node)
-                if dtype == 0x30 and node.fields is not None:
-                    self.check_companion(node, ep)
-            elif under == 1:
-                iface.children.append(node)
-                ep = None  # closed: what follows must not hang under it (document order = byte order)
-                if node.fields is not None and (dtype == 0x24 or dtype == 0x21):
-                    name = _RELEASE_FIELD.get(id(node.schema))
-                    if name is not None and name in node.fields:
-                        version = node.fields[name]
-                        values = iface_place.values
-                        cls = values[4] if values[4] is not None else values[1]  # function, else interface class
-                        if cls is not None:
-                            versions[cls] = version
-                        if values[1] is not None:
-                            versions[values[1]] = version
-                        iface_place = _version_place(iface_place, version)
-            else:
-                if iad is not None and children[-1] is iad:
-                    iad.children.append(node)  # between an IAD and its first interface
-                else:
-                    children.append(node)
             last_end = offset + len(raw)
             if offset < end < last_end:
                 self.complain(offset, node.name, "wTotalLength",
