@@ -436,8 +436,10 @@ _TOP_ROLES = {0x01: "device", 0x03: "string"}
 
 # How the configuration loop treats a descriptor type, and where a descriptor hangs.
 _OTHER, _CLASS, _ENDPOINT, _INTERFACE, _IAD, _TOP = range(6)
-_KINDS = {0x24: _CLASS, 0x21: _CLASS, 0x05: _ENDPOINT, 0x04: _INTERFACE, 0x0B: _IAD,
-          0x01: _TOP, 0x02: _TOP, 0x07: _TOP, 0x0F: _TOP}
+_KINDS = [_OTHER] * 256  # by bDescriptorType; [-1] (no type: a 1-byte broken tail) is _OTHER too
+for _type, _kind in ((0x24, _CLASS), (0x21, _CLASS), (0x05, _ENDPOINT), (0x04, _INTERFACE), (0x0B, _IAD),
+                     (0x01, _TOP), (0x02, _TOP), (0x07, _TOP), (0x0F, _TOP)):
+    _KINDS[_type] = _kind
 _UNDER_CONFIGURATION, _UNDER_INTERFACE, _UNDER_ENDPOINT = range(3)
 
 
@@ -650,11 +652,13 @@ class _Walker:
         kinds = _KINDS
         under = _UNDER_CONFIGURATION
         node: Node
+        start = i
         while i < n:
             offset, raw = frames[i]
-            dtype = raw[1] if len(raw) > 1 else -1
+            # a broken tail may be 1 byte long: no type to read
+            dtype = raw[1] if offset != broken or len(raw) > 1 else -1
             # where it stands (the place whose context decodes it), its role, where it hangs
-            kind = kinds.get(dtype, _OTHER)
+            kind = kinds[dtype]
             if kind == _CLASS:  # class-specific interface descriptor (0x24) or HID/functional (0x21)
                 if iface is not None:
                     place, under = iface_place, _UNDER_INTERFACE
@@ -678,7 +682,10 @@ class _Walker:
             else:
                 break  # the next top-level descriptor
             # decoding (see decode())
-            info = place.choices.get(raw[:prefix])
+            try:
+                info = place.choices[raw[:prefix]]
+            except KeyError:
+                info = None
             if info is None or offset == broken:
                 node = self.decode_first(offset, raw, place, role)
                 release = _RELEASE_FIELD.get(id(node.schema)) if node.fields is not None else None
@@ -705,7 +712,7 @@ class _Walker:
                     node.context = place.ctx
                     node.blob = blob
                     node.string_id = None
-                    if used < len(raw):
+                    if used != raw[0]:  # raw[0] (bLength) is len(raw) for every frame but a broken tail
                         self.tail(node, info, used)
                     release = info[4]
             # placement
@@ -780,17 +787,26 @@ class _Walker:
                     versions = {}
                 else:
                     iad_first = iad_stop = 0
-            last_end = offset + len(raw)
-            if offset < end < last_end:
-                self.complain(offset, node.name, "wTotalLength",
-                              f"runs past the end of its configuration (wTotalLength {total} ends it at "
-                              f"offset {end})", node)
             i += 1
+        if i > start:
+            offset, raw = frames[i - 1]
+            last_end = offset + len(raw)
+            if last_end > end >= 0 and config.fields is not None:
+                self.straddle(config, end, total)
         if iface is not None:
             interfaces.append((iface, endpoints))
         if config.fields is not None:
             self.check_configuration(config, last_end, interfaces)
         return i
+
+    def straddle(self, config: Node, end: int, total: int | None) -> None:
+        """Complain about the descriptor that runs past the end ``wTotalLength`` gives (if one does)."""
+        for node in config.walk():
+            if node is not config and node.offset < end < node.offset + len(node.raw):
+                self.complain(node.offset, node.name, "wTotalLength",
+                              f"runs past the end of its configuration (wTotalLength {total} ends it at "
+                              f"offset {end})", node)
+                return
 
     def check_companion(self, node: Node, ep: Node) -> None:
         if self.bcd_usb is not None and self.bcd_usb < 0x0300:
