@@ -393,21 +393,65 @@ def test_feature_reports_get_set_over_hidapi_and_libusb(lab_gadget: Any, lab_def
 # ------------------------------------------------------------------------------------------ serial
 
 
-@pytest.mark.parametrize("query, settings", [
-    ("baudrate=9600", {"baudrate": 9600, "bytesize": 8, "parity": "N", "stopbits": 1}),
-    ("baudrate=115200&bytesize=7&parity=E&stopbits=2", {"baudrate": 115200, "bytesize": 7, "parity": "E",
-                                                          "stopbits": 2}),
-    ("baudrate=57600&parity=O&rtscts=1", {"baudrate": 57600, "bytesize": 8, "parity": "O", "stopbits": 1}),
-])
-def test_serial_both_ways_over_acm(lab_gadget: Any, query: str, settings: dict[str, Any]) -> None:
+class UsbMon:
+    """The kernel's usbmon text capture of one bus: the control requests the host really sent."""
+
+    def __init__(self, bus: int) -> None:
+        subprocess.run(["modprobe", "usbmon"], check=True)
+        self.file = open(f"/sys/kernel/debug/usb/usbmon/{bus}u", "rb", buffering=0)  # noqa: SIM115
+        os.set_blocking(self.file.fileno(), False)
+        self.text = ""
+
+    def setups(self) -> list[tuple[int, int, int, int, bytes]]:
+        """(bmRequestType, bRequest, wValue, wIndex, OUT data) of every control request so far."""
+        while True:
+            try:
+                chunk = self.file.read(65536)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            self.text += chunk.decode()
+        out = []
+        for line in self.text.splitlines():
+            f = line.split()
+            if len(f) > 9 and f[2] == "S" and f[3].startswith("Co:") and f[4] == "s":
+                data = bytes.fromhex("".join(f[12:])) if len(f) > 12 and f[11] == "=" else b""
+                out.append((int(f[5], 16), int(f[6], 16), int(f[7], 16), int(f[8], 16), data))
+        return out
+
+    def close(self) -> None:
+        self.file.close()
+
+
+# (URL options, pyserial settings the port must report, CDC SET_LINE_CODING bytes on the wire:
+#  dwDTERate LE, bCharFormat 0/1/2 = 1/1.5/2 stop bits, bParityType 0 N 1 O 2 E 3 M 4 S, bDataBits)
+SERIAL_SETTINGS = [
+    # (cdc-acm starts at 9600 8N1 and sends SET_LINE_CODING only on a change, so no 9600 8N1 here)
+    ("baudrate=19200", {"baudrate": 19200, "bytesize": 8, "parity": "N", "stopbits": 1},
+     (19200).to_bytes(4, "little") + bytes([0, 0, 8])),
+    ("baudrate=115200&bytesize=7&parity=E&stopbits=2",
+     {"baudrate": 115200, "bytesize": 7, "parity": "E", "stopbits": 2},
+     (115200).to_bytes(4, "little") + bytes([2, 2, 7])),
+    ("baudrate=57600&parity=O&rtscts=1", {"baudrate": 57600, "bytesize": 8, "parity": "O", "stopbits": 1},
+     (57600).to_bytes(4, "little") + bytes([0, 1, 8])),
+]
+
+
+@pytest.mark.parametrize("query, settings, line_coding", SERIAL_SETTINGS)
+def test_serial_both_ways_over_acm(lab_gadget: Any, query: str, settings: dict[str, Any],
+                                   line_coding: bytes) -> None:
     g = lab_gadget("cdc-acm")
     tty = g.host_nodes("tty")[0]
+    mon = UsbMon(g.host_address()[0])
     device_end = g.serial(timeout=2.0)
     try:
         with open_transport(f"serial://{tty}?{query}") as t:
             assert isinstance(t, SerialTransport)
             for key, value in settings.items():
                 assert t.info.extra[key] == value
+            # the CDC-ACM driver sent exactly these settings to the device (SET_LINE_CODING 0x20)
+            assert any(r == (0x21, 0x20, 0, 0, line_coding) for r in mon.setups()), mon.setups()
             # host -> device
             assert t.write(0x02, b"hello gadget\n") == 13
             assert device_end.read_until(b"\n") == b"hello gadget\n"
@@ -420,13 +464,22 @@ def test_serial_both_ways_over_acm(lab_gadget: Any, query: str, settings: dict[s
             while len(got) < len(big):
                 got += t.read(0x81, 8192, timeout=2000)
             assert got == big
+            # modem lines: SET_CONTROL_LINE_STATE (0x22) on the wire. A break goes through pyserial
+            # without error, but f_acm declares no break capability (bmCapabilities 0x02), so
+            # cdc-acm sends no SEND_BREAK (0x23) to this device.
             t.set_dtr(True)
             t.set_rts(False)
             t.send_break(0.05)
+            t.configure(baudrate=38400)
+            time.sleep(0.1)
+            sent = mon.setups()
+            assert (0x21, 0x22, 0x0001, 0, b"") in sent  # DTR on, RTS off
+            assert sent[-1][:2] == (0x21, 0x20) and sent[-1][4][:4] == (38400).to_bytes(4, "little")
             with pytest.raises(DkTimeoutError):
                 t.read(0x81, 10, timeout=100)
     finally:
         device_end.close()
+        mon.close()
 
 
 def test_serial_port_by_vid_pid_and_listing(lab_gadget: Any) -> None:
