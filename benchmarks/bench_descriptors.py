@@ -217,8 +217,7 @@ def timed_per_set(contenders: list[Callable[[bytes, bytes], Any]], sets: list[tu
                     start = clock()
                     fn(data, bos)
                     took = clock() - start
-                    if took < best[i]:
-                        best[i] = took
+                    best[i] = min(best[i], took)
         for i, b in enumerate(best):
             totals[i] += b
     return totals

@@ -25,6 +25,19 @@ __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "render_as", "render_hex", "render_j
 FORMAT_NAME = "dkproto-descriptors"
 _HEX_BYTES = {"bEndpointAddress", "bSynchAddress", "bDebugInEndpoint", "bDebugOutEndpoint"}
 FORMAT_VERSION = 1
+#: 16- and 32-bit fields that are quantities (sizes, rates, dimensions, times): decimal, as
+#: ``lsusb -v`` prints them; other ``w``/``dw`` fields (codes, bitmaps, wTotalLength,
+#: wMaxPacketSize) stay hex.
+_DECIMAL = {
+    "wWidth", "wHeight", "wMaxMultiplier", "wObjectiveFocalLengthMin", "wObjectiveFocalLengthMax",
+    "wOcularFocalLength", "wDescriptorLength", "wDetachTimeOut", "wDetachTimeout", "wTransferSize",
+    "wMaxSegmentSize", "wMaxTransferSize", "wMaxBitRate", "wCompQuality",
+    "dwMinBitRate", "dwMaxBitRate", "dwMaxVideoFrameBufferSize", "dwDefaultFrameInterval", "dwFrameInterval",
+    "dwMinFrameInterval", "dwMaxFrameInterval", "dwFrameIntervalStep", "dwBytesPerLine", "dwClockFrequency",
+    "dwBytesPerInterval", "wBytesPerInterval",
+}
+#: the narrowest field-name column of the text dump (wider when a descriptor has longer names)
+_NAME_WIDTH = 22
 
 
 # -- values and meanings ------------------------------------------------------------------
@@ -42,6 +55,8 @@ def format_value(name: str, value: Any) -> str:
         return str(value)
     if name.startswith("bcd"):
         return bcd(value)
+    if name in _DECIMAL:
+        return str(value)
     if name in _HEX_BYTES:
         return f"0x{value:02x}"
     if name.startswith(("id", "w")):
@@ -94,24 +109,33 @@ def _text_node(node: Node, ds: DescriptorSet, depth: int, out: list[str]) -> Non
     out.append(f"{pad}{node.name}:" + (f"  [offset {node.offset}]" if node.blob == "descriptors" else ""))
     inner = pad + "  "
     if node.fields is not None:
-        for name, value in node.field_items():
-            shown = format_value(name, value)
+        items = node.field_items()
+        shown_all = [format_value(name, value) for name, value in items]
+        # one name column and one value column per descriptor (long lists and hex runs aside)
+        width = max([_NAME_WIDTH - 1, *(len(name) for name, _ in items)]) + 1
+        vwidth = max([6, *(len(s) for s in shown_all if len(s) <= 12)])
+        for (name, value), shown in zip(items, shown_all):
             text = meaning(node, name, value, ds)
-            line = f"{inner}{name:<22} {shown:>6}"
+            line = f"{inner}{name:<{width}} {shown:>{vwidth}}"
             if text and text != shown:
-                line += f"  {text}"
+                if text.startswith(shown + " "):  # "160 pixels" for 160: the value once, then its unit
+                    line += text[len(shown):]
+                else:
+                    line += f"  {text}"
             out.append(line.rstrip())
-        if node.extra:
-            out.append(f"{inner}{'(extra bytes)':<22} {node.extra.hex(' ')}")
+        trailing = node.trailing
+        if trailing:
+            out.append(f"{inner}{'(extra bytes)':<{width}} {trailing.hex(' ')}")
     else:
-        out.append(f"{inner}{'bLength':<22} {node.bLength:>6}")
+        width = _NAME_WIDTH
+        out.append(f"{inner}{'bLength':<{width}} {node.bLength:>6}")
         if node.bDescriptorType >= 0:
-            out.append(f"{inner}{'bDescriptorType':<22} {node.bDescriptorType:>6}  "
+            out.append(f"{inner}{'bDescriptorType':<{width}} {node.bDescriptorType:>6}  "
                        f"{descriptor_type_name(node.bDescriptorType)}")
         body = node.raw[2:]
         for i in range(0, len(body), 16):
             label = "data" if i == 0 else ""
-            out.append(f"{inner}{label:<22} {body[i:i + 16].hex(' ')}")
+            out.append(f"{inner}{label:<{width}} {body[i:i + 16].hex(' ')}")
     if node.error:
         out.append(f"{inner}** {node.error}")
     for child in node.children:
@@ -186,8 +210,9 @@ def _json_node(node: Node, ds: DescriptorSet) -> dict[str, Any]:
                 meanings[name] = text
         if meanings:
             item["meanings"] = meanings
-        if node.extra:
-            item["extra_hex"] = node.extra.hex()
+        trailing = node.trailing
+        if trailing:
+            item["extra_hex"] = trailing.hex()
     else:
         item["bDescriptorType"] = node.bDescriptorType
         item["bLength"] = node.bLength

@@ -29,6 +29,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from construct import Struct
+
 from dkproto.errors import DecodeError, EncodeError
 from dkproto.schema._fields import compiled, fast_parser, fixed_size
 from dkproto.schema.enums import descriptor_type_name
@@ -169,10 +171,24 @@ class Node:
             return default
 
     def field_items(self) -> list[tuple[str, Any]]:
-        """Decoded ``(field name, value)`` pairs in spec order (no internal keys)."""
+        """Decoded ``(field name, value)`` pairs in spec order.
+
+        Left out: internal keys (``_...``), optional fields absent from this descriptor (their
+        value is None: ``dwFrameInterval`` of a continuous UVC frame, ``bmVideoStandards`` of a
+        UVC 1.0 processing unit...) and the class schemas' ``extra`` tail (bytes past the spec
+        layout), which :attr:`trailing` gives together with :attr:`extra`.
+        """
         if self.fields is None:
             return []
-        return [(k, v) for k, v in self.fields.items() if not k.startswith("_")]
+        return [(k, v) for k, v in self.fields.items() if v is not None and k != "extra" and not k.startswith("_")]
+
+    @property
+    def trailing(self) -> bytes:
+        """Bytes past the spec layout: the walker's ``extra`` plus a class schema's ``extra`` field."""
+        tail = self.fields.get("extra") if self.fields is not None else None
+        if isinstance(tail, (bytes, bytearray)) and tail:
+            return bytes(tail) + self.extra
+        return self.extra
 
     # -- bytes ----------------------------------------------------------------------
     def own_bytes(self) -> bytes:
@@ -413,14 +429,28 @@ def _version_place(place: _Place, version: Any) -> _Place:
 #: class-release field name or None)
 _INFO: dict[int, tuple[Any, ...]] = {}
 #: the cached choice "no schema": kept as raw bytes
-_UNKNOWN: tuple[Any, ...] = (None, None, None, None, None)
+_UNKNOWN: tuple[Any, ...] = (None, None, None, None, None, 255)
 
 
 #: per schema (by id) that has one: the class-release field (``bcdADC``, ``bcdUVC``...)
 _RELEASE_FIELD: dict[int, str] = {}
 
 
+def _layout_size(schema: Schema) -> int:
+    """For a struct that ends with an ``extra`` GreedyBytes tail (class schemas) and is fixed
+    before it: that size (bytes past it are worth a warning); else 255 (never exceeded)."""
+    subcons = list(getattr(schema.struct, "subcons", ()))
+    if not subcons or getattr(subcons[-1], "name", None) != "extra":
+        return 255
+    try:
+        return int(Struct(*subcons[:-1]).sizeof())
+    except Exception:  # noqa: BLE001 - SizeofError: a variable layout (arrays, optional fields)
+        return 255
+
+
 def _info(schema: Schema) -> tuple[Any, ...]:
+    """(schema, fast parser, spec-fixed size or None, fixed size or None, class-release field or
+    None, the class layout's fixed size or 255)."""
     info = _INFO.get(id(schema))
     if info is None:
         names = {getattr(sc, "name", None) for sc in getattr(schema.struct, "subcons", ())}
@@ -428,7 +458,7 @@ def _info(schema: Schema) -> tuple[Any, ...]:
         if bcd is not None:
             _RELEASE_FIELD[id(schema)] = bcd
         info = _INFO[id(schema)] = (schema, fast_parser(schema.struct), _STRICT_SIZE.get(schema.key),
-                                    _size_of(schema), bcd)
+                                    _size_of(schema), bcd, _layout_size(schema))
     return info
 
 
@@ -512,6 +542,8 @@ class _Walker:
         node = Node(offset, raw, schema, fields, b"", None, role, None, place.ctx, self.blob)
         if used < len(raw):
             self.tail(node, info, used)
+        elif used > info[5]:
+            self.past_layout(node, info[5])
         return node
 
     def decode_first(self, offset: int, raw: bytes, place: _Place, role: str) -> Node:
@@ -546,6 +578,8 @@ class _Walker:
         node.fields = fields
         if used < len(raw):
             self.tail(node, info, used)
+        elif used > info[5]:
+            self.past_layout(node, info[5])
         return node
 
     def undecodable(self, offset: int, raw: bytes, place: _Place, role: str, schema: Schema,
@@ -555,6 +589,11 @@ class _Walker:
         self.complain(offset, schema.name, "bLength",
                       f"bLength {len(raw)} too short for {schema.name} ({msg}); kept undecoded", node)
         return node
+
+    def past_layout(self, node: Node, size: int) -> None:
+        """A class descriptor longer than its fixed spec layout: the bytes are kept (``extra``)."""
+        self.warn(node.offset, node.schema.name if node.schema else node.name, "bLength",
+                  f"bLength {len(node.raw)} > {size} fixed by the spec; {len(node.raw) - size} extra bytes kept")
 
     def tail(self, node: Node, info: tuple[Any, ...], used: int) -> None:
         """Bytes past what the schema consumed: kept as ``extra``; a complaint where the size is fixed."""
@@ -714,6 +753,8 @@ class _Walker:
                     node.string_id = None
                     if used != raw[0]:  # raw[0] (bLength) is len(raw) for every frame but a broken tail
                         self.tail(node, info, used)
+                    elif used > info[5]:
+                        self.past_layout(node, info[5])
                     release = info[4]
             # placement
             if kind == _CLASS or kind == _OTHER:
@@ -907,9 +948,14 @@ def parse(
         _strings(ds, strings, _Walker(errors, "string", w.device_class, w.bcd_usb))
     for raw in extras or ():
         ds.extras.extend(_Walker(errors, "other", w.device_class, w.bcd_usb, warnings).walk(bytes(raw)))
-    if len(errors) > 1:
+    if len(errors) > 1 or len(warnings) > 1:
         order = {"BOS": 1, "string": 2, "other": 3}
-        errors.sort(key=lambda e: (order.get((e.descriptor or "").split(" ")[0], 0), e.offset or 0))
+
+        def by_place(e: DecodeError) -> tuple[int, int]:
+            return order.get((e.descriptor or "").split(" ")[0], 0), e.offset or 0
+
+        errors.sort(key=by_place)
+        warnings.sort(key=by_place)
     return ds
 
 

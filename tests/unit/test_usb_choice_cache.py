@@ -13,10 +13,9 @@ from usb_corpus import SLUGS, corpus_bytes
 
 from dkproto.schema.registry import SELECTOR_PREFIX, UNCACHED_TYPES, lookup
 from dkproto.usb import parse
-from dkproto.usb.tree import clear_choice_cache
 
 
-def _check(ds) -> int:  # noqa: ANN001 - a DescriptorSet
+def _check(ds) -> int:
     checked = 0
     for node in ds.nodes():
         raw = node.raw
