@@ -5,6 +5,7 @@ Run with ``python -m pytest --lab tests/lab/test_transport.py``.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -102,6 +103,23 @@ def test_bulk_loopback_async_queue_depth(lab_gadget: Any) -> None:
         # the pipe still works after an abort
         t.write(0x02, b"again")
         assert t.read(0x81, 4096) == b"again"
+
+
+def test_configuration_reset_and_release(lab_gadget: Any) -> None:
+    g = lab_gadget("loopback")
+    with open_transport(usb_url(g, "config=1")) as t:
+        assert t.get_configuration() == 1
+        t.claim_interface(0)
+        t.set_alternate_setting(0, 0)
+        t.write(0x02, b"before reset")
+        assert t.read(0x81, 4096) == b"before reset"
+        t.reset()  # USB port reset; libusb keeps the handle and re-claims the interface
+        assert t.get_configuration() == 1
+        t.write(0x02, b"after reset")
+        assert t.read(0x81, 4096, timeout=2000) == b"after reset"
+        t.release_interface(0)
+        t.claim_interface(0)
+    assert usbfs_fds() == []
 
 
 def test_timeout_is_kioreturntimeout_and_on_time(lab_gadget: Any) -> None:
@@ -490,6 +508,25 @@ def test_serial_port_by_vid_pid_and_listing(lab_gadget: Any) -> None:
     with open_transport("serial://1d6b:0110?serial=dklab-acm&baudrate=19200") as t:
         assert t.info.path == tty and t.info.serial_number == "dklab-acm"
         assert t.info.extra["baudrate"] == 19200
+    from click.testing import CliRunner
+
+    from dkproto.cli import cli
+
+    result = CliRunner().invoke(cli, ["serial", "list", "--json"], obj={})
+    assert result.exit_code == 0
+    listed = {p["device"]: p for p in json.loads(result.stdout)}
+    assert listed[tty]["idVendor"] == 0x1D6B and listed[tty]["serial_number"] == "dklab-acm"
+    device_end = g.serial(timeout=2.0)
+    try:
+        result = CliRunner().invoke(cli, ["serial", "send", tty, "ping\\n", "--ascii", "-b", "38400"], obj={})
+        assert result.exit_code == 0, result.output
+        assert device_end.read_until(b"\n") == b"ping\n"
+        # (pyserial flushes input when it opens a port: the device speaks once the CLI listens)
+        threading.Timer(0.5, lambda: device_end.write(b"READY\r\n")).start()
+        result = CliRunner().invoke(cli, ["serial", "expect", tty, "READY", "-t", "5000", "--json"], obj={})
+        assert result.exit_code == 0 and json.loads(result.stdout)["matched"] is True
+    finally:
+        device_end.close()
 
 
 def test_serial_unplug_mid_read(lab_gadget: Any) -> None:
