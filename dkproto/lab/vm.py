@@ -73,6 +73,9 @@ class LabResult:
         boot_seconds: host wall time from starting QEMU to the guest being ready.
         seconds: host wall time of the whole run.
         results_dir: the results folder (kept only with ``keep_results=True``).
+        warnings: ``@@dklab:warn`` lines from the guest.
+        marks: (host seconds since start, text) of every ``@@dklab:test`` line the job
+            printed (the pytest lab session prints one as each test starts).
     """
 
     returncode: int
@@ -82,6 +85,7 @@ class LabResult:
     seconds: float = 0.0
     results_dir: Path | None = None
     warnings: list[str] = field(default_factory=list)
+    marks: list[tuple[float, str]] = field(default_factory=list)
 
 
 def _pdeathsig() -> None:  # runs in the child before exec
@@ -278,6 +282,7 @@ def _run_captured(
     tail: deque[bytes] = deque(maxlen=TAIL_LINES)
     output: list[bytes] = []
     warnings: list[str] = []
+    marks: list[tuple[float, str]] = []
     in_job = False
     boot_s = 0.0
     failure = None
@@ -320,6 +325,8 @@ def _run_captured(
                         in_job = False
                     elif word == "fail":
                         failure = rest
+                    elif word == "test":
+                        marks.append((time.monotonic() - t0, rest))
                     elif word == "warn":
                         warnings.append(rest)
                         log.warning("lab: %s", rest)
@@ -344,7 +351,7 @@ def _run_captured(
         raise LabBootError(f"the lab stopped without running the job (QEMU exit status {proc.returncode})",
                            b"".join(tail).decode(errors="replace"))
     return LabResult(returncode=rc, output=b"".join(output), console=console_text, boot_seconds=boot_s,
-                     seconds=time.monotonic() - t0, warnings=warnings)
+                     seconds=time.monotonic() - t0, warnings=warnings, marks=marks)
 
 
 def _run_interactive(cmd: list[str], share: Path, t0: float, timeout: float) -> LabResult:

@@ -167,6 +167,8 @@ def _run_lab_session(config: pytest.Config, state: dict[str, Any]) -> None:
         if result.results_dir is not None:
             shutil.rmtree(result.results_dir, ignore_errors=True)
     state["boot_seconds"] = timings.get("boot", result.boot_seconds)
+    state["marks"] = result.marks
+    state["first_test_seconds"] = result.marks[0][0] if result.marks else None
     state["seconds"] = time.monotonic() - t0
     state["in_vm_pytest_status"] = result.returncode
 
@@ -187,8 +189,10 @@ def lab_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
         terminalreporter.write_line("dkproto lab: the lab VM failed; every lab test failed with its console tail")
         return
     n = len(state["outcomes"])
+    first = state.get("first_test_seconds")
+    first_text = f", first test started at {first:.1f} s" if first is not None else ""
     terminalreporter.write_line(
-        f"dkproto lab: {n} test(s) ran in one VM: boot {state.get('boot_seconds', 0):.1f} s, "
+        f"dkproto lab: {n} test(s) ran in one VM: boot {state.get('boot_seconds', 0):.1f} s{first_text}, "
         f"whole lab session {state.get('seconds', 0):.1f} s")
 
 
@@ -202,6 +206,17 @@ class _OutcomeWriter:
     def __init__(self, path: str) -> None:
         self.path = path
         self.current: dict[str, dict[str, Any]] = {}
+        try:
+            self.console: int | None = os.open("/dev/console", os.O_WRONLY | os.O_NOCTTY)
+        except OSError:
+            self.console = None
+
+    def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
+        """Tell the host (on the console) that a test starts: it timestamps the line."""
+        if self.console is not None:
+            from dkproto.lab.guest_init import MARK
+
+            os.write(self.console, f"\n{MARK}test {nodeid}\n".encode())
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         rec = self.current.setdefault(report.nodeid, {"nodeid": report.nodeid, "outcome": "passed",

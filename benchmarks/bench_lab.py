@@ -1,0 +1,121 @@
+"""Lab timing: boot to first test, and per-test time inside the VM.
+
+Run: ``python benchmarks/bench_lab.py [--trivial 20] [--gadget 10] [--capture 5] [--json OUT]``
+
+One VM boots and runs a generated pytest file inside (as ``pytest --lab`` does): trivial
+tests (pure per-test overhead), tests that bind and remove a HID gadget (``lab_gadget``), and
+tests that attach and detach a captured device over USB/IP (``lab_capture``). The guest prints
+a marker as each test starts and the host timestamps it, so every number is on the host's
+clock. The reference is the same trivial tests run by pytest on the host, in this process's
+interpreter: the ``trivial`` ratio is in-VM per-test time over host per-test time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TEST_FILE = '''
+import pytest
+
+pytestmark = pytest.mark.lab
+
+@pytest.mark.parametrize("i", range({trivial}))
+def test_trivial(i):
+    assert i >= 0
+
+@pytest.mark.parametrize("i", range({gadget}))
+def test_gadget(lab_gadget, i):
+    g = lab_gadget("hid-keyboard")
+    assert g.host_nodes("hidraw")
+
+@pytest.mark.parametrize("i", range({capture}))
+def test_capture(lab_capture, i):
+    live = lab_capture("{capture_file}")
+    assert live.address > 0
+'''
+
+
+def _per_test(marks: list[tuple[float, str]], end: float, prefix: str) -> list[float]:
+    out = []
+    for k, (t, nodeid) in enumerate(marks):
+        if f"::{prefix}[" in nodeid:
+            nxt = marks[k + 1][0] if k + 1 < len(marks) else end
+            out.append(nxt - t)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--trivial", type=int, default=20)
+    ap.add_argument("--gadget", type=int, default=10)
+    ap.add_argument("--capture", type=int, default=5)
+    ap.add_argument("--json", type=Path, help="write the numbers here as JSON")
+    args = ap.parse_args()
+
+    from dkproto.lab import prepare
+    from dkproto.lab.vm import run
+
+    t0 = time.monotonic()
+    image = prepare()
+    prepare_s = time.monotonic() - t0
+    capture_file = ROOT / "descriptors" / "hackrf-one.json"
+    with tempfile.TemporaryDirectory(prefix="dkproto-bench-lab-") as tmp:
+        test = Path(tmp) / "test_bench_lab.py"
+        test.write_text(TEST_FILE.format(trivial=args.trivial, gadget=args.gadget, capture=args.capture,
+                                         capture_file=capture_file))
+        # Reference: the trivial tests on the host.
+        h0 = time.monotonic()
+        subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--lab", "-k", "trivial",
+                        str(test)], cwd=tmp, env=dict(os.environ, DKPROTO_LAB="1"), check=True,
+                       capture_output=True)
+        host_total = time.monotonic() - h0
+        h0 = time.monotonic()
+        subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--lab", "-k", "trivial",
+                        "--co", str(test)], cwd=tmp, env=dict(os.environ, DKPROTO_LAB="1"), check=True,
+                       capture_output=True)
+        host_startup = time.monotonic() - h0
+        host_per_test = max(host_total - host_startup, 1e-6) / args.trivial
+
+        argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--lab", str(test)]
+        result = run(argv, devices=[], cwd=tmp, image=image, timeout=1200,
+                     env={"DKPROTO_LAB_REPORT": "/run/dklab/report.jsonl"})
+    if result.returncode != 0:
+        print(result.output.decode(errors="replace")[-3000:])
+        print(f"in-VM pytest failed with status {result.returncode}", file=sys.stderr)
+        return 1
+    marks = result.marks
+    end = result.seconds
+    trivial = _per_test(marks, end, "test_trivial")
+    gadget = _per_test(marks, end, "test_gadget")
+    capture = _per_test(marks, end, "test_capture")
+    numbers = {
+        "prepare_cached_s": round(prepare_s, 2),
+        "boot_to_ready_s": round(result.boot_seconds, 2),
+        "boot_to_first_test_s": round(marks[0][0], 2) if marks else None,
+        "whole_run_s": round(result.seconds, 2),
+        "per_test_trivial_s": round(statistics.median(trivial), 3) if trivial else None,
+        "per_test_gadget_bind_s": round(statistics.median(gadget), 3) if gadget else None,
+        "per_test_usbip_capture_s": round(statistics.median(capture), 3) if capture else None,
+        "host_per_test_trivial_s": round(host_per_test, 4),
+        "ratio_trivial_vm_over_host": round(statistics.median(trivial) / host_per_test, 1) if trivial else None,
+    }
+    width = max(len(k) for k in numbers)
+    for k, v in numbers.items():
+        print(f"{k:<{width}}  {v}")
+    if args.json:
+        args.json.write_text(json.dumps(numbers, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
