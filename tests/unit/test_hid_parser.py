@@ -178,3 +178,19 @@ def test_kernel_name_helpers() -> None:
     assert kernel_flags(0x02) == ["Variable", "Absolute"]
     assert kernel_flags(0x43) == ["Constant", "Variable", "Absolute", "NullState"]
     assert kernel_unit(0xD121) == "SI Linear : Centimeter^2*Gram*Seconds^-3"
+
+
+def test_kernel_drops_fields_past_256_but_counts_their_bits() -> None:
+    data = bytes.fromhex("0501 0902 a101 1500 2501 7501 9501" + " 0930 8102" * 257 + " c0")
+    rd = parse(data)
+    r = rd.report("input", 0)
+    assert len(r.fields) == 257 and r.size_bits == 257
+    assert len(rd.kernel_fields()) == 256 and r.fields[-1].kernel_dropped
+    assert [f.rule for f in rd.findings] == ["HID010"]
+
+
+def test_inverted_usage_range_wraps_like_the_kernel() -> None:
+    # Usage Minimum 5, Usage Maximum 3: the kernel's unsigned count wraps, it clips to 12288
+    # usages from 5 (checked against Linux 6.1 in tests/lab/test_hid.py).
+    (f,) = parse(bytes.fromhex("0509 0902 a101 1905 2903 1500 2501 7501 9503 8102 c0")).report("input", 0).fields
+    assert len(f.usages) == 12288 and f.usages[0] == 0x90005 and f.usages[-1] == 0x90000 + 12292
