@@ -11,9 +11,12 @@
 * **struct**: a plain ``struct.unpack_from`` walk: standard descriptors unpacked into dicts,
   class-specific ones into their 3-byte header, same tree.
 
-Run: ``python benchmarks/bench_descriptors.py [--rounds N]``. Each set is timed on its own
-(best of N runs, contenders alternating) and the bests are summed into a time per full corpus
-pass; it prints those and the ratios; no assertion on times (see docs/performance.md).
+Run: ``python benchmarks/bench_descriptors.py [--rounds N] [--burst K] [--repeat R]``. Each set
+is timed on its own (best of N rounds, the contenders' order rotating every round) and the
+bests are summed into a time per full corpus pass, twice: interleaved (one run per contender
+and round) and in bursts (K runs per contender and round); each measure is repeated R times
+and the best sums kept. It prints the times, the whole-corpus and per-decoded-descriptor
+ratios and the ratio to the struct walk; no assertion on times (see docs/performance.md).
 """
 
 from __future__ import annotations

@@ -481,6 +481,7 @@ class _Walker:
         self.errors = errors
         self.warnings = warnings if warnings is not None else []
         self.device_protocol: tuple[int, int] | None = None
+        self.configurations = 0  # configuration descriptors (0x02) met at top level
         self.broken = -1  # offset of the undecodable rest when framing broke
         self.blob = blob
         self.device_class = device_class
@@ -616,9 +617,11 @@ class _Walker:
         while i < n:
             offset, raw = frames[i]
             dtype = raw[1] if len(raw) > 1 else -1
-            if dtype in (0x02, 0x07):
+            if dtype == 0x02 or dtype == 0x07:
                 node = self.decode(offset, raw, top, "configuration")
                 roots.append(node)
+                if dtype == 0x02:
+                    self.configurations += 1
                 i = self.configuration(node, frames, i + 1)
                 continue
             if dtype == 0x0F:
@@ -940,7 +943,7 @@ def parse(
     elif roots[0] is not dev:
         w.complain(dev.offset, dev.name, "order", "the device descriptor is not the first descriptor")
     if dev is not None and dev.fields is not None:
-        count = len(ds.configurations)
+        count = w.configurations  # == len(ds.configurations)
         if count != dev.fields["bNumConfigurations"]:
             w.complain(dev.offset, dev.name, "bNumConfigurations",
                        f"bNumConfigurations {dev.fields['bNumConfigurations']} but {count} configurations follow")
