@@ -301,3 +301,18 @@ def test_entry_point_schemes(monkeypatch: pytest.MonkeyPatch) -> None:
     assert registry.resolve_scheme("viaep") is SimTransport
     with pytest.raises(URLError, match="scheme 'viaep' is not sim"):
         open_transport("viaep://loopback")  # reached SimTransport.from_url, which checks its scheme
+
+
+def test_line_mode_terminal_on_loop() -> None:
+    import io
+
+    from dkproto.transport.serial import SerialTransport, terminal
+
+    t = open_transport("serial+loop://", open=True)
+    assert isinstance(t, SerialTransport)
+    out = io.BytesIO()
+    try:
+        terminal(t, stdin=io.StringIO("hello\nsecond line\n"), stdout=out, eol=b"\r\n")
+    finally:
+        t.close()
+    assert out.getvalue() == b"hello\r\nsecond line\r\n"  # loop:// sends every line straight back
