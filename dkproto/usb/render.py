@@ -86,7 +86,28 @@ def meaning(node: Node, name: str, value: Any, ds: DescriptorSet | None = None) 
             return repr(text).strip("'") if '"' not in text else text
     if name == "bDescriptorType" and isinstance(value, int):
         return descriptor_type_name(value)
+    if name == "bDevCapabilityType" and isinstance(value, int):
+        return _CAPABILITY_NAMES.get(value) or _capability_enum_name(value)
     return None
+
+
+#: BOS device capability types as USB 3.2 table 9-14 names them
+_CAPABILITY_NAMES = {
+    0x01: "Wireless USB", 0x02: "USB 2.0 Extension", 0x03: "SuperSpeed USB", 0x04: "Container ID",
+    0x05: "Platform", 0x06: "Power Delivery", 0x07: "Battery Info", 0x08: "PD Consumer Port",
+    0x09: "PD Provider Port", 0x0A: "SuperSpeedPlus", 0x0B: "Precision Time Measurement",
+    0x0C: "Wireless USB Ext", 0x0D: "Billboard", 0x0E: "Authentication", 0x0F: "Billboard Ex",
+    0x10: "Configuration Summary", 0x11: "FW Status",
+}
+
+
+def _capability_enum_name(value: int) -> str | None:
+    from dkproto.schema.enums import DeviceCapabilityType
+
+    try:
+        return DeviceCapabilityType(value).name.replace("_", " ").title()
+    except ValueError:
+        return "Reserved"
 
 
 def _plain(value: Any) -> Any:
