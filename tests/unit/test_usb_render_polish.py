@@ -91,3 +91,13 @@ def test_json_still_reloads_identically() -> None:
     ds = parse(data, bos or None)
     again = from_bytes(json.dumps(to_json(ds)).encode())
     assert again.to_bytes() == data
+
+
+def test_bos_capability_types_are_named() -> None:
+    data, bos = corpus_bytes("logitech-streamcam-superspeed")
+    ds = parse(data, bos or None)
+    lines = [line.split() for line in render_text(ds).splitlines()]
+    assert ["bDevCapabilityType", "2", "USB", "2.0", "Extension"] in lines
+    assert ["bDevCapabilityType", "3", "SuperSpeed", "USB"] in lines
+    caps = to_json(ds)["bos"][0]["children"]
+    assert caps[0]["meanings"]["bDevCapabilityType"] == "USB 2.0 Extension"
