@@ -126,11 +126,16 @@ def decode_cmd(descriptor: str, report_type: str, as_json: bool, physical: bool,
         v = codec.decode(raw, report_type, strict=False)
         if as_json:
             click.echo(json.dumps({"report_type": v.report_type, "report_id": v.report_id, "values": _jsonable(dict(v)),
-                                   "trailing": v.trailing.hex()}))
+                                   "trailing": v.trailing.hex(), "missing": v.missing}))
             continue
         phys = codec.codec(report_type, v.report_id).physical(v) if physical else None
         head = f"{report_type} {v.report_id}:" if v.report_id else f"{report_type}:"
-        click.echo(f"{head} {format_values(v, prev.get(v.report_id), phys)}")
+        note = ""
+        if v.missing:
+            note = f"  ({v.missing} byte(s) short: decoded as zeros, as the kernel does)"
+        elif v.trailing:
+            note = f"  ({len(v.trailing)} byte(s) after the declared length: {v.trailing.hex()})"
+        click.echo(f"{head} {format_values(v, prev.get(v.report_id), phys)}{note}")
         prev[v.report_id] = v
 
 

@@ -57,6 +57,8 @@ class ReportValues(dict):  # type: ignore[type-arg]
             devices that break their own range); :meth:`ReportCodec.build` accepts those as they
             are, so that ``build(decode(r)) == r``.
         trailing: bytes after the report's declared length (kept, not dropped).
+        missing: bytes a short report lacked (decoded as zeros, as the kernel does, with
+            ``strict=False``); :meth:`ReportCodec.build` leaves them out again.
     """
 
     # Class-level defaults: each report's codec uses a subclass carrying its type and ID, so a
@@ -65,6 +67,7 @@ class ReportValues(dict):  # type: ignore[type-arg]
     report_id: int = 0
     unchecked: frozenset[str] = frozenset()
     trailing: bytes = b""
+    missing: int = 0
 
     @classmethod
     def for_report(cls, report_type: str, report_id: int) -> type[ReportValues]:
@@ -197,7 +200,9 @@ class ReportCodec:
             out.append(v)
         return out
 
-    def _split(self, data: bytes | bytearray | memoryview, strict: bool) -> tuple[bytes, bytes]:
+    def _split(self, data: bytes | bytearray | memoryview, strict: bool) -> tuple[bytes, bytes, int]:
+        """(field data, bytes after the declared length, bytes missing). A short report is an
+        error when strict; otherwise it is padded with zeros, as the Linux HID core does."""
         r = self.report
         data = bytes(data)
         if r.id:
@@ -210,11 +215,15 @@ class ReportCodec:
             body = data
         need = r.data_size
         if len(body) < need:
-            raise DecodeError(
-                f"{r.type} report {r.id} is {len(data)} bytes, the descriptor declares {r.size}",
-                offset=len(data), descriptor=f"{r.type} report {r.id}", rule="report length",
-            )
-        return body[:need], body[need:]
+            if strict:
+                raise DecodeError(
+                    f"{r.type} report {r.id} is {len(data)} bytes, the descriptor declares {r.size} "
+                    "(pass strict=False to pad it with zeros as the kernel does)",
+                    offset=len(data), descriptor=f"{r.type} report {r.id}", rule="report length",
+                )
+            missing = need - len(body)
+            return body + bytes(missing), b"", missing
+        return body[:need], body[need:], 0
 
     # -- values from raw element values ----------------------------------------------------
     def _values(self, raw: list[int], n: int) -> ReportValues:
@@ -367,7 +376,7 @@ class ReportCodec:
         rid = self.report.id
         if len(data) == self._size and (not rid or data[0] == rid):
             return fast(data[1:] if rid else data)  # the common case, checked in one line
-        body, trailing = self._split(data, strict)
+        body, trailing, missing = self._split(data, strict)
         if trailing and strict:
             raise DecodeError(
                 f"{self.report.type} report {self.report.id} is {len(data)} bytes, the descriptor declares "
@@ -378,6 +387,8 @@ class ReportCodec:
         out = fast(body)
         if trailing:
             out.trailing = trailing
+        if missing:
+            out.missing = missing
         return out
 
     # -- Construct schema ------------------------------------------------------------------
@@ -412,7 +423,7 @@ class ReportCodec:
     def decode_construct(self, data: bytes | bytearray | memoryview) -> ReportValues:
         """Decode through the Construct schema (same result as :meth:`decode`, slower)."""
         data = bytes(data)
-        body, trailing = self._split(data, strict=False)
+        body, trailing, missing = self._split(data, strict=False)
         head = data[:1] if self.report.id else b""
         try:
             c = self.struct.parse(head + body)
@@ -425,6 +436,8 @@ class ReportCodec:
         out = self._values(raw, n)
         if trailing:
             out.trailing = trailing
+        if missing:
+            out.missing = missing
         return out
 
     def build_construct(self, values: Mapping[str, Any]) -> bytes:
@@ -449,7 +462,11 @@ class ReportCodec:
             out = self.struct.build(obj)
         except cs.ConstructError as exc:
             raise EncodeError(f"{self.report.type} report {self.report.id}: {exc}") from exc
-        return out + (values.trailing if isinstance(values, ReportValues) else b"")
+        if isinstance(values, ReportValues):
+            if values.missing:
+                out = out[: len(out) - values.missing]
+            return out + values.trailing
+        return out
 
     # -- build -----------------------------------------------------------------------------
     def _slot_for(self, name: str) -> _Slot | None:
@@ -577,8 +594,11 @@ class ReportCodec:
         n = self._pack(raw, pads)
         body = n.to_bytes(self.report.data_size, "little")
         head = bytes([self.report.id]) if self.report.id else b""
-        tail = merged.trailing if isinstance(merged, ReportValues) else b""
-        return head + body + tail
+        if isinstance(merged, ReportValues):
+            if merged.missing:
+                body = body[: len(body) - merged.missing]
+            return head + body + merged.trailing
+        return head + body
 
     def physical(self, values: Mapping[str, Any]) -> dict[str, tuple[float | list[float], str]]:
         """Physical values with their units: ``{"X": (12.7, "cm")}`` for Variable values.

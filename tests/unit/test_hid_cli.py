@@ -72,7 +72,9 @@ def test_user_errors_are_one_line(capsys) -> None:
     import pytest
 
     with pytest.raises(SystemExit) as ei:
-        main(["hid", "decode", "-d", MOUSE_JSON, "0102"])
+        main(["hid", "decode", "-d", MOUSE_JSON, "0902"])  # no input report 9
     err = capsys.readouterr().err
     assert ei.value.code == 1
-    assert err.count("\n") == 1 and "descriptor declares 7" in err and "Traceback" not in err
+    assert err.count("\n") == 1 and "no input report with ID 9" in err and "Traceback" not in err
+    code, out = run("decode", "-d", MOUSE_JSON, "0105")
+    assert code == 0 and "5 byte(s) short" in out

@@ -84,6 +84,10 @@ def test_decode_rejects_wrong_length_and_id() -> None:
         c.decode(b"\x01\x02\x03\x04")
     v = c.decode(b"\x01\x02\x03\x04", strict=False)
     assert v.trailing == b"\x04" and c.build(v) == b"\x01\x02\x03\x04"
+    short = c.decode(b"\x01\xfb", strict=False)  # padded with zeros, as the kernel does
+    assert (short["X"], short["Y"], short.missing) == (-5, 0, 1) and c.build(short) == b"\x01\xfb"
+    rc = c.codec()
+    assert rc.decode_construct(b"\x01\xfb") == short and rc.build_construct(short) == b"\x01\xfb"
     ids = parse(bytes.fromhex("0501 0902 a101 8501 0930 1581 257f 7508 9501 8106 c0"))
     rc = ReportCodec(ids.report("input", 1))
     with pytest.raises(DecodeError, match="expected report ID 1"):

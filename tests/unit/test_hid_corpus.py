@@ -49,7 +49,9 @@ def test_recorded_reports_round_trip(path) -> None:
     reports = [bytes.fromhex(r) for r in item.get("input_reports_hex") or []]
     codec = DescriptorCodec(parse(descriptor(path)))
     for r in reports:
-        values = codec.decode(r)
+        # strict=False: a recording longer or shorter than the layout keeps (or marks) the
+        # difference instead of failing, so the round trip still holds.
+        values = codec.decode(r, strict=False)
         assert values  # decodes to names
         assert codec.build(values) == r
         rc = codec.codec("input", values.report_id)
