@@ -777,10 +777,12 @@ class _Walker:
                     ep.children.append(node)  # type: ignore[union-attr]
                     if dtype == 0x30 and node.fields is not None:
                         self.check_companion(node, ep)  # type: ignore[arg-type]
-                elif iad is not None and children[-1] is iad:
-                    iad.children.append(node)  # between an IAD and its first interface
                 else:
-                    children.append(node)
+                    if iad is not None and children[-1] is iad:
+                        iad.children.append(node)  # between an IAD and its first interface
+                    else:
+                        children.append(node)
+                    ep = None  # an endpoint outside any interface is closed too (byte order)
             elif kind == _ENDPOINT:
                 if iface is None:
                     children.append(node)

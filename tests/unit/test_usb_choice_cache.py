@@ -69,3 +69,29 @@ def test_cache_dropped_when_a_selector_is_registered() -> None:
         registry._generation += 1
     [node] = [n for n in parse(blob).nodes() if n.bDescriptorType == 0x42]
     assert not node.decoded
+
+
+def test_warm_cache_gives_what_a_cold_one_gives_on_random_damage() -> None:
+    import random
+
+    from dkproto.usb.tree import clear_choice_cache
+
+    rng = random.Random(2026)
+    sets = [corpus_bytes(slug) for slug in SLUGS]
+
+    def signature(ds):
+        return ([(n.offset, n.role, n.key, None if n.fields is None else dict(n.fields), n.extra, n.error)
+                 for n in ds.nodes()], [str(e) for e in ds.errors], [str(w) for w in ds.warnings])
+
+    for _ in range(400):
+        data, bos = rng.choice(sets)
+        mutated = bytearray(data)
+        for _ in range(rng.randint(1, 6)):
+            mutated[rng.randrange(len(mutated))] = rng.choice(
+                [0, 1, 2, 4, 5, 9, 0x0B, 0x21, 0x24, 0x25, 0x30, rng.randrange(256)])
+        blob = bytes(mutated)
+        warm = parse(blob, bos or None)
+        clear_choice_cache()
+        assert signature(warm) == signature(parse(blob, bos or None))
+        offsets = [n.offset for n in warm.nodes() if n.blob == "descriptors"]
+        assert offsets == sorted(offsets)

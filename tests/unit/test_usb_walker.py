@@ -214,3 +214,16 @@ def test_document_order_after_class_descriptor_following_an_endpoint() -> None:
     if0 = ds.configurations[0].interfaces[0]
     assert [c.bDescriptorType for c in if0.children] == [0x05, 0x24, 0x00]
     assert [c.bDescriptorType for c in if0.children[0].children] == [0x00]
+
+
+def test_document_order_after_an_endpoint_outside_any_interface() -> None:
+    # an endpoint right after an IAD (no interface), then a class-specific descriptor (hangs
+    # under the configuration), then an unknown type: it must not go under the endpoint
+    stray_ep = bytes.fromhex("07 05 81 03 40 00 0a")
+    unknown = bytes.fromhex("05 00 01 00 00")
+    data = DEVICE[:17] + b"\x01" + config(IAD, stray_ep, CS_HEADER, unknown, interfaces=0)
+    ds = parse(data)
+    assert ds.to_bytes() == data
+    offsets = [n.offset for n in ds.nodes()]
+    assert offsets == sorted(offsets)
+    assert any(e.rule == "placement" for e in ds.errors)
