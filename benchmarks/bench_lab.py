@@ -86,7 +86,8 @@ def main() -> int:
         host_startup = time.monotonic() - h0
         host_per_test = max(host_total - host_startup, 1e-6) / args.trivial
 
-        argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--lab", str(test)]
+        argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "--lab",
+                str(test)]  # as the pytest lab session runs it
         result = run(argv, devices=[], cwd=tmp, image=image, timeout=1200,
                      env={"DKPROTO_LAB_REPORT": "/run/dklab/report.jsonl"})
     if result.returncode != 0:
