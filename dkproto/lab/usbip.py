@@ -5,7 +5,8 @@ in the kernel tree) for one captured device: it answers ``OP_REQ_IMPORT`` with t
 identity and then the URB stream. GET_DESCRIPTOR is answered from the captured bytes (device,
 every configuration, BOS; strings when the capture has them, else STALL), the standard
 requests that change state (SET_CONFIGURATION, SET_INTERFACE, CLEAR_FEATURE...) succeed,
-GET_STATUS returns zeros, and class and vendor requests STALL. Transfers on other endpoints
+GET_STATUS returns zeros, and class and vendor requests STALL, except the UVC probe and commit
+controls of a VideoStreaming interface (``uvcvideo`` will not bind without them). Transfers on other endpoints
 stay pending until the host unlinks them (an interrupt IN never completes, OUT data is
 accepted). ``usbip attach`` hands the connection to ``vhci-hcd``, so the kernel, lsusb and
 dkproto see the captured device itself.
@@ -186,10 +187,32 @@ class CapturedDevice:
             return SPEED_HIGH
         return SPEED_FULL
 
+    def video_streaming_interfaces(self) -> set[int]:
+        """Numbers of the UVC VideoStreaming interfaces (class 0x0E, subclass 2)."""
+        return {n for cfg in self.configurations for n, c, sc in _interfaces(cfg) if (c, sc) == (0x0E, 0x02)}
+
+    def _uvc_probe(self, bm: int, req: int, value: int, length: int, data: bytes) -> tuple[int, bytes]:
+        """The one piece of class behaviour served: UVC VS_PROBE/VS_COMMIT (UVC 1.5 section 4.3.1.1).
+
+        ``uvcvideo`` refuses a device whose probe control stalls, so GET_CUR/MIN/MAX/DEF of
+        the probe and commit controls return a plausible probe (format 1, frame 1, 30 fps)
+        and SET_CUR is accepted; every other class request still STALLs.
+        """
+        if value >> 8 not in (1, 2):
+            return -EPIPE, b""
+        if not bm & 0x80:
+            return (0, b"") if req == 0x01 else (-EPIPE, b"")  # SET_CUR
+        if req not in (0x81, 0x82, 0x83, 0x87):
+            return -EPIPE, b""
+        probe = struct.pack("<HBBIHHHHHII", 1, 1, 1, 333333, 0, 0, 0, 0, 0, 640 * 480 * 2, 1024)
+        return 0, probe.ljust(length, b"\0")[:length]
+
     def control(self, setup: bytes, data: bytes = b"") -> tuple[int, bytes]:
         """Answer one control request: (status, IN data). Status 0 or -EPIPE (STALL)."""
         bm, req, value, index, length = struct.unpack("<BBHHH", setup)
         kind = (bm >> 5) & 3
+        if kind == 1 and bm & 0x1F == 1 and (index & 0xFF) in self.video_streaming_interfaces():
+            return self._uvc_probe(bm, req, value, length, data)
         if kind != 0:
             return -EPIPE, b""  # class and vendor requests: no behaviour captured
         if req == 0x06 and bm & 0x80:  # GET_DESCRIPTOR
@@ -217,6 +240,16 @@ class CapturedDevice:
         if not bm & 0x80 and req in (0x01, 0x03, 0x05, 0x09, 0x0B, 0x30, 0x31):
             return 0, b""  # CLEAR/SET_FEATURE, SET_ADDRESS, SET_CONFIGURATION, SET_INTERFACE, SET_SEL, SET_ISOCH_DELAY
         return -EPIPE, b""
+
+
+def _interfaces(config: bytes) -> list[tuple[int, int, int]]:
+    """(bInterfaceNumber, bInterfaceClass, bInterfaceSubClass) of every interface descriptor."""
+    out, pos = [], 0
+    while pos + 2 <= len(config) and config[pos] >= 2:
+        if config[pos + 1] == 4 and config[pos] >= 9 and pos + 9 <= len(config):
+            out.append((config[pos + 2], config[pos + 5], config[pos + 6]))
+        pos += config[pos]
+    return out
 
 
 def encode_op_rep_import(dev: CapturedDevice, busid: str = "1-1", busnum: int = 1, devnum: int = 2) -> bytes:

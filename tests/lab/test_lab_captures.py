@@ -88,7 +88,7 @@ def test_capture_is_a_live_device_and_dump_agrees_with_lsusb(lab_capture: Any, p
 def test_capture_definitions_bind_their_class_drivers(lab_capture: Any) -> None:
     for name, driver in (("capture-uac2", "snd-usb-audio"), ("capture-uvc", "uvcvideo")):
         live = lab_capture(name)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 20
         drivers: set[str] = set()
         while time.monotonic() < deadline and driver not in drivers:
             drivers = {(p / "driver").resolve().name for p in live.sysfs.iterdir()

@@ -117,3 +117,14 @@ def test_every_capture_in_descriptors_loads(path: Path) -> None:
     dev = CapturedDevice.load(path)
     obj = json.loads(path.read_text())
     assert dev.device + b"".join(dev.configurations) == bytes.fromhex(obj["descriptors_hex"])
+
+
+def test_uvc_probe_is_the_only_class_behaviour() -> None:
+    dev = CapturedDevice.load(ROOT / "descriptors" / "logitech-c270-webcam.json")
+    vs = dev.video_streaming_interfaces()
+    assert vs == {1}
+    status, probe = dev.control(_setup(0xA1, 0x87, 0x0100, 1, 26))  # GET_DEF(VS_PROBE_CONTROL)
+    assert status == 0 and len(probe) == 26 and probe[2:4] == b"\x01\x01"
+    assert dev.control(_setup(0x21, 0x01, 0x0200, 1, 26), bytes(26)) == (0, b"")  # SET_CUR(COMMIT)
+    assert dev.control(_setup(0xA1, 0x81, 0x0300, 1, 4))[0] == -32  # other VS controls stall
+    assert dev.control(_setup(0xA1, 0x81, 0x0100, 0, 26))[0] == -32  # not a VS interface
