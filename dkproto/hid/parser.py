@@ -148,6 +148,8 @@ class Field:
         offset: byte offset of the main item in the descriptor.
         index: position of this field within its report (padding included).
         designators, strings: Designator and String indices declared (ranges expanded).
+        kernel_dropped: past the kernel's 256 fields per report: it keeps no field for it (its
+            bits still count); dkproto still decodes it.
     """
 
     report_type: str
@@ -171,6 +173,7 @@ class Field:
     application: int = 0
     physical: int = 0
     logical: int = 0
+    kernel_dropped: bool = False
 
     @property
     def is_constant(self) -> bool:
@@ -326,8 +329,8 @@ class ReportDescriptor:
         return [f for r in self.reports.values() for f in r.fields]
 
     def kernel_fields(self) -> list[Field]:
-        """Only the fields the kernel keeps: those with usages."""
-        return [f for f in self.fields if f.usages]
+        """Only the fields the kernel keeps: those with usages (and within 256 per report)."""
+        return [f for f in self.fields if f.usages and not f.kernel_dropped]
 
     def collection_path(self, f: Field) -> str:
         """``Application(Generic Desktop / Mouse) > Physical(Generic Desktop / Pointer)``."""
@@ -624,7 +627,9 @@ class _Parser:
             self.find("HID009", "report-too-long", it.offset,
                       f"{rtype} report {g.report_id} grows to {report.size_bits} bits, over the kernel's "
                       f"HID_MAX_BUFFER_SIZE ({HID_MAX_BUFFER_SIZE} bytes with the report ID)", fatal=True)
-        if self.usages and len([f for f in report.fields if f.usages]) >= HID_MAX_FIELDS:
+        dropped = False
+        if self.usages and sum(1 for x in report.fields if x.usages and not x.kernel_dropped) >= HID_MAX_FIELDS:
+            dropped = True
             self.find("HID010", "too-many-fields", it.offset,
                       f"more than {HID_MAX_FIELDS} fields in {rtype} report {g.report_id}: the kernel drops "
                       "this one", severity="warning")
@@ -650,6 +655,7 @@ class _Parser:
             application=self.lookup_collection(1),
             physical=self.lookup_collection(0),
             logical=self.lookup_collection(2),
+            kernel_dropped=dropped,
         )
         report.fields.append(f)
 

@@ -321,7 +321,7 @@ def compare(rd: ReportDescriptor, dump: KernelDump) -> list[str]:
         return diffs
     for mine, theirs in zip(ours, dump.reports):
         where = f"{mine.type} report {mine.id}"
-        mf = [f for f in mine.fields if f.usages]
+        mf = [f for f in mine.fields if f.usages and not f.kernel_dropped]
         if len(mf) != len(theirs.fields):
             diffs.append(f"{where}: {len(mf)} fields with usages, kernel has {len(theirs.fields)}")
             continue
