@@ -32,7 +32,7 @@ def lab_group() -> None:
 @click.pass_context
 def prepare_cmd(ctx: click.Context, refresh: bool, as_json: bool) -> None:
     """Find QEMU and busybox, fetch the Debian kernel, build and cache the initramfs."""
-    from dkproto.lab.prepare import prepare
+    from dkproto.lab.kernel import prepare
 
     if ctx.obj and ctx.obj.get("verbose"):
         logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -47,7 +47,7 @@ def prepare_cmd(ctx: click.Context, refresh: bool, as_json: bool) -> None:
 
 
 def _image() -> object:
-    from dkproto.lab.prepare import prepare
+    from dkproto.lab.kernel import prepare
 
     return prepare()
 

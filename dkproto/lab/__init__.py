@@ -9,7 +9,7 @@ See ``docs/lab.md``.
 """
 
 from dkproto.lab.devices import DeviceDefinition, load_definitions
-from dkproto.lab.prepare import LabImage, cache_root, prepare
+from dkproto.lab.kernel import LabImage, cache_root, prepare
 from dkproto.lab.vm import LabBootError, LabResult, LabTimeoutError, run
 
 __all__ = [

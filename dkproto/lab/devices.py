@@ -32,8 +32,8 @@ from typing import Any
 from dkproto.errors import BadArgumentError, NotFoundError
 
 __all__ = [
-    "DeviceDefinition",
     "KINDS",
+    "DeviceDefinition",
     "attr_bytes",
     "definition_dirs",
     "load_definition",

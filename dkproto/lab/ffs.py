@@ -106,7 +106,7 @@ class ControlRequest:
 
 def control_request(
     *,
-    type: str = "vendor",  # noqa: A002 - the spec's word
+    type: str = "vendor",
     recipient: str = "device",
     number: int,
     direction: str | None = None,
@@ -343,7 +343,7 @@ class FfsDevice:
         except Stall:
             self._stall_ep0(req)
             return
-        except Exception:  # noqa: BLE001 - a broken handler stalls, like firmware would
+        except Exception:
             self.log.exception("handler %s failed for %s: stalled", name, req.describe())
             self._stall_ep0(req)
             return
@@ -401,7 +401,7 @@ class FfsDevice:
                 time.sleep(fault.seconds)
             try:
                 self.on_out(ep.address, data)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 self.log.exception("on_out(0x%02x) failed", ep.address)
 
     def _in_loop(self, ep: Endpoint) -> None:
@@ -521,9 +521,11 @@ class VendorEchoDevice(FfsDevice):
       0x04 ECHO_WVALUE (IN: wValue as 2 bytes, little-endian); anything else STALLs.
     """
 
-    interface = {"bInterfaceClass": 0xFF, "bInterfaceSubClass": 0x00, "bInterfaceProtocol": 0x00}
-    endpoints = [Endpoint(0x81, "bulk"), Endpoint(0x02, "bulk"), Endpoint(0x85, "interrupt", 8, 1)]
-    strings = ["dkproto vendor echo"]
+    interface: ClassVar[dict[str, int]] = {"bInterfaceClass": 0xFF, "bInterfaceSubClass": 0x00,
+                                           "bInterfaceProtocol": 0x00}
+    endpoints: ClassVar[list[Endpoint]] = [Endpoint(0x81, "bulk"), Endpoint(0x02, "bulk"),
+                                           Endpoint(0x85, "interrupt", 8, 1)]
+    strings: ClassVar[list[str]] = ["dkproto vendor echo"]
     VERSION = 0x0100
 
     def __init__(self, mount: str | os.PathLike[str]) -> None:
@@ -579,9 +581,10 @@ class FfsHidDevice(FfsDevice):
     :meth:`read_output`; :meth:`send_input` queues an input report.
     """
 
-    interface = {"bInterfaceClass": 0x03, "bInterfaceSubClass": 0, "bInterfaceProtocol": 0}
-    endpoints = [Endpoint(0x81, "interrupt", 64, 1), Endpoint(0x02, "interrupt", 64, 1)]
-    strings = ["dkproto FunctionFS HID"]
+    interface: ClassVar[dict[str, int]] = {"bInterfaceClass": 0x03, "bInterfaceSubClass": 0,
+                                           "bInterfaceProtocol": 0}
+    endpoints: ClassVar[list[Endpoint]] = [Endpoint(0x81, "interrupt", 64, 1), Endpoint(0x02, "interrupt", 64, 1)]
+    strings: ClassVar[list[str]] = ["dkproto FunctionFS HID"]
     report_descriptor: ClassVar[bytes] = bytes.fromhex(
         # vendor page 0xFF00, usage 1: 8-byte input, output and feature report (no report IDs)
         "0600ff0901a1011500 26ff00 7508 9508 0920 8102 0921 9102 0922 b102 c0".replace(" ", ""))

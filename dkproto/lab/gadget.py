@@ -52,7 +52,7 @@ def load_modules(names: list[str] | tuple[str, ...]) -> None:
     for name in names:
         if Path("/sys/module", name.replace("-", "_")).exists():
             continue
-        res = subprocess.run(["modprobe", name], capture_output=True, text=True)
+        res = subprocess.run(["modprobe", name], capture_output=True, text=True, check=False)
         if res.returncode != 0:
             raise NotFoundError(f"modprobe {name} failed in the lab: {res.stderr.strip()}")
 
@@ -258,7 +258,7 @@ class Gadget:
             device.stop()
         self._ffs.clear()
         for mount in self._ffs_mounts:
-            subprocess.run(["umount", str(mount)], capture_output=True)
+            subprocess.run(["umount", str(mount)], capture_output=True, check=False)
         self._ffs_mounts.clear()
         if not self.path.exists():
             return

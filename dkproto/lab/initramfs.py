@@ -44,7 +44,7 @@ BOOT_MODULES: tuple[str, ...] = (
 
 #: Every module the initramfs carries: the boot set plus what the built-in devices need and
 #: the host-side class drivers that bind to them. Device definitions may name more (their
-#: ``modules`` list); :func:`dkproto.lab.prepare.prepare` adds those.
+#: ``modules`` list); :func:`dkproto.lab.kernel.prepare` adds those.
 BASE_MODULES: tuple[str, ...] = BOOT_MODULES + (
     "uhid",
     "usbmon",

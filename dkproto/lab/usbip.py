@@ -34,10 +34,10 @@ from typing import Any
 from dkproto.errors import BadArgumentError, DecodeError, DkTimeoutError, MissingToolError
 
 __all__ = [
+    "USBIP_VERSION",
     "CaptureServer",
     "CapturedDevice",
     "CmdSubmit",
-    "USBIP_VERSION",
     "decode_cmd",
     "encode_op_rep_import",
     "encode_ret_submit",
@@ -171,7 +171,7 @@ class CapturedDevice:
         return cls.from_json(json.loads(p.read_text()), p.stem)
 
     @property
-    def bcdUSB(self) -> int:  # noqa: N802 - spec name
+    def bcdUSB(self) -> int:
         return int(struct.unpack_from("<H", self.device, 2)[0])
 
     @property
@@ -310,7 +310,7 @@ class CaptureServer:
             except OSError:
                 return
             try:
-                version, code, _status = struct.unpack(">HHI", _recv_exact(conn, 8))
+                _version, code, _status = struct.unpack(">HHI", _recv_exact(conn, 8))
                 if code == OP_REQ_DEVLIST:
                     conn.sendall(self._devlist())
                     conn.close()
@@ -431,14 +431,14 @@ def serve_capture(source: Any, *, timeout: float = 15.0) -> Iterator[LiveCapture
     else:
         dev = CapturedDevice.load(source)
     load_modules(["vhci_hcd"])
-    usbip = subprocess.run(["sh", "-c", "command -v usbip"], capture_output=True, text=True).stdout.strip()
+    usbip = subprocess.run(["sh", "-c", "command -v usbip"], capture_output=True, text=True, check=False).stdout.strip()
     if not usbip:
         raise MissingToolError("the lab needs 'usbip' to attach captured devices: apt-get install usbip")
     before = {d.name for d in Path("/sys/bus/usb/devices").iterdir()}
     server = CaptureServer(dev)
     try:
         res = subprocess.run([usbip, "--tcp-port", str(server.port), "attach", "-r", "127.0.0.1", "-b", server.busid],
-                             capture_output=True, text=True, timeout=timeout)
+                             capture_output=True, text=True, timeout=timeout, check=False)
         if res.returncode != 0:
             raise MissingToolError(f"usbip attach failed for {dev.name}: {(res.stderr or res.stdout).strip()}")
         deadline = time.monotonic() + timeout

@@ -31,9 +31,9 @@ from dkproto.errors import DkError, DkTimeoutError, MissingToolError
 from dkproto.lab.devices import DeviceDefinition, load_definitions, select
 from dkproto.lab.guest_init import MARK
 from dkproto.lab.initramfs import BOOT_MODULES
-from dkproto.lab.prepare import LabImage, find_tool, prepare
+from dkproto.lab.kernel import LabImage, find_tool, prepare
 
-__all__ = ["LabBootError", "LabResult", "LabTimeoutError", "run", "qemu_command", "ENV_PASSTHROUGH"]
+__all__ = ["ENV_PASSTHROUGH", "LabBootError", "LabResult", "LabTimeoutError", "qemu_command", "run"]
 
 log = logging.getLogger("dkproto.lab")
 
@@ -274,7 +274,7 @@ def _run_captured(
 ) -> LabResult:
     try:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                preexec_fn=_pdeathsig)
+                                preexec_fn=_pdeathsig)  # noqa: PLW1509 - only prctl(), before exec
     except OSError as exc:
         raise MissingToolError(f"cannot start QEMU ({cmd[0]}): {exc.strerror}") from exc
     assert proc.stdout is not None
@@ -356,7 +356,7 @@ def _run_captured(
 
 def _run_interactive(cmd: list[str], share: Path, t0: float, timeout: float) -> LabResult:
     try:
-        proc = subprocess.Popen(cmd, preexec_fn=_pdeathsig)
+        proc = subprocess.Popen(cmd, preexec_fn=_pdeathsig)  # noqa: PLW1509 - only prctl(), before exec
     except OSError as exc:
         raise MissingToolError(f"cannot start QEMU ({cmd[0]}): {exc.strerror}") from exc
     try:

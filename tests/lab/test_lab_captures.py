@@ -28,8 +28,8 @@ if not ORACLE.is_dir():
 # slug -> (why, a predicate every differing line must satisfy).
 KNOWN_ORACLE_DIFFERENCES: dict[str, tuple[str, Any]] = {
     "canyon-cne-cwc2-webcam": (
-        "the oracle's lsusb read a UVC 1.1 bmVideoStandards byte past this UVC 1.0 Processing Unit "
-        "descriptor; lsusb 014 here prints 0x00",
+        ("the oracle's lsusb read a UVC 1.1 bmVideoStandards byte past this UVC 1.0 Processing Unit "
+         "descriptor; lsusb 014 here prints 0x00"),
         lambda line: "bmVideoStandards" in line or line.strip(" +-").split(" ")[0] in ("None", "NTSC", "PAL", "SECAM"),
     ),
     "trust-webcam-sonix": (
@@ -44,7 +44,7 @@ KNOWN_ORACLE_DIFFERENCES: dict[str, tuple[str, Any]] = {
 
 
 def _lsusb(bus: int, address: int) -> tuple[str, str]:
-    res = subprocess.run(["lsusb", "-v", "-s", f"{bus}:{address}"], capture_output=True, text=True, timeout=60)
+    res = subprocess.run(["lsusb", "-v", "-s", f"{bus}:{address}"], capture_output=True, text=True, timeout=60, check=False)
     return res.stdout, res.stderr
 
 

@@ -107,7 +107,7 @@ def test_op_rep_import_layout() -> None:
     assert len(rep) == 8 + 312
     body = rep[8:]
     assert body[256:259] == b"1-1"
-    busnum, devnum, speed, vid, pid, bcd = struct.unpack_from(">IIIHHH", body, 288)
+    _busnum, _devnum, speed, vid, pid, bcd = struct.unpack_from(">IIIHHH", body, 288)
     assert (speed, vid, pid, bcd) == (SPEED_HIGH, 0x0403, 0x6010, 0x0700)
     assert body[-1] == 2  # bNumInterfaces of configuration 1
 

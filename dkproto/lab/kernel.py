@@ -1,4 +1,6 @@
-"""``dkproto lab prepare``: find the tools, fetch the Debian kernel, build and cache the initramfs.
+"""The lab's kernel and initramfs (``dkproto lab prepare``).
+
+Finds the tools, fetches the Debian kernel, builds and caches the initramfs.
 
 The cache lives in ``$XDG_CACHE_HOME/dkproto/lab/<kernel-version>/`` (``~/.cache`` when the
 variable is unset), keyed by kernel version: ``vmlinuz``, ``modules/`` (only the modules the
@@ -24,7 +26,7 @@ from dkproto.errors import MissingToolError, NotFoundError
 from dkproto.lab.guest_init import INIT_SCRIPT
 from dkproto.lab.initramfs import BASE_MODULES, InitramfsManifest, module_closure, write_initramfs
 
-__all__ = ["LabImage", "cache_root", "find_tool", "prepare", "TOOLS"]
+__all__ = ["TOOLS", "LabImage", "cache_root", "find_tool", "prepare"]
 
 log = logging.getLogger("dkproto.lab")
 
