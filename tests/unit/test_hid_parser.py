@@ -175,6 +175,11 @@ def test_kernel_name_helpers() -> None:
     assert kernel_usage_value("Digitizers.ContactID") == 0xD0051
     assert kernel_usage_value("ff00.0001") == 0xFF000001
     assert kernel_usage_value("Vendor-specific-FF.0093") == 0xFFFF0093
+    # names of drivers/hid/hid-debug.c that the HUT spells differently
+    assert kernel_usage_value("PhysicalInterfaceDevice.DC_Device_Reset") == 0x0F009A
+    assert kernel_usage_value("Battery System.SMBBatteryMode") == 0x850001
+    assert kernel_usage_value("Sensor.MotionAccelerometer3D") == 0x200073
+    assert kernel_usage_value("PhysicalInterfaceDevice.Set_Effect_Report") == 0x0F0021  # matched by name
     assert kernel_flags(0x02) == ["Variable", "Absolute"]
     assert kernel_flags(0x43) == ["Constant", "Variable", "Absolute", "NullState"]
     assert kernel_unit(0xD121) == "SI Linear : Centimeter^2*Gram*Seconds^-3"
