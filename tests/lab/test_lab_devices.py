@@ -13,6 +13,7 @@ import os
 import re
 import select
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -49,19 +50,26 @@ def _dump_vs_lsusb(bus: int, address: int) -> list[str]:
 
     found = find_devices(bus=bus, address=address)
     assert len(found) == 1, f"dkproto finds {len(found)} devices at {bus}:{address}"
-    ds = read_device(found[0])
+    try:
+        ds = read_device(found[0])
+    finally:
+        _dispose(found[0].handle)  # one pytest process runs every lab test: leave no usbfs handle open
     assert not ds.errors, ds.errors
     return compare_with_lsusb(ds, _lsusb(bus, address))
 
 
+def _dispose(handle: Any) -> None:
+    import usb.util
+
+    usb.util.dispose_resources(handle)
+
+
 def _list_ids() -> str:
-    from click.testing import CliRunner
-
-    from dkproto.cli import cli
-
-    res = CliRunner().invoke(cli, ["list"])
-    assert res.exit_code == 0, res.output
-    return res.output
+    # a separate process, as a user runs it (and its usbfs handles close with it)
+    res = subprocess.run([sys.executable, "-m", "dkproto", "list"], capture_output=True, text=True, timeout=120,
+                         check=False)
+    assert res.returncode == 0, res.stderr
+    return res.stdout
 
 
 @pytest.mark.parametrize("name", GADGETS)
@@ -83,6 +91,7 @@ def test_qemu_device_dump_agrees_with_lsusb(lab_session_items: list[str], name: 
     found = find_devices(vid=vid, pid=pid)
     assert found, f"{name} ({vid:04x}:{pid:04x}) is not on the bus"
     for live in found:
+        _dispose(live.handle)
         assert _dump_vs_lsusb(live.bus, live.address) == []
 
 
@@ -233,12 +242,15 @@ def test_ffs_unhandled_request_stalls_and_suggests_a_handler(lab_gadget: Any, ca
     import libusb_package
 
     host = libusb_package.find(bus=bus, address=address)
-    with caplog.at_level(logging.WARNING), pytest.raises(usb.core.USBError) as exc:
-        host.ctrl_transfer(0xC0, 0x42, 7, 0, 4, timeout=2000)
-    assert exc.value.errno == 32  # EPIPE: stalled
-    assert dev_side.unhandled and dev_side.unhandled[-1].bRequest == 0x42
-    assert "@control_request(type='vendor', recipient='device', number=0x42, direction='in')" in caplog.text
-    assert bytes(host.ctrl_transfer(0xC0, 0x01, 0, 0, 2)) == b"\x00\x01"  # ep0 recovered
+    try:
+        with caplog.at_level(logging.WARNING), pytest.raises(usb.core.USBError) as exc:
+            host.ctrl_transfer(0xC0, 0x42, 7, 0, 4, timeout=2000)
+        assert exc.value.errno == 32  # EPIPE: stalled
+        assert dev_side.unhandled and dev_side.unhandled[-1].bRequest == 0x42
+        assert "@control_request(type='vendor', recipient='device', number=0x42, direction='in')" in caplog.text
+        assert bytes(host.ctrl_transfer(0xC0, 0x01, 0, 0, 2)) == b"\x00\x01"  # ep0 recovered
+    finally:
+        _dispose(host)
 
 
 def test_ffs_bulk_echo_interrupt_and_faults(lab_gadget: Any) -> None:
@@ -279,3 +291,49 @@ def test_ffs_bulk_echo_interrupt_and_faults(lab_gadget: Any) -> None:
         assert bytes(host.read(0x81, 64, 2000)) == b"kept"
     finally:
         usb.util.dispose_resources(host)
+
+
+# ------------------------------------------------------------------------------- bulk loopback
+
+def test_loopback_bulk_round_trip_and_unplug_mid_transfer(lab_gadget: Any) -> None:
+    import threading
+
+    import libusb_package
+    import usb.core
+    import usb.util
+
+    g = lab_gadget("loopback")
+    bus, address = g.host_address()
+    dev = libusb_package.find(bus=bus, address=address)
+    payload = os.urandom(4096)
+    try:
+        assert dev.write(0x02, payload, 2000) == 4096
+        assert bytes(dev.read(0x81, 4096, 2000)) == payload
+        outcome: dict[str, Any] = {}
+
+        def pending_read() -> None:
+            t0 = time.monotonic()
+            try:
+                outcome["data"] = dev.read(0x81, 4096, 8000)
+            except usb.core.USBError as exc:
+                outcome["error"] = exc
+            outcome["seconds"] = time.monotonic() - t0
+
+        reader = threading.Thread(target=pending_read)
+        reader.start()
+        time.sleep(0.5)  # the read is now pending on the bus
+        g.unplug()
+        reader.join(10)
+        assert "error" in outcome, outcome
+        assert outcome["seconds"] < 5, "the pending read should end at the unplug, not at its timeout"
+        assert outcome["error"].errno != 110  # not ETIMEDOUT
+    finally:
+        usb.util.dispose_resources(dev)
+    g.replug()
+    bus, address = g.host_address()
+    dev = libusb_package.find(bus=bus, address=address)
+    try:
+        assert dev.write(0x02, b"after replug", 2000) == 12  # a short packet ends the gadget's request
+        assert bytes(dev.read(0x81, 4096, 2000)) == b"after replug"
+    finally:
+        usb.util.dispose_resources(dev)
