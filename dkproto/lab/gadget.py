@@ -379,7 +379,7 @@ class Gadget:
         """Host-side ``/dev`` nodes of a class under the device: ``hidraw``, ``tty``, ``block``..."""
         dev = self.host_sysfs()
         assert dev is not None
-        found = set()
+        found: set[str] = set()
         for p in dev.rglob(subsystem):
             if p.name == subsystem and p.is_dir():
                 found.update(f"/dev/{child.name}" for child in p.iterdir() if child.is_dir())

@@ -108,6 +108,7 @@ def replace_lab_items(config: pytest.Config, items: list[pytest.Item]) -> None:
     for i, item in enumerate(items):
         if item.get_closest_marker("lab") is None:
             continue
+        assert item.parent is not None  # a test item always has its module or class
         proxy = LabProxyItem.from_parent(item.parent, name=item.name, original_nodeid=item.nodeid,
                                          original_info=item.reportinfo())
         for mark in item.iter_markers():
