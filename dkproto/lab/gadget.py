@@ -253,7 +253,11 @@ class Gadget:
         """
         if not self._created:
             return
-        self.unbind()
+        if self._bound_udc:
+            try:
+                self.unplug(wait=5.0)  # the next test must not see this device going away
+            except DkTimeoutError:
+                self.log.warning("the host still sees %s after unbind", self.name)
         for device in self._ffs.values():
             device.stop()
         self._ffs.clear()
