@@ -12,7 +12,12 @@ from typing import Any
 
 import pytest
 
-from dkproto.pytest_plugin.lab import inside_lab, lab_terminal_summary, pytest_report_to_lab, replace_lab_items
+from dkproto.pytest_plugin.lab import (
+    inside_lab,
+    lab_terminal_summary,
+    pytest_report_to_lab,
+    replace_lab_items,
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
