@@ -2,8 +2,8 @@
 
 Run::
 
-    /tmp/venv/bin/python benchmarks/bench_hid.py            # whole corpus, table + ratios
-    /tmp/venv/bin/python benchmarks/bench_hid.py --json     # machine-readable
+    python benchmarks/bench_hid.py            # whole corpus, table + ratios
+    python benchmarks/bench_hid.py --json     # machine-readable
 
 What is timed (best of ``--repeat`` rounds, each round over the whole set):
 
@@ -36,7 +36,13 @@ from typing import Any
 from dkproto.hid import parse
 from dkproto.hid.codec import DescriptorCodec
 
-CORPUS = Path(os.environ.get("DKPROTO_CORPUS", "/work/shared/corpus"))
+CORPUS = Path(
+    os.environ.get("DKPROTO_CORPUS")
+    or next(
+        (str(p) for p in (Path(__file__).resolve().parents[1].parent / "shared" / "corpus",) if p.is_dir()),
+        "/work/shared/corpus",
+    )
+)
 
 
 def _best(fn: Callable[[], Any], repeat: int) -> float:

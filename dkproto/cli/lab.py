@@ -29,13 +29,21 @@ def lab_group() -> None:
 @lab_group.command("prepare")
 @click.option("--refresh", is_flag=True, help="Download the kernel again even if one is cached.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was prepared as JSON.")
+@click.option("--install", is_flag=True,
+              help="Install the missing Debian packages (QEMU, busybox-static, kmod, cpio, usbutils, usbip) "
+                   "with apt-get first (root).")
 @click.pass_context
-def prepare_cmd(ctx: click.Context, refresh: bool, as_json: bool) -> None:
-    """Find QEMU and busybox, fetch the Debian kernel, build and cache the initramfs."""
-    from dkproto.lab.kernel import prepare
+def prepare_cmd(ctx: click.Context, refresh: bool, as_json: bool, install: bool) -> None:
+    """Find (or with --install, install) QEMU and busybox, fetch the Debian kernel, build and cache the initramfs."""
+    from dkproto.lab.kernel import install_packages, missing_packages, prepare
 
     if ctx.obj and ctx.obj.get("verbose"):
         logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if install:
+        missing = missing_packages()
+        if missing:
+            click.echo(f"installing {' '.join(missing)} (apt-get)", err=True)
+            install_packages(missing)
     image = prepare(refresh=refresh)
     if as_json:
         click.echo(json.dumps({"kernel_version": image.kernel_version, "vmlinuz": str(image.vmlinuz),

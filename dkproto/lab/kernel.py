@@ -22,11 +22,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from dkproto.errors import MissingToolError, NotFoundError
+from dkproto.errors import MissingToolError, NotFoundError, NotPermittedError
 from dkproto.lab.guest_init import INIT_SCRIPT
 from dkproto.lab.initramfs import BASE_MODULES, InitramfsManifest, module_closure, write_initramfs
 
-__all__ = ["TOOLS", "LabImage", "cache_root", "find_tool", "prepare"]
+__all__ = ["TOOLS", "LabImage", "cache_root", "find_tool", "install_packages", "missing_packages", "prepare"]
 
 log = logging.getLogger("dkproto.lab")
 
@@ -71,6 +71,48 @@ def find_tool(name: str) -> str:
             f"'apt-get update && apt-get install -y {pkg}' (as root), then 'dkproto lab prepare'"
         )
     return path
+
+
+def missing_packages(include_optional: bool = True) -> list[str]:
+    """The Debian packages whose programs the lab needs and cannot find (empty when all are here)."""
+    missing = []
+    wanted = dict(TOOLS)
+    if include_optional:
+        wanted.update(OPTIONAL_TOOLS)
+    for tool, pkg in wanted.items():
+        try:
+            find_tool(tool)
+        except MissingToolError:
+            if pkg not in missing:
+                missing.append(pkg)
+    return missing
+
+
+def install_packages(packages: Iterable[str]) -> None:
+    """Install Debian packages with apt-get (as root): what ``dkproto lab prepare --install`` does.
+
+    Raises:
+        NotPermittedError: not root.
+        MissingToolError: apt-get is missing or the install failed (the message has apt's last words).
+    """
+    pkgs = list(packages)
+    if not pkgs:
+        return
+    if os.geteuid() != 0:
+        raise NotPermittedError(
+            f"installing {' '.join(pkgs)} needs root: run 'sudo apt-get install -y {' '.join(pkgs)}' "
+            "or 'sudo dkproto lab prepare --install'"
+        )
+    apt = shutil.which("apt-get")
+    if apt is None:
+        raise MissingToolError(f"the lab needs {' '.join(pkgs)} and this machine has no apt-get: install them by hand")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for cmd in ([apt, "update", "-q"], [apt, "install", "-y", "-q", "--no-install-recommends", *pkgs]):
+        log.info("run %s", " ".join(cmd))
+        proc = subprocess.run(cmd, env=env, text=True, capture_output=True, stdin=subprocess.DEVNULL)
+        if proc.returncode != 0:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
+            raise MissingToolError(f"'{' '.join(cmd[1:3])} ...' failed with status {proc.returncode}: {tail[0]}")
 
 
 def _is_static(path: str) -> bool:

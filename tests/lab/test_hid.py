@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from corpus_path import CORPUS
 
 from dkproto.errors import DkError, DkTimeoutError
 from dkproto.hid import parse
@@ -255,7 +256,7 @@ def test_list_shows_the_gadget(lab_gadget: Any) -> None:
 
 
 def _corpus_items() -> list[Path]:
-    corpus = Path(os.environ.get("DKPROTO_CORPUS", "/work/shared/corpus"))
+    corpus = CORPUS
     return sorted((corpus / "hid").glob("*.json"))
 
 

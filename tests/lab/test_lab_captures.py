@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from corpus_path import CORPUS
 
 pytestmark = pytest.mark.lab
 
 ROOT = Path(__file__).resolve().parents[2]
 CAPTURES = sorted((ROOT / "descriptors").glob("*.json"))
-ORACLE = Path("/work/shared/corpus/oracle/usb")
+ORACLE = CORPUS / "oracle" / "usb"
 if not ORACLE.is_dir():
     ORACLE = ROOT.parent / "shared" / "corpus" / "oracle" / "usb"
 

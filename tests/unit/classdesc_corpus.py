@@ -10,9 +10,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from corpus_path import CORPUS
+
 from dkproto.schema.registry import Context
 
-CORPUS = Path("/work/shared/corpus")
 if not CORPUS.exists():  # a clone next to ../shared
     CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-CORPUS = Path(os.environ.get("DKPROTO_CORPUS", "/work/shared/corpus"))
+from corpus_path import CORPUS
+
 if not CORPUS.exists():  # a clone next to ../shared
     CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 

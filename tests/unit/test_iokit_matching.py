@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from corpus_path import CORPUS
 
 from dkproto.cli import cli
 from dkproto.errors import DecodeError, NotFoundError
@@ -26,7 +27,6 @@ from dkproto.iokit.matching import (
 )
 from dkproto.iokit.personality import DriverBundle, Entitlements, Personality, load_info_plist
 
-CORPUS = Path("/work/shared/corpus")
 USB_ITEMS = sorted((CORPUS / "usb").glob("*.json"))
 needs_corpus = pytest.mark.skipif(not USB_ITEMS, reason="corpus not present")
 

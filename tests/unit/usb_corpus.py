@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-CORPUS = Path("/work/shared/corpus")
+from corpus_path import CORPUS
+
 if not CORPUS.exists():  # a clone next to ../shared
     CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 
