@@ -557,11 +557,9 @@ def test_serial_unplug_mid_read(lab_gadget: Any) -> None:
 def test_isochronous_out_and_alternate_setting(lab_session_items: list[str]) -> None:
     """Isochronous OUT through libusb on QEMU's usb-audio (dummy_hcd has no isochronous support).
 
-    Needs a ``qemu-usb-audio`` lab definition: ``"qemu": ["-audiodev", "none,id=snd0", "-device",
-    "usb-audio,bus={bus},audiodev=snd0"], "expect": ["46f4:0002"]``.
+    The device is ``devices/lab/qemu-usb-audio.json`` (attached for the whole lab session).
     """
-    if "qemu-usb-audio" not in lab_session_items:
-        pytest.skip("no qemu-usb-audio device in this lab session (see the docstring for the definition)")
+    assert "qemu-usb-audio" in lab_session_items, "devices/lab/qemu-usb-audio.json is not in this lab session"
     with open_transport("usb://46f4:0002?interface=1&alt=1") as t:  # AudioStreaming, alt 1 has the endpoint
         assert isinstance(t, USBTransport)
         assert t.control_transfer(0x81, 0x0A, 0, 1, 1) == b"\x01"  # GET_INTERFACE: alt 1 selected
