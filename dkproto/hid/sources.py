@@ -187,6 +187,8 @@ def load(source: str | Path | bytes, *, device: int | None = None) -> Source:
         is_file = p.is_file()
     except OSError:
         is_file = False
+    if not is_file and p.suffix == "" and p.with_suffix(".json").is_file():
+        p, is_file = p.with_suffix(".json"), True  # descriptors/hid/<name>, as dkproto dump does
     if not is_file:
         s = str(source)
         if re.fullmatch(r"[\s0-9a-fA-Fx,]+", s) and re.search(r"[0-9a-fA-F]{2}", s):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,14 @@ def test_parse_hex_spellings_and_errors() -> None:
 def test_missing_file() -> None:
     with pytest.raises(NotFoundError):
         load("/no/such/file.json")
+
+
+def test_library_hid_descriptors_load_without_extension_and_match_the_corpus() -> None:
+    from corpus_path import CORPUS, REPO
+
+    lib = sorted((REPO / "descriptors" / "hid").glob("*.json"))
+    assert len(lib) == len(list((CORPUS / "hid").glob("*.json")))
+    for path in lib:
+        src = load(path.with_suffix(""))  # descriptors/hid/<name>, as the docs show it
+        corpus = json.loads((CORPUS / "hid" / path.name).read_text())
+        assert src.descriptor == bytes.fromhex(corpus["report_descriptor_hex"]), path.name
