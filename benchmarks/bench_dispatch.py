@@ -1,6 +1,6 @@
 """Cost of one IOUserClient external-method dispatch against a plain Python call, same run.
 
-    /tmp/venv/bin/python benchmarks/bench_dispatch.py [--number N] [--repeat R] [--json]
+    python benchmarks/bench_dispatch.py [--number N] [--repeat R] [--json]
 
 Three ways to run the same method body (two scalars in, one out):
 
