@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from dkproto.errors import BadArgumentError, DkError, UnsupportedError
 from dkproto.iokit.action import OSAction
@@ -280,6 +280,26 @@ def _struct_in_size(a: IOUserClientMethodArguments) -> int:
     return 0
 
 
+def _check_lines(d: IOUserClientMethodDispatch, pad: str) -> list[str]:
+    """Source lines running a dispatch row's non-wildcard checks (``a`` is the arguments)."""
+    checks = [
+        (d.check_completion_exists, "(a.completion is not None)", True),
+        (d.check_scalar_input_count, "a.scalar_input_count", False),
+        (d.check_structure_input_size, "_struct_in_size(a)", False),
+        (d.check_scalar_output_count, "a.scalar_output_count", False),
+        (d.check_structure_output_size, "a.structure_output_maximum_size", False),
+    ]
+    return [f"{pad}if {int(want)} != {expr}: return {_BAD}" for want, expr, _ in checks if want != _VAR]
+
+
+def _call_lines(call: str, client: str, pad: str) -> list[str]:
+    """Source lines calling a row's function and turning its result or exception into an IOReturn."""
+    return [f"{pad}try:", f"{pad}    r = {call}", f"{pad}except DkError as exc:",
+            f"{pad}    return int(exc.ioreturn)", f"{pad}except Exception as exc:",
+            f"{pad}    return _call({client}, _raise, exc, None, a)",
+            f"{pad}if not r: return {_SUCCESS}", f"{pad}return int(r) & 0xFFFFFFFF"]
+
+
 def _compile(d: IOUserClientMethodDispatch, selector: int) -> Callable[..., int]:
     """One table row as a function running exactly its non-wildcard checks, then the method.
 
@@ -287,25 +307,11 @@ def _compile(d: IOUserClientMethodDispatch, selector: int) -> Callable[..., int]
     generated once per row at class creation, like Construct's compiled parsers, because
     this is the hot path. Only integers from the row are written into the source.
     """
-    lines = ["def run(client, target, a, reference):"]
-    cce = d.check_completion_exists
-    if cce != _VAR:
-        lines.append(f"    if {int(cce)} != (a.completion is not None): return {_BAD}")
-    if d.check_scalar_input_count != _VAR:
-        lines.append(f"    if a.scalar_input_count != {int(d.check_scalar_input_count)}: return {_BAD}")
-    if d.check_structure_input_size != _VAR:
-        lines.append(f"    if _struct_in_size(a) != {int(d.check_structure_input_size)}: return {_BAD}")
-    if d.check_scalar_output_count != _VAR:
-        lines.append(f"    if a.scalar_output_count != {int(d.check_scalar_output_count)}: return {_BAD}")
-    if d.check_structure_output_size != _VAR:
-        lines.append(f"    if a.structure_output_maximum_size != {int(d.check_structure_output_size)}: return {_BAD}")
+    lines = ["def run(client, target, a, reference):", *_check_lines(d, "    ")]
     if d.function is None:
         lines.append(f"    return {_NOCOMPLETION}")
     else:
-        lines += ["    try:", "        r = fn(target, reference, a)", "    except DkError as exc:",
-                  "        return int(exc.ioreturn)", "    except Exception as exc:",
-                  "        return _call(client, _raise, exc, None, a)",
-                  f"    if not r: return {_SUCCESS}", "    return int(r) & 0xFFFFFFFF"]
+        lines += _call_lines("fn(target, reference, a)", "client", "    ")
     ns: dict[str, Any] = {"fn": d.function, "DkError": DkError, "_call": _call, "_raise": _reraise,
                           "_struct_in_size": _struct_in_size}
     exec(compile("\n".join(lines), f"<dispatch selector {selector}>", "exec"), ns)  # noqa: S102
@@ -350,25 +356,12 @@ def _compile_class(cls: type, table: dict[int, ExternalMethodSpec]) -> Callable[
         for sel in sorted(table):
             d = table[sel].dispatch
             lines.append(f"    if selector == {int(sel)}:")
-            if d.check_completion_exists != _VAR:
-                lines.append(f"        if {int(d.check_completion_exists)} != (a.completion is not None): return {_BAD}")
-            if d.check_scalar_input_count != _VAR:
-                lines.append(f"        if a.scalar_input_count != {int(d.check_scalar_input_count)}: return {_BAD}")
-            if d.check_structure_input_size != _VAR:
-                lines.append(f"        if _struct_in_size(a) != {int(d.check_structure_input_size)}: return {_BAD}")
-            if d.check_scalar_output_count != _VAR:
-                lines.append(f"        if a.scalar_output_count != {int(d.check_scalar_output_count)}: return {_BAD}")
-            if d.check_structure_output_size != _VAR:
-                lines.append(f"        if a.structure_output_maximum_size != {int(d.check_structure_output_size)}: "
-                             f"return {_BAD}")
+            lines += _check_lines(d, "        ")
             if d.function is None:
                 lines.append(f"        return {_NOCOMPLETION}")
                 continue
             ns[f"f{int(sel)}"] = d.function
-            lines += ["        try:", f"            r = f{int(sel)}(self, reference, a)", "        except DkError as exc:",
-                      "            return int(exc.ioreturn)", "        except Exception as exc:",
-                      "            return _call(self, _raise, exc, None, a)",
-                      f"        if not r: return {_SUCCESS}", "        return int(r) & 0xFFFFFFFF"]
+            lines += _call_lines(f"f{int(sel)}(self, reference, a)", "self", "        ")
         lines.append(f"    return {_BAD}")
     exec(compile("\n".join(lines), f"<{cls.__name__}.external_method>", "exec"), ns)  # noqa: S102
     fn = ns["external_method"]
@@ -386,8 +379,8 @@ class IOUserClient(IOService):
     no metaclass); two methods claiming one selector is an error at class definition.
     """
 
-    _dispatch_table: dict[int, ExternalMethodSpec] = {}
-    _fast_table: dict[int, Callable[[Any, Any, IOUserClientMethodArguments, Any], int]] = {}
+    _dispatch_table: ClassVar[dict[int, ExternalMethodSpec]] = {}
+    _fast_table: ClassVar[dict[int, Callable[[Any, Any, IOUserClientMethodArguments, Any], int]]] = {}
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)

@@ -242,55 +242,30 @@ FORMAT_TYPES = {
     0x83: "EXT_FORMAT_TYPE_III",
 }
 
-#: Audio Data Formats 2.0 §A.2: bmFormats bits per format type.
+_TYPE_III_NAMES = [
+    "IEC61937_AC-3",
+    "IEC61937_MPEG-1_Layer1",
+    "IEC61937_MPEG-1_Layer2/3 or IEC61937_MPEG-2_NOEXT",
+    "IEC61937_MPEG-2_EXT",
+    "IEC61937_MPEG-2_AAC_ADTS",
+    "IEC61937_MPEG-2_Layer1_LS",
+    "IEC61937_MPEG-2_Layer2/3_LS",
+    "IEC61937_DTS-I",
+    "IEC61937_DTS-II",
+    "IEC61937_DTS-III",
+    "IEC61937_ATRAC",
+    "IEC61937_ATRAC2/3",
+    "TYPE_III_WMA",
+]
+#: Audio Data Formats 2.0 §A.2: bmFormats bits per format type (type IV: the type I, II and
+#: III names in that order, then IEC60958_PCM).
 UAC2_FORMATS = {
     1: {0: "PCM", 1: "PCM8", 2: "IEEE_FLOAT", 3: "ALAW", 4: "MULAW", 31: "TYPE_I_RAW_DATA"},
     2: {0: "MPEG", 1: "AC-3", 2: "WMA", 3: "DTS", 31: "TYPE_II_RAW_DATA"},
-    3: dict(
-        enumerate(
-            [
-                "IEC61937_AC-3",
-                "IEC61937_MPEG-1_Layer1",
-                "IEC61937_MPEG-1_Layer2/3 or IEC61937_MPEG-2_NOEXT",
-                "IEC61937_MPEG-2_EXT",
-                "IEC61937_MPEG-2_AAC_ADTS",
-                "IEC61937_MPEG-2_Layer1_LS",
-                "IEC61937_MPEG-2_Layer2/3_LS",
-                "IEC61937_DTS-I",
-                "IEC61937_DTS-II",
-                "IEC61937_DTS-III",
-                "IEC61937_ATRAC",
-                "IEC61937_ATRAC2/3",
-                "TYPE_III_WMA",
-            ]
-        )
-    ),
+    3: dict(enumerate(_TYPE_III_NAMES)),
     4: dict(
         enumerate(
-            [
-                "PCM",
-                "PCM8",
-                "IEEE_FLOAT",
-                "ALAW",
-                "MULAW",
-                "MPEG",
-                "AC-3",
-                "WMA",
-                "IEC61937_AC-3",
-                "IEC61937_MPEG-1_Layer1",
-                "IEC61937_MPEG-1_Layer2/3 or IEC61937_MPEG-2_NOEXT",
-                "IEC61937_MPEG-2_EXT",
-                "IEC61937_MPEG-2_AAC_ADTS",
-                "IEC61937_MPEG-2_Layer1_LS",
-                "IEC61937_MPEG-2_Layer2/3_LS",
-                "IEC61937_DTS-I",
-                "IEC61937_DTS-II",
-                "IEC61937_DTS-III",
-                "IEC61937_ATRAC",
-                "IEC61937_ATRAC2/3",
-                "TYPE_III_WMA",
-                "IEC60958_PCM",
-            ]
+            ["PCM", "PCM8", "IEEE_FLOAT", "ALAW", "MULAW", "MPEG", "AC-3", "WMA", *_TYPE_III_NAMES, "IEC60958_PCM"]
         )
     ),
 }

@@ -9,10 +9,11 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from corpus_path import CORPUS
 
-from dkproto.schema.registry import Context
+from dkproto.schema.registry import Context, Schema, lookup
 
 if not CORPUS.exists():  # a clone next to ../shared
     CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
@@ -265,3 +266,20 @@ def compare_with_oracle(fields: object, block: OracleBlock) -> tuple[int, list[s
                 for jx, tok in seen[name]:
                     check(f"{name}({jx})", (value >> (8 * jx)) & 0xFF, tok)
     return checked, bad
+
+
+def parse_slice(hexstr: str, ctx: Context, dtype: int = 0x24) -> tuple[Schema, Any]:
+    """Decode one class-specific descriptor given as hex; check it rebuilds, compiled and not."""
+    raw = bytes.fromhex(hexstr.replace(" ", ""))
+    schema = lookup(dtype, raw, ctx)
+    assert schema is not None, hexstr
+    fields = schema.struct.parse(raw)
+    assert fields.extra == b""
+    assert schema.struct.build(fields) == raw
+    assert schema.struct.compile().parse(raw) == fields
+    return schema, fields
+
+
+def meaning(schema: Schema, fields: Any, name: str) -> str | None:
+    """The text meaning the schema gives field ``name``."""
+    return schema.meanings[name](fields[name], fields)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from classdesc_corpus import meaning, parse_slice
 
 from dkproto.schema.registry import Context, lookup
 
@@ -17,18 +18,7 @@ EP2 = Context(parent="endpoint", interface_class=1, interface_subclass=2, interf
 
 
 def parse(hexstr: str, ctx: Context, dtype: int = 0x24):
-    raw = bytes.fromhex(hexstr.replace(" ", ""))
-    schema = lookup(dtype, raw, ctx)
-    assert schema is not None, hexstr
-    fields = schema.struct.parse(raw)
-    assert fields.extra == b""
-    assert schema.struct.build(fields) == raw
-    assert schema.struct.compile().parse(raw) == fields
-    return schema, fields
-
-
-def meaning(schema, fields, name):
-    return schema.meanings[name](fields[name], fields)
+    return parse_slice(hexstr, ctx, dtype)
 
 
 # --- UAC1, Logitech C270 microphone (corpus usb/logitech-c270-webcam.json) ------------------------------

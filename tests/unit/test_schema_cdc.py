@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from classdesc_corpus import meaning, parse_slice
 
 from dkproto.schema import cdc
 from dkproto.schema.registry import Context, lookup
@@ -13,18 +14,7 @@ RNDIS = Context(parent="interface", interface_class=0xE0, interface_subclass=0x0
 
 
 def parse(hexstr: str, ctx: Context = COMM):
-    raw = bytes.fromhex(hexstr.replace(" ", ""))
-    schema = lookup(0x24, raw, ctx)
-    assert schema is not None, hexstr
-    fields = schema.struct.parse(raw)
-    assert fields.extra == b""
-    assert schema.struct.build(fields) == raw
-    assert schema.struct.compile().parse(raw) == fields
-    return schema, fields
-
-
-def meaning(schema, fields, name):
-    return schema.meanings[name](fields[name], fields)
+    return parse_slice(hexstr, ctx)
 
 
 #: Spec field names, copied from the spec tables, for every subtype.

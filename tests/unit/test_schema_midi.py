@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from classdesc_corpus import meaning, parse_slice
+
 from dkproto.schema import midi
 from dkproto.schema.registry import Context, lookup
 
@@ -12,18 +14,7 @@ MS_EP = Context(
 
 
 def parse(hexstr: str, ctx: Context = MS, dtype: int = 0x24):
-    raw = bytes.fromhex(hexstr.replace(" ", ""))
-    schema = lookup(dtype, raw, ctx)
-    assert schema is not None, hexstr
-    fields = schema.struct.parse(raw)
-    assert fields.extra == b""
-    assert schema.struct.build(fields) == raw
-    assert schema.struct.compile().parse(raw) == fields
-    return schema, fields
-
-
-def meaning(schema, fields, name):
-    return schema.meanings[name](fields[name], fields)
+    return parse_slice(hexstr, ctx, dtype)
 
 
 def test_field_names_follow_the_spec() -> None:
