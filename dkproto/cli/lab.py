@@ -35,7 +35,7 @@ def lab_group() -> None:
 @click.pass_context
 def prepare_cmd(ctx: click.Context, refresh: bool, as_json: bool, install: bool) -> None:
     """Find (or with --install, install) QEMU and busybox, fetch the Debian kernel, build and cache the initramfs."""
-    from dkproto.lab.kernel import install_packages, missing_packages, prepare
+    from dkproto.lab.kernel import cached_versions, install_packages, missing_packages, prepare
 
     if ctx.obj and ctx.obj.get("verbose"):
         logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -44,6 +44,8 @@ def prepare_cmd(ctx: click.Context, refresh: bool, as_json: bool, install: bool)
         if missing:
             click.echo(f"installing {' '.join(missing)} (apt-get)", err=True)
             install_packages(missing)
+        elif not cached_versions() or refresh:
+            install_packages([], update_only=True)  # the kernel download asks apt, whose lists may be empty
     image = prepare(refresh=refresh)
     if as_json:
         click.echo(json.dumps({"kernel_version": image.kernel_version, "vmlinuz": str(image.vmlinuz),

@@ -26,7 +26,16 @@ from dkproto.errors import MissingToolError, NotFoundError, NotPermittedError
 from dkproto.lab.guest_init import INIT_SCRIPT
 from dkproto.lab.initramfs import BASE_MODULES, InitramfsManifest, module_closure, write_initramfs
 
-__all__ = ["TOOLS", "LabImage", "cache_root", "find_tool", "install_packages", "missing_packages", "prepare"]
+__all__ = [
+    "TOOLS",
+    "LabImage",
+    "cache_root",
+    "cached_versions",
+    "find_tool",
+    "install_packages",
+    "missing_packages",
+    "prepare",
+]
 
 log = logging.getLogger("dkproto.lab")
 
@@ -88,28 +97,37 @@ def missing_packages(include_optional: bool = True) -> list[str]:
     return missing
 
 
-def install_packages(packages: Iterable[str]) -> None:
+def install_packages(packages: Iterable[str], *, update_only: bool = False) -> None:
     """Install Debian packages with apt-get (as root): what ``dkproto lab prepare --install`` does.
+
+    Args:
+        packages: the packages to install (none: nothing is run unless ``update_only``).
+        update_only: only refresh apt's package lists (``apt-get update``), which the kernel
+            download needs on a machine whose lists are empty.
 
     Raises:
         NotPermittedError: not root.
         MissingToolError: apt-get is missing or the install failed (the message has apt's last words).
     """
     pkgs = list(packages)
-    if not pkgs:
+    if not pkgs and not update_only:
         return
     if os.geteuid() != 0:
         raise NotPermittedError(
-            f"installing {' '.join(pkgs)} needs root: run 'sudo apt-get install -y {' '.join(pkgs)}' "
-            "or 'sudo dkproto lab prepare --install'"
+            f"installing {' '.join(pkgs) or 'nothing (apt-get update)'} needs root: run "
+            f"'sudo apt-get update && sudo apt-get install -y {' '.join(pkgs)}' or 'sudo dkproto lab prepare --install'"
         )
     apt = shutil.which("apt-get")
     if apt is None:
-        raise MissingToolError(f"the lab needs {' '.join(pkgs)} and this machine has no apt-get: install them by hand")
+        raise MissingToolError(f"the lab needs {' '.join(pkgs) or 'apt'} and this machine has no apt-get: "
+                               "install QEMU, a static busybox and kmod by hand")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for cmd in ([apt, "update", "-q"], [apt, "install", "-y", "-q", "--no-install-recommends", *pkgs]):
+    cmds = [[apt, "update", "-q"]]
+    if pkgs:
+        cmds.append([apt, "install", "-y", "-q", "--no-install-recommends", *pkgs])
+    for cmd in cmds:
         log.info("run %s", " ".join(cmd))
-        proc = subprocess.run(cmd, env=env, text=True, capture_output=True, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(cmd, check=False, env=env, text=True, capture_output=True, stdin=subprocess.DEVNULL)
         if proc.returncode != 0:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
             raise MissingToolError(f"'{' '.join(cmd[1:3])} ...' failed with status {proc.returncode}: {tail[0]}")
@@ -158,7 +176,8 @@ def kernel_package() -> str:
     return m.group(1)
 
 
-def _cached_versions() -> list[str]:
+def cached_versions() -> list[str]:
+    """The kernel versions already prepared in the cache, oldest first."""
     root = cache_root()
     if not root.is_dir():
         return []
@@ -237,7 +256,7 @@ def prepare(
 
         extra_modules = [m for d in load_definitions().values() for m in d.modules]
     modules = tuple(dict.fromkeys(list(BASE_MODULES) + list(extra_modules)))
-    cached = _cached_versions()
+    cached = cached_versions()
     if version is None and cached and not refresh:
         version = cached[-1]
     kdir = cache_root() / version if version else None

@@ -50,3 +50,17 @@ def test_install_runs_update_then_install_and_reports_apt_failure(monkeypatch: p
         kernel.install_packages(["kmod"])
     assert calls[0][1:] == ["update", "-q"]
     assert calls[1][1:] == ["install", "-y", "-q", "--no-install-recommends", "kmod"]
+
+
+def test_update_only_refreshes_the_lists_without_installing(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[list[str]] = []
+
+    def fake_run(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
+        calls.append(cmd)
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(kernel.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(kernel.shutil, "which", lambda name, **kw: f"/usr/bin/{name}")
+    monkeypatch.setattr(kernel.subprocess, "run", fake_run)
+    kernel.install_packages([], update_only=True)
+    assert [c[1:] for c in calls] == [["update", "-q"]]
