@@ -8,7 +8,9 @@
   owner, undecoded ones as type + hex. It carries ``descriptors_hex`` and friends, so
   ``dkproto dump file.json`` reloads it to identical bytes.
 * :func:`render_hex`: one descriptor a line, indented by depth, annotated with offset and
-  name; it reloads through the hex-text loader.
+  name, in sections (``[descriptors]``, ``[bos]``, one ``[extra]`` per standalone
+  descriptor, one ``[string LANGID INDEX]`` per string); it reloads through the hex-text
+  loader to identical bytes, extras and strings.
 """
 
 from __future__ import annotations
@@ -320,6 +322,9 @@ def render_hex(ds: DescriptorSet) -> str:
         out.append("[bos]")
         for root in ds.bos_roots:
             _hex_node(root, 0, out, width)
+    for root in ds.extras:  # one section each, as JSON's extra_descriptors_hex has one entry each
+        out.append("[extra]")
+        _hex_node(root, 0, out, width)
     for (langid, index), node in sorted(ds.strings.items()):
         out.append(f"[string 0x{langid:04x} {index}]")
         text = ""

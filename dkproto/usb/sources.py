@@ -11,8 +11,10 @@ File formats, detected from the content (not the extension):
 * **raw binary** in the sysfs ``descriptors`` layout (``/sys/bus/usb/devices/*/descriptors``).
 * **hex text**: hex digits with any spacing, ``0x`` prefixes, commas and ``#``/``//``
   comments; a line ``[bos]`` switches to the BOS blob, ``[descriptors]`` back,
-  ``[string LANGID INDEX]`` starts one string descriptor. ``dkproto dump --format hex``
-  output is in this format.
+  ``[extra]`` starts one standalone descriptor read outside the sysfs layout (device
+  qualifier, hub class descriptor, other-speed configuration: ``DescriptorSet.extras``, as
+  ``extra_descriptors_hex`` in JSON), ``[string LANGID INDEX]`` starts one string
+  descriptor. ``dkproto dump --format hex`` output is in this format.
 
 Live devices are read through pyusb with the ``libusb-package`` backend (no system libusb
 needed); on Linux, a device that cannot be opened is read from sysfs instead.
@@ -154,16 +156,21 @@ def from_hex(text: str, *, source: str = "") -> DescriptorSet:
     """Parse hex text (see the module docstring for the accepted layout)."""
     blobs: dict[str, list[str]] = {"descriptors": [], "bos": []}
     strings: dict[tuple[int, int], list[str]] = {}
+    extras: list[list[str]] = []
     current: list[str] = blobs["descriptors"]
     for lineno, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()
-        section = re.fullmatch(r"\[\s*(descriptors|bos|string\s+(\S+)\s+(\S+))\s*\]", stripped, re.IGNORECASE)
+        section = re.fullmatch(r"\[\s*(descriptors|bos|extra|string\s+(\S+)\s+(\S+))\s*\]", stripped,
+                               re.IGNORECASE)
         if section:
             word = section.group(1).lower()
             if word == "descriptors":
                 current = blobs["descriptors"]
             elif word == "bos":
                 current = blobs["bos"]
+            elif word == "extra":
+                current = []
+                extras.append(current)
             else:
                 try:
                     key = (int(section.group(2), 0), int(section.group(3), 0))
@@ -184,14 +191,17 @@ def from_hex(text: str, *, source: str = "") -> DescriptorSet:
                 descriptor=source or "hex text", rule="hex text")
         current.append(body)
     out: dict[str, bytes] = {}
-    for name, parts in (*blobs.items(), *((f"string {k}", v) for k, v in strings.items())):
+    for name, parts in (*blobs.items(), *((f"string {k}", v) for k, v in strings.items()),
+                        *((f"extra {i + 1}", v) for i, v in enumerate(extras))):
         joined = "".join(parts)
         if len(joined) % 2:
             raise DecodeError(f"{name}: odd number of hex digits ({len(joined)})",
                               descriptor=source or "hex text", rule="hex text")
         out[name] = bytes.fromhex(joined)
     str_bytes = {k: bytes.fromhex("".join(v)) for k, v in strings.items()}
-    return parse(out["descriptors"], out["bos"] or None, strings=str_bytes, source=source,
+    # an empty [extra] section holds no descriptor: nothing to walk
+    extra_bytes = [out[f"extra {i + 1}"] for i in range(len(extras)) if out[f"extra {i + 1}"]]
+    return parse(out["descriptors"], out["bos"] or None, strings=str_bytes, extras=extra_bytes, source=source,
                  meta={"format": "hex"})
 
 
