@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import functools
 import logging
 import sys
 import threading
+import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
@@ -505,10 +507,13 @@ class USBTransport(Transport):
         Raises at once (like AsyncIO's return value) when libusb refuses the submission
         (no device, bad endpoint); otherwise the outcome arrives in the callback.
         """
-        self._require_open("submit")
+        if not self._is_open:
+            self._require_open("submit")
         transfer = _make_transfer(endpoint, data_or_length, callback, timeout, user_data)
-        ep_type = self._endpoint_info(endpoint)
-        if ep_type not in (2, 3):
+        ep_type = self._ep_types.get(endpoint)
+        if ep_type is None:
+            ep_type = self._endpoint_info(endpoint)
+        if ep_type != 2 and ep_type != 3:
             raise UnsupportedError(f"asynchronous {_ENDPOINT_TYPES[ep_type]} transfers on endpoint "
                                    f"0x{endpoint:02x} are not supported; use read()/write()")
         engine = self._usb_async
@@ -564,6 +569,13 @@ def _probe_gone(lib: Any, handle: Any, wait_s: float) -> bool:
         time.sleep(0.02)
 
 
+# a pooled libusb transfer: (pointer, struct, address, buffer, capacity, memoryview of the
+# buffer, cancel function)
+_PoolEntry = tuple[Any, Any, int, Any, int, memoryview, Callable[[], None]]
+_SUCCESS = IOReturn.kIOReturnSuccess
+_monotonic_ns = time.monotonic_ns
+
+
 class _Timeval(ctypes.Structure):
     _fields_ = [("tv_sec", ctypes.c_long), ("tv_usec", ctypes.c_long)]
 
@@ -592,12 +604,13 @@ class _LibusbAsync:
         lib.libusb_handle_events_timeout_completed.restype = ctypes.c_int
         # The callback takes the transfer's address as a plain integer (the key of _inflight), so a
         # completion needs no ctypes Structure object; cast to the field's function-pointer type.
+        self._submit_transfer = lib.libusb_submit_transfer
         self._raw_cb = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(self._on_complete)
         self._cb = ctypes.cast(self._raw_cb, be._libusb_transfer_cb_fn_p)
         self._lock = threading.Lock()
-        # address of the libusb_transfer -> (Transfer, pool entry (pointer, struct, address, buffer, capacity))
-        self._inflight: dict[int, tuple[Transfer, tuple[Any, Any, int, Any, int]]] = {}
-        self._pool: dict[int, list[tuple[Any, Any, int, Any, int]]] = {}
+        # address of the libusb_transfer -> (Transfer, pool entry)
+        self._inflight: dict[int, tuple[Transfer, _PoolEntry]] = {}
+        self._pool: dict[int, list[_PoolEntry]] = {}
         self._stop = False
         self._idle = False
         self._wake = threading.Condition()
@@ -611,8 +624,8 @@ class _LibusbAsync:
             atexit.register(_shutdown_engines)
             _ATEXIT_REGISTERED = True
 
-    def _take(self, endpoint: int, ep_type: int, length: int) -> tuple[Any, Any, int, Any, int]:
-        """A pooled (pointer, struct, address, buffer, capacity) for ``endpoint``, or a new one."""
+    def _take(self, endpoint: int, ep_type: int, length: int) -> _PoolEntry:
+        """A pooled entry for ``endpoint`` with room for ``length`` bytes, or a new one."""
         free = self._pool.get(endpoint)
         while free:
             try:
@@ -620,7 +633,7 @@ class _LibusbAsync:
             except IndexError:
                 break
             if entry[4] >= length:
-                return entry  # type: ignore[no-any-return]
+                return entry
             self.lib.libusb_free_transfer(entry[0])
         ptr = self.lib.libusb_alloc_transfer(0)
         if not ptr:
@@ -635,19 +648,34 @@ class _LibusbAsync:
         t.callback = self._cb
         t.buffer = ctypes.cast(buf, ctypes.c_void_p)
         t.num_iso_packets = 0
-        return ptr, t, ctypes.addressof(t), buf, cap
+        key = ctypes.addressof(t)
+        # the buffer as a memoryview (copies in and out without a ctypes call) and the
+        # cancel function for Transfer.cancel(), both made once per pooled struct
+        view = memoryview(buf).cast("B")
+        return ptr, t, key, buf, cap, view, functools.partial(self._cancel, key)
 
     def submit(self, transfer: Transfer, ep_type: int) -> None:
         length = transfer.length
-        entry = self._take(transfer.endpoint, ep_type, length)
-        ptr, t, key, buf, _cap = entry
-        if length and not transfer.endpoint & 0x80:
-            ctypes.memmove(buf, transfer.data, length)
+        endpoint = transfer.endpoint
+        free = self._pool.get(endpoint)
+        entry = None
+        if free:  # the common case: a resubmission reuses a struct
+            try:
+                entry = free.pop()
+            except IndexError:  # another thread took the last one
+                pass
+        if entry is None or entry[4] < length:
+            if entry is not None:
+                self.lib.libusb_free_transfer(entry[0])
+            entry = self._take(endpoint, ep_type, length)
+        ptr, t, key, _buf, _cap, view, cancel = entry
+        if length and not endpoint & 0x80:
+            view[:length] = transfer.data
         t.timeout = transfer.timeout
         t.length = length
-        transfer._cancel = lambda: self._cancel(key)
+        transfer._cancel = cancel
         self._inflight[key] = (transfer, entry)
-        rc = self.lib.libusb_submit_transfer(ptr)
+        rc = self._submit_transfer(ptr)
         if self._idle:  # the event thread sleeps: wake it (see _events)
             with self._wake:
                 self._wake.notify()
@@ -664,18 +692,40 @@ class _LibusbAsync:
         transfer, entry = item
         t = entry[1]
         status, actual = t.status, t.actual_length
-        data = ctypes.string_at(entry[3], actual) if transfer.endpoint & 0x80 else b""
+        endpoint = transfer.endpoint
+        data = entry[5][:actual].tobytes() if endpoint & 0x80 else b""
         if self._stop:
             self.lib.libusb_free_transfer(entry[0])
         else:
-            self._pool.setdefault(transfer.endpoint, []).append(entry)
+            pool = self._pool.get(endpoint)
+            if pool is None:
+                pool = self._pool[endpoint] = []
+            pool.append(entry)
         if status == 0:
-            transfer.complete(IOReturn.kIOReturnSuccess, data, actual)
+            # Transfer.complete() for a success, inlined: this runs once per completion and is
+            # most of the Python work per transfer (docs/performance.md, Transports)
+            if transfer._finished:
+                return
+            transfer.status = _SUCCESS
+            if endpoint & 0x80:
+                transfer.data = data
+            transfer.actual_length = actual
+            transfer.timestamp_ns = _monotonic_ns()
+            transfer._finished = True
+            event = transfer._event
+            if event is not None:
+                event.set()
+            callback = transfer.callback
+            if callback is not None:
+                try:
+                    callback(transfer)
+                except Exception:  # a callback's bug must not kill the completion thread
+                    log.exception("completion callback for endpoint 0x%02x raised", endpoint)
             return
         code = TRANSFER_STATUS_TO_ERROR.get(status, -99)
         if code == -1 and _probe_gone(self.lib, self.handle, 0.3):
             code = -4  # an unplug often surfaces as LIBUSB_TRANSFER_ERROR first
-        err = usb_error(code, f"asynchronous transfer on endpoint 0x{transfer.endpoint:02x}",
+        err = usb_error(code, f"asynchronous transfer on endpoint 0x{endpoint:02x}",
                         idVendor=self.transport.idVendor, idProduct=self.transport.idProduct)
         transfer.complete(err.ioreturn, data, actual, error=err)
 
