@@ -392,26 +392,35 @@ class ReportCodec:
         return out
 
     # -- Construct schema ------------------------------------------------------------------
+    def _msb_runs(self) -> list[tuple[str, int, int, int | None]]:
+        """The report's bits from the highest offset down, as ``(name, low bit, width, element)``:
+        ``e<index>`` for an element, ``gap<top>`` (element None) for bits no element covers.
+
+        BitStruct reads MSB first; after ByteSwapped the highest bit offset comes first.
+        """
+        runs: list[tuple[str, int, int, int | None]] = []
+        pos = self.report.data_size * 8
+        for i in sorted(range(len(self.elems)), key=lambda i: self.elems[i].bit_offset, reverse=True):
+            e = self.elems[i]
+            top = e.bit_offset + e.size
+            if top < pos:
+                runs.append((f"gap{pos}", top, pos - top, None))
+            runs.append((f"e{i}", e.bit_offset, e.size, i))
+            pos = e.bit_offset
+        if pos > 0:
+            runs.append(("gap0", 0, pos, None))
+        return runs
+
     @property
     def struct(self) -> cs.Construct:
         """The Construct schema of this report: ``report_id`` (if any) then ``data`` with one
         integer per element, named ``e<index>``."""
         if self._struct is None:
             r = self.report
-            nbits = r.data_size * 8
-            subs: list[cs.Construct] = []
-            # BitStruct reads MSB first; after ByteSwapped the highest bit offset comes first.
-            order = sorted(range(len(self.elems)), key=lambda i: self.elems[i].bit_offset, reverse=True)
-            pos = nbits
-            for i in order:
-                e = self.elems[i]
-                top = e.bit_offset + e.size
-                if top < pos:
-                    subs.append(f"gap{pos}" / cs.BitsInteger(pos - top))
-                subs.append(f"e{i}" / cs.BitsInteger(e.size, signed=e.signed))
-                pos = e.bit_offset
-            if pos > 0:
-                subs.append("gap0" / cs.BitsInteger(pos))
+            subs: list[cs.Construct] = [
+                name / cs.BitsInteger(width, signed=i is not None and self.elems[i].signed)
+                for name, _low, width, i in self._msb_runs()
+            ]
             body: cs.Construct = cs.ByteSwapped(cs.BitStruct(*subs)) if subs else cs.Bytes(0)
             parts = []
             if r.id:
@@ -445,18 +454,10 @@ class ReportCodec:
         raw, pads = self._raw_for(values)
         n = self._pack(raw, pads)
         # Gaps carry padding bits and any bits not covered by a field.
-        nbits = self.report.data_size * 8
         d: dict[str, int] = {f"e{i}": v for i, v in enumerate(self._raw_from_int(n))}
-        order = sorted(range(len(self.elems)), key=lambda i: self.elems[i].bit_offset, reverse=True)
-        pos = nbits
-        for i in order:
-            e = self.elems[i]
-            top = e.bit_offset + e.size
-            if top < pos:
-                d[f"gap{pos}"] = (n >> top) & ((1 << (pos - top)) - 1)
-            pos = e.bit_offset
-        if pos > 0:
-            d["gap0"] = n & ((1 << pos) - 1)
+        for name, low, width, i in self._msb_runs():
+            if i is None:
+                d[name] = (n >> low) & ((1 << width) - 1)
         obj: dict[str, Any] = {"data": d}
         try:
             out = self.struct.build(obj)

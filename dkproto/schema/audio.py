@@ -39,12 +39,12 @@ from dkproto.schema.classcommon import (
     CS_INTERFACE,
     bcd,
     bitlist,
+    cs_schema,
     enum,
     flags,
     hexbytes,
     join_nonempty,
     name_subtypes,
-    spec_struct,
     subtype_of,
     unit,
 )
@@ -396,16 +396,10 @@ _b = Int8ul
 _w = Int16ul
 
 
-def _schema(
-    key: str, name: str, spec: str, fields: list, meanings: dict[str, Meaning] | None = None
-) -> Schema:
-    return Schema(key=key, name=name, struct=spec_struct(*fields), meanings=meanings or {}, spec=spec)
-
-
 _SOURCES = "baSourceID" / Array(this.bNrInPins, Int8ul)
 
 UAC1_AC: dict[int, Schema] = {
-    0x01: _schema(
+    0x01: cs_schema(
         "uac1_ac_header",
         "AudioControl Interface Header Descriptor",
         "UAC 1.0 §4.3.2",
@@ -417,7 +411,7 @@ UAC1_AC: dict[int, Schema] = {
         ],
         {"bcdADC": bcd, "wTotalLength": unit("bytes")},
     ),
-    0x02: _schema(
+    0x02: cs_schema(
         "uac1_input_terminal",
         "Input Terminal Descriptor",
         "UAC 1.0 §4.3.2.1",
@@ -432,7 +426,7 @@ UAC1_AC: dict[int, Schema] = {
         ],
         {"wTerminalType": _terminal, "wChannelConfig": _uac1_channels},
     ),
-    0x03: _schema(
+    0x03: cs_schema(
         "uac1_output_terminal",
         "Output Terminal Descriptor",
         "UAC 1.0 §4.3.2.2",
@@ -445,7 +439,7 @@ UAC1_AC: dict[int, Schema] = {
         ],
         {"wTerminalType": _terminal},
     ),
-    0x04: _schema(
+    0x04: cs_schema(
         "uac1_mixer_unit",
         "Mixer Unit Descriptor",
         "UAC 1.0 §4.3.2.3",
@@ -461,7 +455,7 @@ UAC1_AC: dict[int, Schema] = {
         ],
         {"wChannelConfig": _uac1_channels, "bmControls": hexbytes},
     ),
-    0x05: _schema(
+    0x05: cs_schema(
         "uac1_selector_unit",
         "Selector Unit Descriptor",
         "UAC 1.0 §4.3.2.4",
@@ -472,7 +466,7 @@ UAC1_AC: dict[int, Schema] = {
             "iSelector" / _b,
         ],
     ),
-    0x06: _schema(
+    0x06: cs_schema(
         "uac1_feature_unit",
         "Feature Unit Descriptor",
         "UAC 1.0 §4.3.2.5",
@@ -489,7 +483,7 @@ UAC1_AC: dict[int, Schema] = {
         ],
         {"bmaControls": _per_channel(flags(dict(enumerate(FEATURE_CONTROLS[:10]))))},
     ),
-    0x07: _schema(
+    0x07: cs_schema(
         "uac1_processing_unit",
         "Processing Unit Descriptor",
         "UAC 1.0 §4.3.2.6",
@@ -515,7 +509,7 @@ UAC1_AC: dict[int, Schema] = {
             "waModes": _modes(UAC1_CHANNELS),
         },
     ),
-    0x08: _schema(
+    0x08: cs_schema(
         "uac1_extension_unit",
         "Extension Unit Descriptor",
         "UAC 1.0 §4.3.2.7",
@@ -541,7 +535,7 @@ _IT2 = ["Copy Protect", "Connector", "Overload", "Cluster", "Underflow", "Overfl
 _OT2 = ["Copy Protect", "Connector", "Overload", "Underflow", "Overflow"]
 
 UAC2_AC: dict[int, Schema] = {
-    0x01: _schema(
+    0x01: cs_schema(
         "uac2_ac_header",
         "AudioControl Interface Header Descriptor",
         "UAC 2.0 §4.7.2",
@@ -558,7 +552,7 @@ UAC2_AC: dict[int, Schema] = {
             "bmControls": controls2(["Latency"]),
         },
     ),
-    0x02: _schema(
+    0x02: cs_schema(
         "uac2_input_terminal",
         "Input Terminal Descriptor",
         "UAC 2.0 §4.7.2.4",
@@ -575,7 +569,7 @@ UAC2_AC: dict[int, Schema] = {
         ],
         {"wTerminalType": _terminal, "bmChannelConfig": _uac2_channels, "bmControls": controls2(_IT2)},
     ),
-    0x03: _schema(
+    0x03: cs_schema(
         "uac2_output_terminal",
         "Output Terminal Descriptor",
         "UAC 2.0 §4.7.2.5",
@@ -590,7 +584,7 @@ UAC2_AC: dict[int, Schema] = {
         ],
         {"wTerminalType": _terminal, "bmControls": controls2(_OT2)},
     ),
-    0x04: _schema(
+    0x04: cs_schema(
         "uac2_mixer_unit",
         "Mixer Unit Descriptor",
         "UAC 2.0 §4.7.2.6",
@@ -611,7 +605,7 @@ UAC2_AC: dict[int, Schema] = {
             "bmControls": controls2(["Cluster", "Underflow", "Overflow"]),
         },
     ),
-    0x05: _schema(
+    0x05: cs_schema(
         "uac2_selector_unit",
         "Selector Unit Descriptor",
         "UAC 2.0 §4.7.2.7",
@@ -624,7 +618,7 @@ UAC2_AC: dict[int, Schema] = {
         ],
         {"bmControls": controls2(["Selector"])},
     ),
-    0x06: _schema(
+    0x06: cs_schema(
         "uac2_feature_unit",
         "Feature Unit Descriptor",
         "UAC 2.0 §4.7.2.8",
@@ -636,7 +630,7 @@ UAC2_AC: dict[int, Schema] = {
         ],
         {"bmaControls": _per_channel(controls2(FEATURE_CONTROLS))},
     ),
-    0x07: _schema(
+    0x07: cs_schema(
         "uac2_effect_unit",
         "Effect Unit Descriptor",
         "UAC 2.0 §4.7.2.10",
@@ -652,7 +646,7 @@ UAC2_AC: dict[int, Schema] = {
             "bmaControls": _per_channel(lambda v, c: f"0x{v:08x}"),
         },
     ),
-    0x08: _schema(
+    0x08: cs_schema(
         "uac2_processing_unit",
         "Processing Unit Descriptor",
         "UAC 2.0 §4.7.2.11",
@@ -677,7 +671,7 @@ UAC2_AC: dict[int, Schema] = {
             "daModes": _modes(UAC2_CHANNELS),
         },
     ),
-    0x09: _schema(
+    0x09: cs_schema(
         "uac2_extension_unit",
         "Extension Unit Descriptor",
         "UAC 2.0 §4.7.2.12",
@@ -697,7 +691,7 @@ UAC2_AC: dict[int, Schema] = {
             "bmControls": controls2(["Enable", "Cluster", "Underflow", "Overflow"]),
         },
     ),
-    0x0A: _schema(
+    0x0A: cs_schema(
         "uac2_clock_source",
         "Clock Source Descriptor",
         "UAC 2.0 §4.7.2.1",
@@ -710,7 +704,7 @@ UAC2_AC: dict[int, Schema] = {
         ],
         {"bmAttributes": _clock_attributes, "bmControls": controls2(["Clock Frequency", "Clock Validity"])},
     ),
-    0x0B: _schema(
+    0x0B: cs_schema(
         "uac2_clock_selector",
         "Clock Selector Descriptor",
         "UAC 2.0 §4.7.2.2",
@@ -723,7 +717,7 @@ UAC2_AC: dict[int, Schema] = {
         ],
         {"bmControls": controls2(["Clock Selector"])},
     ),
-    0x0C: _schema(
+    0x0C: cs_schema(
         "uac2_clock_multiplier",
         "Clock Multiplier Descriptor",
         "UAC 2.0 §4.7.2.3",
@@ -735,7 +729,7 @@ UAC2_AC: dict[int, Schema] = {
         ],
         {"bmControls": controls2(["Clock Numerator", "Clock Denominator"])},
     ),
-    0x0D: _schema(
+    0x0D: cs_schema(
         "uac2_sample_rate_converter",
         "Sampling Rate Converter Descriptor",
         "UAC 2.0 §4.7.2.9",
@@ -764,7 +758,7 @@ _SAM_MEANINGS: dict[str, Meaning] = {
     "tSamFreq": _freqs,
 }
 
-UAC1_AS_GENERAL = _schema(
+UAC1_AS_GENERAL = cs_schema(
     "uac1_as_general",
     "AudioStreaming Interface Descriptor",
     "UAC 1.0 §4.5.2",
@@ -777,7 +771,7 @@ UAC1_AS_GENERAL = _schema(
 )
 
 UAC1_FORMAT_TYPE: dict[int, Schema] = {
-    1: _schema(
+    1: cs_schema(
         "uac1_format_type_i",
         "Type I Format Type Descriptor",
         "Audio Data Formats 1.0 §2.2.5",
@@ -795,7 +789,7 @@ UAC1_FORMAT_TYPE: dict[int, Schema] = {
             **_SAM_MEANINGS,
         },
     ),
-    2: _schema(
+    2: cs_schema(
         "uac1_format_type_ii",
         "Type II Format Type Descriptor",
         "Audio Data Formats 1.0 §2.3.5",
@@ -807,7 +801,7 @@ UAC1_FORMAT_TYPE: dict[int, Schema] = {
         ],
         {"bFormatType": enum(FORMAT_TYPES), "wMaxBitRate": unit("kbit/s"), **_SAM_MEANINGS},
     ),
-    3: _schema(
+    3: cs_schema(
         "uac1_format_type_iii",
         "Type III Format Type Descriptor",
         "Audio Data Formats 1.0 §2.4.5",
@@ -829,7 +823,7 @@ UAC1_FORMAT_TYPE: dict[int, Schema] = {
 
 UAC1_AS: dict[int, Schema] = {0x01: UAC1_AS_GENERAL}
 
-UAC2_AS_GENERAL = _schema(
+UAC2_AS_GENERAL = cs_schema(
     "uac2_as_general",
     "AudioStreaming Interface Descriptor",
     "UAC 2.0 §4.9.2",
@@ -851,7 +845,7 @@ UAC2_AS_GENERAL = _schema(
 )
 
 UAC2_FORMAT_TYPE: dict[int, Schema] = {
-    1: _schema(
+    1: cs_schema(
         "uac2_format_type_i",
         "Type I Format Type Descriptor",
         "Audio Data Formats 2.0 §2.3.1.6",
@@ -862,7 +856,7 @@ UAC2_FORMAT_TYPE: dict[int, Schema] = {
         ],
         {"bFormatType": enum(FORMAT_TYPES), "bSubslotSize": unit("bytes"), "bBitResolution": unit("bits")},
     ),
-    2: _schema(
+    2: cs_schema(
         "uac2_format_type_ii",
         "Type II Format Type Descriptor",
         "Audio Data Formats 2.0 §2.3.2.6",
@@ -873,7 +867,7 @@ UAC2_FORMAT_TYPE: dict[int, Schema] = {
         ],
         {"bFormatType": enum(FORMAT_TYPES), "wMaxBitRate": unit("kbit/s")},
     ),
-    3: _schema(
+    3: cs_schema(
         "uac2_format_type_iii",
         "Type III Format Type Descriptor",
         "Audio Data Formats 2.0 §2.3.3.1",
@@ -884,7 +878,7 @@ UAC2_FORMAT_TYPE: dict[int, Schema] = {
         ],
         {"bFormatType": enum(FORMAT_TYPES), "bSubslotSize": unit("bytes"), "bBitResolution": unit("bits")},
     ),
-    4: _schema(
+    4: cs_schema(
         "uac2_format_type_iv",
         "Type IV Format Type Descriptor",
         "Audio Data Formats 2.0 §2.3.4.1",
@@ -897,7 +891,7 @@ UAC2_FORMAT_TYPE: dict[int, Schema] = {
 
 UAC2_AS: dict[int, Schema] = {0x01: UAC2_AS_GENERAL}
 
-UAC1_AS_ENDPOINT = _schema(
+UAC1_AS_ENDPOINT = cs_schema(
     "uac1_as_iso_endpoint",
     "AudioStreaming Isochronous Audio Data Endpoint Descriptor",
     "UAC 1.0 §4.6.1.2",
@@ -913,7 +907,7 @@ UAC1_AS_ENDPOINT = _schema(
     },
 )
 
-UAC2_AS_ENDPOINT = _schema(
+UAC2_AS_ENDPOINT = cs_schema(
     "uac2_as_iso_endpoint",
     "AudioStreaming Isochronous Audio Data Endpoint Descriptor",
     "UAC 2.0 §4.10.1.2",

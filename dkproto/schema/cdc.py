@@ -29,12 +29,12 @@ from construct import Array, Bytes, Int8ul, Int16ul, Int32ul, this
 from dkproto.schema.classcommon import (
     CS_INTERFACE,
     bcd,
+    cs_schema,
     enum,
     flags,
     guid,
     hexbytes,
     name_subtypes,
-    spec_struct,
     subtype_of,
     unit,
 )
@@ -162,13 +162,7 @@ def _cdc(
 ) -> tuple[int, Schema, int | None]:
     return (
         subtype,
-        Schema(
-            key=f"cdc_{key}",
-            name=f"CDC {CDC_SUBTYPES[subtype]} Functional Descriptor",
-            struct=spec_struct(*fields),
-            meanings=meanings or {},
-            spec=spec,
-        ),
+        cs_schema(f"cdc_{key}", f"CDC {CDC_SUBTYPES[subtype]} Functional Descriptor", spec, fields, meanings),
         length,
     )
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from construct import GreedyBytes, Int8ul, Struct, Subconstruct
 
-from dkproto.schema.registry import Meaning
+from dkproto.schema.registry import Meaning, Schema
 
 __all__ = [
     "CS_ENDPOINT",
@@ -26,6 +26,7 @@ __all__ = [
     "bcd",
     "bitlist",
     "cs_header",
+    "cs_schema",
     "enum",
     "flags",
     "guid",
@@ -59,6 +60,17 @@ def spec_struct(*fields: Any, extra: bool = True) -> Struct:
     if extra:
         parts.append(EXTRA)
     return Struct(*parts)
+
+
+def cs_schema(
+    key: str, name: str, spec: str, fields: list[Any], meanings: Mapping[str, Meaning] | None = None
+) -> Schema:
+    """A class-specific :class:`Schema`: :func:`spec_struct` of ``fields``, with the meanings of the
+    fields it has (shared meaning tables may name fields other layouts carry)."""
+    struct = spec_struct(*fields)
+    names = {sc.name for sc in struct.subcons}
+    kept = {k: v for k, v in (meanings or {}).items() if k in names}
+    return Schema(key=key, name=name, struct=struct, meanings=kept, spec=spec)
 
 
 def subtype_of(raw: bytes) -> int | None:

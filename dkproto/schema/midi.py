@@ -17,14 +17,14 @@ from dkproto.schema.classcommon import (
     CS_ENDPOINT,
     CS_INTERFACE,
     bcd,
+    cs_schema,
     enum,
     flags,
     name_subtypes,
-    spec_struct,
     subtype_of,
     unit,
 )
-from dkproto.schema.registry import Context, Meaning, Schema, register_class
+from dkproto.schema.registry import Context, Schema, register_class
 
 __all__ = ["MIDI_ENDPOINT", "MIDI_INTERFACE", "select_midi"]
 
@@ -62,14 +62,8 @@ def _pins(value: Any, _c: Any = None) -> str | None:
     return ", ".join(f"entity {p.baSourceID} pin {p.BaSourcePin}" for p in value) or "(none)"
 
 
-def _schema(
-    key: str, name: str, spec: str, fields: list, meanings: dict[str, Meaning] | None = None
-) -> Schema:
-    return Schema(key=key, name=name, struct=spec_struct(*fields), meanings=meanings or {}, spec=spec)
-
-
 MIDI_INTERFACE: dict[int, Schema] = {
-    0x01: _schema(
+    0x01: cs_schema(
         "midi_ms_header",
         "MS Interface Header Descriptor",
         "MIDI 1.0 §6.1.2.1",
@@ -79,7 +73,7 @@ MIDI_INTERFACE: dict[int, Schema] = {
         ],
         {"bcdMSC": bcd, "wTotalLength": unit("bytes")},
     ),
-    0x02: _schema(
+    0x02: cs_schema(
         "midi_in_jack",
         "MIDI IN Jack Descriptor",
         "MIDI 1.0 §6.1.2.2",
@@ -90,7 +84,7 @@ MIDI_INTERFACE: dict[int, Schema] = {
         ],
         {"bJackType": enum(JACK_TYPES, "Reserved")},
     ),
-    0x03: _schema(
+    0x03: cs_schema(
         "midi_out_jack",
         "MIDI OUT Jack Descriptor",
         "MIDI 1.0 §6.1.2.3",
@@ -103,7 +97,7 @@ MIDI_INTERFACE: dict[int, Schema] = {
         ],
         {"bJackType": enum(JACK_TYPES, "Reserved"), "sources": _pins},
     ),
-    0x04: _schema(
+    0x04: cs_schema(
         "midi_element",
         "Element Descriptor",
         "MIDI 1.0 §6.1.2.4",
@@ -123,7 +117,7 @@ MIDI_INTERFACE: dict[int, Schema] = {
 }
 
 MIDI_ENDPOINT: dict[int, Schema] = {
-    0x01: _schema(
+    0x01: cs_schema(
         "midi_ms_endpoint",
         "MS Bulk Data Endpoint Descriptor",
         "MIDI 1.0 §6.2.2",
@@ -132,7 +126,7 @@ MIDI_ENDPOINT: dict[int, Schema] = {
             "baAssocJackID" / Array(this.bNumEmbMIDIJack, Int8ul),
         ],
     ),
-    0x02: _schema(
+    0x02: cs_schema(
         "midi2_ms_endpoint",
         "MS Bulk Data Endpoint Descriptor (MIDI 2.0)",
         "MIDI 2.0 §5.3.2",

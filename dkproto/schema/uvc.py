@@ -32,6 +32,7 @@ from dkproto.schema.classcommon import (
     CS_ENDPOINT,
     CS_INTERFACE,
     bcd,
+    cs_schema,
     enum,
     flags,
     guid,
@@ -39,7 +40,6 @@ from dkproto.schema.classcommon import (
     hexbytes,
     name_subtypes,
     per_item,
-    spec_struct,
     subtype_of,
     unit,
 )
@@ -247,16 +247,6 @@ def _clock(value: Any, _c: Any = None) -> str | None:
     return f"{value} Hz ({value / 1e6:.6f} MHz)" if isinstance(value, int) else None
 
 
-def _schema(
-    key: str, name: str, spec: str, fields: list, meanings: dict[str, Meaning] | None = None
-) -> Schema:
-    struct = spec_struct(*fields)
-    names = {sc.name for sc in struct.subcons}
-    # shared meaning tables (formats, frames) keep only the fields this layout has
-    kept = {k: v for k, v in (meanings or {}).items() if k in names}
-    return Schema(key=key, name=name, struct=struct, meanings=kept, spec=spec)
-
-
 def _bitmap(size: Any) -> Any:
     """A little-endian bitmap of ``size`` bytes as an int (absent when ``size`` is 0)."""
     return If(size > 0, BytesInteger(size, swapped=True))
@@ -273,7 +263,7 @@ _IT_COMMON = [
 
 # --- VideoControl -------------------------------------------------------------------------------
 
-VC_HEADER = _schema(
+VC_HEADER = cs_schema(
     "uvc_vc_header",
     "VideoControl Interface Header Descriptor",
     "UVC 1.5 §3.7.2",
@@ -287,7 +277,7 @@ VC_HEADER = _schema(
     {"bcdUVC": bcd, "wTotalLength": unit("bytes"), "dwClockFrequency": _clock},
 )
 
-VC_INPUT_TERMINAL = _schema(
+VC_INPUT_TERMINAL = cs_schema(
     "uvc_input_terminal",
     "Input Terminal Descriptor",
     "UVC 1.5 §3.7.2.1",
@@ -295,7 +285,7 @@ VC_INPUT_TERMINAL = _schema(
     {"wTerminalType": _terminal},
 )
 
-VC_CAMERA_TERMINAL = _schema(
+VC_CAMERA_TERMINAL = cs_schema(
     "uvc_camera_terminal",
     "Camera Terminal Descriptor",
     "UVC 1.5 §3.7.2.3",
@@ -310,7 +300,7 @@ VC_CAMERA_TERMINAL = _schema(
     {"wTerminalType": _terminal, "bmControls": flags(CAMERA_CONTROLS)},
 )
 
-VC_MEDIA_TRANSPORT_INPUT = _schema(
+VC_MEDIA_TRANSPORT_INPUT = cs_schema(
     "uvc_media_transport_input_terminal",
     "Media Transport Input Terminal Descriptor",
     "UVC 1.5 Media Transport Terminal §2.2.1",
@@ -326,7 +316,7 @@ VC_MEDIA_TRANSPORT_INPUT = _schema(
 
 VC: dict[int, Schema] = {
     0x01: VC_HEADER,
-    0x03: _schema(
+    0x03: cs_schema(
         "uvc_output_terminal",
         "Output Terminal Descriptor",
         "UVC 1.5 §3.7.2.2",
@@ -339,7 +329,7 @@ VC: dict[int, Schema] = {
         ],
         {"wTerminalType": _terminal},
     ),
-    0x04: _schema(
+    0x04: cs_schema(
         "uvc_selector_unit",
         "Selector Unit Descriptor",
         "UVC 1.5 §3.7.2.4",
@@ -350,7 +340,7 @@ VC: dict[int, Schema] = {
             "iSelector" / Int8ul,
         ],
     ),
-    0x05: _schema(
+    0x05: cs_schema(
         "uvc_processing_unit",
         "Processing Unit Descriptor",
         "UVC 1.5 §3.7.2.5",
@@ -369,7 +359,7 @@ VC: dict[int, Schema] = {
             "bmVideoStandards": flags(VIDEO_STANDARDS),
         },
     ),
-    0x06: _schema(
+    0x06: cs_schema(
         "uvc_extension_unit",
         "Extension Unit Descriptor",
         "UVC 1.5 §3.7.2.7",
@@ -385,7 +375,7 @@ VC: dict[int, Schema] = {
         ],
         {"guidExtensionCode": guid(), "bmControls": flags({}, none="(none)")},
     ),
-    0x07: _schema(
+    0x07: cs_schema(
         "uvc_encoding_unit",
         "Encoding Unit Descriptor",
         "UVC 1.5 §3.7.2.6",
@@ -401,7 +391,7 @@ VC: dict[int, Schema] = {
     ),
 }
 
-VC_ENDPOINT = _schema(
+VC_ENDPOINT = cs_schema(
     "uvc_vc_interrupt_endpoint",
     "VC Interrupt Endpoint Descriptor",
     "UVC 1.5 §3.8.2.2",
@@ -476,7 +466,7 @@ _FORMAT_MEANINGS: dict[str, Meaning] = {
 }
 
 VS: dict[int, Schema] = {
-    0x01: _schema(
+    0x01: cs_schema(
         "uvc_vs_input_header",
         "VideoStreaming Input Header Descriptor",
         "UVC 1.5 §3.9.2.1",
@@ -502,7 +492,7 @@ VS: dict[int, Schema] = {
             "bmaControls": per_item(flags(VS_CONTROLS), "format {}", start=1),
         },
     ),
-    0x02: _schema(
+    0x02: cs_schema(
         "uvc_vs_output_header",
         "VideoStreaming Output Header Descriptor",
         "UVC 1.5 §3.9.2.2",
@@ -520,7 +510,7 @@ VS: dict[int, Schema] = {
             "bmaControls": per_item(flags(VS_CONTROLS), "format {}", start=1),
         },
     ),
-    0x03: _schema(
+    0x03: cs_schema(
         "uvc_still_image_frame",
         "Still Image Frame Descriptor",
         "UVC 1.5 §3.9.2.5",
@@ -537,7 +527,7 @@ VS: dict[int, Schema] = {
             "bCompression": lambda v, c: ", ".join(str(x) for x in v) or "(none)",
         },
     ),
-    0x04: _schema(
+    0x04: cs_schema(
         "uvc_vs_format_uncompressed",
         "Uncompressed Video Format Descriptor",
         "UVC Uncompressed Payload 1.5 §3.1.1",
@@ -554,14 +544,14 @@ VS: dict[int, Schema] = {
         ],
         _FORMAT_MEANINGS,
     ),
-    0x05: _schema(
+    0x05: cs_schema(
         "uvc_vs_frame_uncompressed",
         "Uncompressed Video Frame Descriptor",
         "UVC Uncompressed Payload 1.5 §3.1.2",
         _FRAME,
         _FRAME_MEANINGS,
     ),
-    0x06: _schema(
+    0x06: cs_schema(
         "uvc_vs_format_mjpeg",
         "MJPEG Video Format Descriptor",
         "UVC MJPEG Payload 1.5 §3.1.1",
@@ -577,14 +567,14 @@ VS: dict[int, Schema] = {
         ],
         {"bmFlags": flags({0: "FixedSizeSamples"}), **_FORMAT_MEANINGS},
     ),
-    0x07: _schema(
+    0x07: cs_schema(
         "uvc_vs_frame_mjpeg",
         "MJPEG Video Frame Descriptor",
         "UVC MJPEG Payload 1.5 §3.1.2",
         _FRAME,
         _FRAME_MEANINGS,
     ),
-    0x0A: _schema(
+    0x0A: cs_schema(
         "uvc_vs_format_mpeg2ts",
         "MPEG-2 TS Format Descriptor",
         "UVC MPEG-2 TS Payload 1.5 §3.1.1",
@@ -597,7 +587,7 @@ VS: dict[int, Schema] = {
         ],
         {"guidStrideFormat": _format_guid},
     ),
-    0x0C: _schema(
+    0x0C: cs_schema(
         "uvc_vs_format_dv",
         "DV Format Descriptor",
         "UVC DV Payload 1.5 §3.1.1",
@@ -614,7 +604,7 @@ VS: dict[int, Schema] = {
             ),
         },
     ),
-    0x0D: _schema(
+    0x0D: cs_schema(
         "uvc_color_matching",
         "Color Matching Descriptor",
         "UVC 1.5 §3.9.2.6",
@@ -629,7 +619,7 @@ VS: dict[int, Schema] = {
             "bMatrixCoefficients": enum(MATRIX_COEFFICIENTS, "Reserved"),
         },
     ),
-    0x10: _schema(
+    0x10: cs_schema(
         "uvc_vs_format_frame_based",
         "Frame Based Format Descriptor",
         "UVC Frame Based Payload 1.5 §3.1.1",
@@ -647,14 +637,14 @@ VS: dict[int, Schema] = {
         ],
         _FORMAT_MEANINGS,
     ),
-    0x11: _schema(
+    0x11: cs_schema(
         "uvc_vs_frame_frame_based",
         "Frame Based Frame Descriptor",
         "UVC Frame Based Payload 1.5 §3.1.2",
         _FRAME_BASED_FRAME,
         _FRAME_MEANINGS,
     ),
-    0x12: _schema(
+    0x12: cs_schema(
         "uvc_vs_format_stream_based",
         "Stream Based Format Descriptor",
         "UVC Stream Based Payload 1.5 §3.1.1",
@@ -696,7 +686,7 @@ H264_MAX_MB_FIELDS = [
 
 
 def _h264_format(key: str, name: str) -> Schema:
-    return _schema(
+    return cs_schema(
         key,
         name,
         "UVC H.264 Payload 1.5 §3.1.1",
@@ -722,7 +712,7 @@ def _level(value: Any, _c: Any = None) -> str | None:
 
 VS[0x13] = _h264_format("uvc_vs_format_h264", "H.264 Video Format Descriptor")
 VS[0x15] = _h264_format("uvc_vs_format_h264_simulcast", "H.264 Simulcast Video Format Descriptor")
-VS[0x14] = _schema(
+VS[0x14] = cs_schema(
     "uvc_vs_frame_h264",
     "H.264 Video Frame Descriptor",
     "UVC H.264 Payload 1.5 §3.1.2",
