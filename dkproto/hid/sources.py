@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from dataclasses import field as dc_field
 from pathlib import Path
 
+from dkproto._paths import find_file
 from dkproto.errors import DecodeError, NotFoundError
 
 __all__ = ["Source", "load", "parse_hex", "parse_recording"]
@@ -182,18 +183,13 @@ def load(source: str | Path | bytes, *, device: int | None = None) -> Source:
     """
     if isinstance(source, (bytes, bytearray)):
         return Source(bytes(source), origin="binary")
-    p = Path(source)
-    try:
-        is_file = p.is_file()
-    except OSError:
-        is_file = False
-    if not is_file and p.suffix == "" and p.with_suffix(".json").is_file():
-        p, is_file = p.with_suffix(".json"), True  # descriptors/hid/<name>, as dkproto dump does
-    if not is_file:
+    found = find_file(source)  # descriptors/hid/<name> works without .json, as for dkproto dump
+    if found is None:
         s = str(source)
         if re.fullmatch(r"[\s0-9a-fA-Fx,]+", s) and re.search(r"[0-9a-fA-F]{2}", s):
             return Source(parse_hex(s, "argument"), origin="argument")
         raise NotFoundError(f"{s}: no such file (and not a hex descriptor)")
+    p = found
     try:
         raw = p.read_bytes()
     except OSError as exc:

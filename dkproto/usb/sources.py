@@ -31,6 +31,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from dkproto._paths import find_file
 from dkproto.errors import (
     BadArgumentError,
     DecodeError,
@@ -71,13 +72,10 @@ def resolve(target: str | os.PathLike[str]) -> Path:
     Raises:
         NotFoundError: no such file.
     """
+    found = find_file(target)
+    if found is not None:
+        return found
     path = Path(target)
-    if path.is_file():
-        return path
-    for suffix in (".json", ".bin", ".hex", ".txt"):
-        cand = path.with_name(path.name + suffix)
-        if cand.is_file():
-            return cand
     if path.is_dir():
         return path
     raise NotFoundError(f"{target}: no such file (also tried {path.name}.json)")
