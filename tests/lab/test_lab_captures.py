@@ -21,8 +21,6 @@ pytestmark = pytest.mark.lab
 ROOT = Path(__file__).resolve().parents[2]
 CAPTURES = sorted((ROOT / "descriptors").glob("*.json"))
 ORACLE = CORPUS / "oracle" / "usb"
-if not ORACLE.is_dir():
-    ORACLE = ROOT.parent / "shared" / "corpus" / "oracle" / "usb"
 
 
 # Where this lab's lsusb output differs from the oracle for reasons outside the served bytes:

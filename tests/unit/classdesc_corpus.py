@@ -8,15 +8,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from corpus_path import CORPUS
 
 from dkproto.schema.registry import Context, Schema, lookup
-
-if not CORPUS.exists():  # a clone next to ../shared
-    CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 
 #: Descriptor types handled by the class modules (HID/DFU 0x21, CS_INTERFACE 0x24, CS_ENDPOINT 0x25).
 CLASS_TYPES = (0x21, 0x24, 0x25)

@@ -8,9 +8,6 @@ from typing import Any
 
 from corpus_path import CORPUS
 
-if not CORPUS.exists():  # a clone next to ../shared
-    CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
-
 HID_ITEMS = sorted((CORPUS / "hid").glob("*.json"))
 HID_IDS = [p.stem for p in HID_ITEMS]
 

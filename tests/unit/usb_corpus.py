@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-from corpus_path import CORPUS
+from corpus_path import CORPUS, REPO  # noqa: F401 - REPO re-exported for the tests
 
-if not CORPUS.exists():  # a clone next to ../shared
-    CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
-
-REPO = Path(__file__).resolve().parents[2]
 USB_SETS = sorted((CORPUS / "usb").glob("*.json"))
 SLUGS = [p.stem for p in USB_SETS]
 
