@@ -44,6 +44,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from dkproto.errors import BadArgumentError, DkTimeoutError, MissingToolError, StateError
+from dkproto.schema.enums import Recipient, RequestType
+from dkproto.transport.base import ControlRequest
 
 __all__ = [
     "ControlRequest",
@@ -60,8 +62,6 @@ BIND, UNBIND, ENABLE, DISABLE, SETUP, SUSPEND, RESUME = range(7)
 EVENT_NAMES = ("BIND", "UNBIND", "ENABLE", "DISABLE", "SETUP", "SUSPEND", "RESUME")
 EVENT_SIZE = 12  # struct usb_functionfs_event: 8-byte setup packet, type, 3 pad bytes
 
-_TYPES = {"standard": 0, "class": 1, "vendor": 2}
-_RECIPIENTS = {"device": 0, "interface": 1, "endpoint": 2, "other": 3}
 _XFER = {"control": 0, "isochronous": 1, "bulk": 2, "interrupt": 3}
 
 STD_GET_DESCRIPTOR = 0x06
@@ -69,39 +69,6 @@ STD_GET_DESCRIPTOR = 0x06
 
 class Stall(Exception):
     """Raise in a control-request handler to STALL the request."""
-
-
-@dataclass(frozen=True, slots=True)
-class ControlRequest:
-    """One SETUP packet (USB 2.0 section 9.3) and, for OUT requests, its data stage.
-
-    Attributes use the spec's field names.
-    """
-
-    bmRequestType: int
-    bRequest: int
-    wValue: int
-    wIndex: int
-    wLength: int
-    data: bytes = b""
-
-    @property
-    def direction_in(self) -> bool:
-        return bool(self.bmRequestType & 0x80)
-
-    @property
-    def type(self) -> str:
-        return ("standard", "class", "vendor", "reserved")[(self.bmRequestType >> 5) & 3]
-
-    @property
-    def recipient(self) -> str:
-        r = self.bmRequestType & 0x1F
-        return ("device", "interface", "endpoint", "other")[r] if r < 4 else f"reserved({r})"
-
-    def describe(self) -> str:
-        return (f"{self.type} {self.recipient} request 0x{self.bRequest:02x} "
-                f"({'IN' if self.direction_in else 'OUT'}, bmRequestType 0x{self.bmRequestType:02x}, "
-                f"wValue 0x{self.wValue:04x}, wIndex 0x{self.wIndex:04x}, wLength {self.wLength})")
 
 
 def control_request(
@@ -119,7 +86,8 @@ def control_request(
         number: ``bRequest``.
         direction: ``in`` or ``out``; ``None`` matches both.
     """
-    if type not in _TYPES or recipient not in _RECIPIENTS or direction not in (None, "in", "out"):
+    if type not in ("standard", "class", "vendor") or recipient.upper() not in Recipient.__members__ \
+            or direction not in (None, "in", "out"):
         raise BadArgumentError(f"control_request: bad type/recipient/direction {type!r}/{recipient!r}/{direction!r}")
     if not 0 <= number <= 0xFF:
         raise BadArgumentError(f"control_request: bRequest {number} is not in 0..255")
@@ -128,7 +96,7 @@ def control_request(
         keys = getattr(fn, "_dk_requests", [])
         dirs = ["in", "out"] if direction is None else [direction]
         for d in dirs:
-            keys.append((_TYPES[type], _RECIPIENTS[recipient], number, d == "in"))
+            keys.append((RequestType[type.upper()], Recipient[recipient.upper()], number, d == "in"))
         fn._dk_requests = keys  # type: ignore[attr-defined]
         return fn
 

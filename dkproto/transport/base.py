@@ -46,12 +46,14 @@ from dkproto.errors import (
     error_for_ioreturn,
 )
 from dkproto.ioreturn import IOReturn
+from dkproto.schema.enums import Recipient, RequestType
 
 __all__ = [
     "DEFAULT_TIMEOUT_MS",
     "HID_REPORT_FEATURE",
     "HID_REPORT_INPUT",
     "HID_REPORT_OUTPUT",
+    "ControlRequest",
     "Transfer",
     "TransferCallback",
     "Transport",
@@ -69,6 +71,50 @@ HID_REPORT_INPUT = 0
 HID_REPORT_OUTPUT = 1
 HID_REPORT_FEATURE = 2
 
+
+
+@dataclass(frozen=True, slots=True)
+class ControlRequest:
+    """One SETUP packet (USB 2.0 §9.3) and, for OUT requests, its data stage, as a device sees it.
+
+    The one request type of dkproto's device sides: ``sim://`` devices and the lab's FunctionFS
+    devices hand it to their control-request handlers. Attributes use the spec's field names.
+    """
+
+    bmRequestType: int
+    bRequest: int
+    wValue: int
+    wIndex: int
+    wLength: int
+    data: bytes = b""
+
+    @property
+    def is_in(self) -> bool:
+        """Device-to-host (bit 7 of ``bmRequestType``)."""
+        return bool(self.bmRequestType & 0x80)
+
+    direction_in = is_in
+
+    @property
+    def type(self) -> str:
+        """``standard``, ``class``, ``vendor`` or ``reserved`` (bits 6..5)."""
+        return RequestType((self.bmRequestType >> 5) & 3).name.lower()
+
+    @property
+    def recipient(self) -> str:
+        """``device``, ``interface``, ``endpoint``, ``other``, or ``reserved(N)`` (bits 4..0)."""
+        r = self.bmRequestType & 0x1F
+        return Recipient(r).name.lower() if r < 4 else f"reserved({r})"
+
+    def describe(self) -> str:
+        """One line for logs: type, recipient, number, direction and the setup fields."""
+        return (f"{self.type} {self.recipient} request 0x{self.bRequest:02x} "
+                f"({'IN' if self.is_in else 'OUT'}, bmRequestType 0x{self.bmRequestType:02x}, "
+                f"wValue 0x{self.wValue:04x}, wIndex 0x{self.wIndex:04x}, wLength {self.wLength})")
+
+    def __repr__(self) -> str:
+        return (f"ControlRequest(bmRequestType=0x{self.bmRequestType:02x}, bRequest=0x{self.bRequest:02x}, "
+                f"wValue=0x{self.wValue:04x}, wIndex=0x{self.wIndex:04x}, wLength={self.wLength})")
 
 @dataclass(frozen=True, kw_only=True)
 class TransportInfo:

@@ -32,7 +32,8 @@ from dkproto.errors import (
     NotFoundError,
     PipeStalledError,
 )
-from dkproto.transport.base import DEFAULT_TIMEOUT_MS, Transport, TransportInfo
+from dkproto.schema.enums import Recipient
+from dkproto.transport.base import DEFAULT_TIMEOUT_MS, ControlRequest, Transport, TransportInfo
 from dkproto.transport.url import parse_url, url_error
 
 __all__ = ["GRAMMAR", "PROFILES", "ControlRequest", "SimDevice", "SimTransport", "loopback_device"]
@@ -46,32 +47,6 @@ GRAMMAR = ("sim://PROFILE with PROFILE a built-in name (loopback), module:attr (
 ControlHandler = Callable[["SimDevice", "ControlRequest"], "bytes | int | None"]
 
 
-class ControlRequest:
-    """A control request as the simulated device sees it (``bmRequestType`` ... ``wLength``, data)."""
-
-    __slots__ = ("bRequest", "bmRequestType", "data", "wIndex", "wLength", "wValue")
-
-    def __init__(self, bmRequestType: int, bRequest: int, wValue: int, wIndex: int,
-                 wLength: int, data: bytes) -> None:
-        self.bmRequestType = bmRequestType
-        self.bRequest = bRequest
-        self.wValue = wValue
-        self.wIndex = wIndex
-        self.wLength = wLength
-        self.data = data
-
-    @property
-    def is_in(self) -> bool:
-        """Device-to-host."""
-        return bool(self.bmRequestType & 0x80)
-
-    def __repr__(self) -> str:
-        return (f"ControlRequest(bmRequestType=0x{self.bmRequestType:02x}, bRequest=0x{self.bRequest:02x}, "
-                f"wValue=0x{self.wValue:04x}, wIndex=0x{self.wIndex:04x}, wLength={self.wLength})")
-
-
-_TYPES = {"standard": 0x00, "class": 0x20, "vendor": 0x40}
-_RECIPIENTS = {"device": 0, "interface": 1, "endpoint": 2, "other": 3}
 
 
 class SimDevice:
@@ -168,12 +143,12 @@ class SimDevice:
     def vendor_request(self, bRequest: int, direction: str = "in",
                        recipient: str = "device") -> Callable[[ControlHandler], ControlHandler]:
         """Decorator: a vendor request (``direction`` ``in``/``out``, ``recipient`` device/interface/endpoint/other)."""
-        return self.request_handler((0x80 if direction == "in" else 0) | 0x40 | _RECIPIENTS[recipient], bRequest)
+        return self.request_handler((0x80 if direction == "in" else 0) | 0x40 | Recipient[recipient.upper()], bRequest)
 
     def class_request(self, bRequest: int, direction: str = "in",
                       recipient: str = "interface") -> Callable[[ControlHandler], ControlHandler]:
         """Decorator: a class request (see :meth:`vendor_request`)."""
-        return self.request_handler((0x80 if direction == "in" else 0) | 0x20 | _RECIPIENTS[recipient], bRequest)
+        return self.request_handler((0x80 if direction == "in" else 0) | 0x20 | Recipient[recipient.upper()], bRequest)
 
     def on_write(self, endpoint: int) -> Callable[[Callable[[SimDevice, bytes], None]], Callable[[SimDevice, bytes], None]]:
         """Decorator: called with the bytes the host writes to OUT ``endpoint``."""
@@ -292,8 +267,8 @@ class SimDevice:
         elif bmRequestType & 0x60 == 0:
             result = self._standard(request)
         else:
-            kind = {0x20: "class", 0x40: "vendor"}.get(bmRequestType & 0x60, "reserved")
-            recipient = {v: k for k, v in _RECIPIENTS.items()}.get(bmRequestType & 0x1F, "other")
+            kind = request.type
+            recipient = request.recipient
             log.warning("%s: no handler for %r; STALL. Add:\n    @device.%s_request(0x%02x, direction=%r, "
                         "recipient=%r)", self.name, request, kind, bRequest, "in" if is_in else "out", recipient)
             raise PipeStalledError(f"{self.name}: {kind} request 0x{bRequest:02x} not handled (STALL)")
