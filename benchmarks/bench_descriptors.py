@@ -37,10 +37,8 @@ from dkproto.usb import parse
 
 
 def corpus_folder() -> Path:
-    for cand in (Path("/work/shared/corpus/usb"), REPO.parent / "shared" / "corpus" / "usb", REPO / "descriptors"):
-        if cand.is_dir() and list(cand.glob("*.json")):
-            return cand
-    raise SystemExit("no corpus found (../shared/corpus/usb or descriptors/)")
+    """The repository's USB descriptor sets (descriptors/*.json)."""
+    return REPO / "descriptors"
 
 
 def load_sets() -> list[tuple[str, bytes, bytes]]:

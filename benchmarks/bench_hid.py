@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import sys
 import time
@@ -36,13 +35,8 @@ from typing import Any
 from dkproto.hid import parse
 from dkproto.hid.codec import DescriptorCodec
 
-CORPUS = Path(
-    os.environ.get("DKPROTO_CORPUS")
-    or next(
-        (str(p) for p in (Path(__file__).resolve().parents[1].parent / "shared" / "corpus",) if p.is_dir()),
-        "/work/shared/corpus",
-    )
-)
+#: The repository's HID report descriptors (descriptors/hid/*.json).
+HID_DIR = Path(__file__).resolve().parents[1] / "descriptors" / "hid"
 
 
 def _best(fn: Callable[[], Any], repeat: int) -> float:
@@ -62,7 +56,7 @@ def load_corpus() -> tuple[list[bytes], list[tuple[int, bytes]]]:
     """(descriptors, [(descriptor index, report bytes)])."""
     descs: list[bytes] = []
     reports: list[tuple[int, bytes]] = []
-    for p in sorted((CORPUS / "hid").glob("*.json")):
+    for p in sorted(HID_DIR.glob("*.json")):
         d = json.loads(p.read_text())
         data = bytes.fromhex(d["report_descriptor_hex"])
         i = len(descs)

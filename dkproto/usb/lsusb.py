@@ -1,6 +1,6 @@
 """Read ``lsusb -v`` output and compare it with a :class:`~dkproto.usb.tree.DescriptorSet`.
 
-Used by the corpus oracle test (``../shared/corpus/oracle/usb/*.lsusb``) and by the QEMU lab,
+Used by the corpus oracle test (``descriptors/oracle/usb/*.lsusb``) and by the QEMU lab,
 which runs ``lsusb -v`` next to ``dkproto dump`` in the same VM.
 
 Only the standard descriptors lsusb prints in a fixed layout are read: device,

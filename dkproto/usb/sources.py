@@ -2,7 +2,7 @@
 
 File formats, detected from the content (not the extension):
 
-* **corpus JSON** (``../shared/corpus/usb/*.json`` and ``descriptors/*.json``): an object with
+* **corpus JSON** (``descriptors/*.json``): an object with
   ``descriptors_hex`` (device descriptor + every configuration, the sysfs ``descriptors``
   layout) and optionally ``bos_descriptor_hex``; the other keys (``name``, ``source``,
   ``notes``...) are kept in ``DescriptorSet.meta``.

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from corpus_path import CORPUS
+from corpus_path import HID_SETS
 
 from dkproto.errors import DkError, DkTimeoutError
 from dkproto.hid import parse
@@ -256,8 +256,7 @@ def test_list_shows_the_gadget(lab_gadget: Any) -> None:
 
 
 def _corpus_items() -> list[Path]:
-    corpus = CORPUS
-    return sorted((corpus / "hid").glob("*.json"))
+    return list(HID_SETS)
 
 
 def _definition(tmp: Path, index: int, name: str, data: bytes) -> Path:

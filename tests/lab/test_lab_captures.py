@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from corpus_path import CORPUS
+from corpus_path import oracle_path
 
 pytestmark = pytest.mark.lab
 
 ROOT = Path(__file__).resolve().parents[2]
 CAPTURES = sorted((ROOT / "descriptors").glob("*.json"))
-ORACLE = CORPUS / "oracle" / "usb"
 
 
 # Where this lab's lsusb output differs from the oracle for reasons outside the served bytes:
@@ -77,7 +76,7 @@ def test_capture_is_a_live_device_and_dump_agrees_with_lsusb(lab_capture: Any, p
     (found,) = find_devices(bus=live.bus, address=live.address)
     ds = read_device(found)
     assert compare_with_lsusb(ds, text) == []
-    oracle = ORACLE / f"{path.stem}.lsusb"
+    oracle = oracle_path(path, "usb", "lsusb")
     if oracle.exists():  # the corpus oracle: lsusb -v of the same bytes served the same way
         assert _oracle_differences(path.stem, text, err, oracle.read_text()) == []
     # standard requests were served from the capture; class/vendor ones stalled

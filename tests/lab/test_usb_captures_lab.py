@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
-from usb_corpus import CORPUS, SLUGS, corpus_bytes  # noqa: E402
+from usb_corpus import SLUGS, corpus_bytes, set_path  # noqa: E402
 
 from dkproto.usb.lsusb import compare_with_lsusb  # noqa: E402
 from dkproto.usb.sources import find_devices, read_device  # noqa: E402
@@ -26,7 +26,7 @@ def test_capture_served_live_reads_back_and_agrees_with_lsusb(slug: str) -> None
     from dkproto.lab.usbip import serve_capture
 
     data, bos = corpus_bytes(slug)
-    with serve_capture(CORPUS / "usb" / f"{slug}.json") as live:
+    with serve_capture(set_path(slug)) as live:
         (dev,) = find_devices(bus=live.bus, address=live.address)
         ds = read_device(dev)
         truth = subprocess.run(["lsusb", "-v", "-s", f"{live.bus}:{live.address}"], capture_output=True,

@@ -10,7 +10,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from corpus_path import CORPUS
+from corpus_path import USB_SETS, oracle_path
+
+_SETS = {p.stem: p for p in USB_SETS}
 
 from dkproto.schema.registry import Context, Schema, lookup
 
@@ -31,7 +33,7 @@ class Slice:
 def corpus_sets() -> list[tuple[str, bytes]]:
     """(slug, descriptors bytes) of every USB set of the corpus."""
     out = []
-    for f in sorted((CORPUS / "usb").glob("*.json")):
+    for f in USB_SETS:
         out.append((f.stem, bytes.fromhex(json.loads(f.read_text())["descriptors_hex"])))
     return out
 
@@ -149,7 +151,7 @@ class OracleBlock:
 
 def oracle_blocks(name: str) -> list[OracleBlock]:
     """The class-specific descriptor blocks of ``oracle/usb/<name>.lsusb``, in print order."""
-    path = CORPUS / "oracle" / "usb" / f"{name}.lsusb"
+    path = oracle_path(_SETS[name], "usb", "lsusb")
     blocks: list[OracleBlock] = []
     cur: OracleBlock | None = None
     for line in path.read_text(errors="replace").splitlines():

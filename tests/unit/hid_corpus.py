@@ -1,4 +1,4 @@
-"""Where the HID corpus lives, for the HID tests (DKPROTO_CORPUS overrides)."""
+"""Test helper: the HID report descriptors of the test corpus (see ``corpus_path``)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from corpus_path import CORPUS
+from corpus_path import HID_DIR, HID_SETS, oracle_path  # noqa: F401 - HID_DIR re-exported
 
-HID_ITEMS = sorted((CORPUS / "hid").glob("*.json"))
+HID_ITEMS = HID_SETS
 HID_IDS = [p.stem for p in HID_ITEMS]
 
 
@@ -24,4 +24,4 @@ def descriptor(path: Path) -> bytes:
 
 def oracle_rdesc(path: Path) -> Path:
     """The kernel's debugfs rdesc for one item."""
-    return CORPUS / "oracle" / "hid" / f"{path.stem}.rdesc"
+    return oracle_path(path, "hid", "rdesc")

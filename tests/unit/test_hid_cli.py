@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 
 from click.testing import CliRunner
-from hid_corpus import CORPUS
+from hid_corpus import HID_DIR
 
 from dkproto.cli import cli, main
 
-MOUSE_JSON = str(CORPUS / "hid" / "sunplus-usb-optical-mouse.json")
-FOOTSWITCH = str(CORPUS / "hid" / "pcsensor-footswitch.json")
+MOUSE_JSON = str(HID_DIR / "sunplus-usb-optical-mouse.json")
+FOOTSWITCH = str(HID_DIR / "pcsensor-footswitch.json")
 JSON_KEYS = {"report_type", "report_id", "bit_offset", "report_size", "report_count", "logical_minimum",
              "logical_maximum", "physical_minimum", "physical_maximum", "unit", "unit_exponent", "flags",
              "usages", "collection"}
@@ -53,7 +53,7 @@ def test_decode_recorded_and_given_reports() -> None:
 
 
 def test_lint_exit_status(tmp_path: Path) -> None:
-    code, out = run("lint", str(CORPUS / "hid" / "mistel-md770-keyboard.json"))
+    code, out = run("lint", str(HID_DIR / "mistel-md770-keyboard.json"))
     assert code == 0 and "HID026" in out
     bad = tmp_path / "bad.hex"
     bad.write_text("05 01 09 02 a1 01 c0 c0")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from corpus_path import CORPUS
+from corpus_path import USB_DIR, USB_SETS, oracle_path
 
 from dkproto.cli import cli
 from dkproto.errors import DecodeError, NotFoundError
@@ -27,8 +27,7 @@ from dkproto.iokit.matching import (
 )
 from dkproto.iokit.personality import DriverBundle, Entitlements, Personality, load_info_plist
 
-USB_ITEMS = sorted((CORPUS / "usb").glob("*.json"))
-needs_corpus = pytest.mark.skipif(not USB_ITEMS, reason="corpus not present")
+USB_ITEMS = USB_SETS
 
 
 def P(provider: str, **keys: object) -> Personality:
@@ -191,11 +190,10 @@ _LSUSB_IF = re.compile(r"^\s+(bConfigurationValue|bInterfaceNumber|bAlternateSet
                        r"bInterfaceSubClass|bInterfaceProtocol)\s+(\S+)", re.MULTILINE)
 
 
-@needs_corpus
 @pytest.mark.parametrize("path", USB_ITEMS, ids=lambda p: p.stem)
 def test_corpus_fields_agree_with_lsusb(path: Path) -> None:
     dev = load_devices(path)[0]
-    oracle = CORPUS / "oracle" / "usb" / f"{path.stem}.lsusb"
+    oracle = oracle_path(path, "usb", "lsusb")
     text = oracle.read_text()
     top = dict(_LSUSB_DEV.findall(text))
     assert int(top["idVendor"], 16) == dev.idVendor and int(top["idProduct"], 16) == dev.idProduct
@@ -216,7 +214,6 @@ def test_corpus_fields_agree_with_lsusb(path: Path) -> None:
     assert mine == seen
 
 
-@needs_corpus
 @pytest.mark.parametrize("path", USB_ITEMS, ids=lambda p: p.stem)
 def test_corpus_precedence(path: Path) -> None:
     """Every table row built from a corpus device's own fields scores exactly that row, or is refused by the
@@ -287,7 +284,6 @@ def test_descriptor_reader_errors() -> None:
     assert e.value.offset == 27
 
 
-@needs_corpus
 def test_cli_match(tmp_path: Path) -> None:
     p = write_plist(tmp_path, {
         "ACM": {"IOProviderClass": "IOUSBHostInterface", "IOClass": "IOUserSerial", "IOUserClass": "S",
@@ -295,7 +291,7 @@ def test_cli_match(tmp_path: Path) -> None:
         "STM": {"IOProviderClass": "IOUSBHostInterface", "IOUserClass": "Y", "idVendor": 0x0483,
                 "idProduct": 0x5740, "bInterfaceNumber": 0, "bConfigurationValue": 1},
         "Never": {"IOProviderClass": "IOUSBHostDevice", "IOUserClass": "Z", "idVendor": 0x05AC, "idProduct": 1}})
-    f = str(CORPUS / "usb" / "stm32-virtual-com-port.json")
+    f = str(USB_DIR / "stm32-virtual-com-port.json")
     r = CliRunner().invoke(cli, ["match", str(p), f], obj={})
     assert r.exit_code == 0, r.output
     assert "* STM: MATCH, score 90000 -- wins" in r.output

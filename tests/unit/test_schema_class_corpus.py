@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 from classdesc_corpus import (
-    CORPUS,
+    USB_SETS,
     all_class_slices,
     class_slices,
     compare_with_oracle,
@@ -22,7 +22,6 @@ from dkproto.schema import audio, cdc, dfu, hid, midi, uvc
 from dkproto.schema.registry import Schema, lookup
 
 SETS = corpus_sets()
-CORPUS_USB = CORPUS / "usb"
 SLICES = all_class_slices()
 #: Types decoded by the standard (chapter 9) schemas, not by the class modules.
 STANDARD_TYPES = (0x30, 0x31)
@@ -202,7 +201,7 @@ def test_walker_decodes_every_class_descriptor_with_these_schemas(name: str, blo
     from dkproto.usb import sources
     from dkproto.usb.render import render_as
 
-    ds = sources.load(str(CORPUS_USB / f"{name}.json"))
+    ds = sources.load(str(next(p for p in USB_SETS if p.stem == name)))
     assert ds.errors == []
     class_nodes = [
         n

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from usb_corpus import CORPUS, oracle_text
+from usb_corpus import oracle_text, set_path
 
 from dkproto.usb import load
 from dkproto.usb.enumerate import DeviceInfo, InterfaceInfo, render_list, render_tree
 from dkproto.usb.lsusb import compare_with_lsusb, parse_lsusb
 
-HACKRF = CORPUS / "usb" / "hackrf-one.json"
+HACKRF = set_path("hackrf-one")
 
 
 def test_parse_lsusb_reads_the_standard_sections() -> None:
@@ -43,7 +43,7 @@ def test_compare_picks_the_device_by_id() -> None:
 
 
 def test_class_descriptors_in_lsusb_are_not_mistaken_for_standard_ones() -> None:
-    ds = load(CORPUS / "usb" / "logitech-c270-webcam.json")
+    ds = load(set_path("logitech-c270-webcam"))
     (dev,) = parse_lsusb(oracle_text("logitech-c270-webcam"))
     n_ifaces = sum(len(c["interfaces"]) for c in dev["configurations"])
     assert n_ifaces == len(ds.configurations[0].interfaces)

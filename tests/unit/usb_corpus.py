@@ -1,18 +1,24 @@
-"""Test helper: where the shared corpus is, and the USB sets in it."""
+"""Test helper: the USB descriptor sets of the test corpus (see ``corpus_path``)."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-from corpus_path import CORPUS, REPO  # noqa: F401 - REPO re-exported for the tests
+from corpus_path import REPO, USB_DIR, USB_SETS, oracle_path  # noqa: F401 - REPO, USB_DIR re-exported
 
-USB_SETS = sorted((CORPUS / "usb").glob("*.json"))
 SLUGS = [p.stem for p in USB_SETS]
+_BY_SLUG = {p.stem: p for p in USB_SETS}
+
+
+def set_path(slug: str) -> Path:
+    """The JSON file of one USB set."""
+    return _BY_SLUG[slug]
 
 
 def corpus_item(slug: str) -> dict:
     """The corpus JSON object of one USB set."""
-    return json.loads((CORPUS / "usb" / f"{slug}.json").read_text())
+    return json.loads(set_path(slug).read_text())
 
 
 def corpus_bytes(slug: str) -> tuple[bytes, bytes]:
@@ -23,4 +29,4 @@ def corpus_bytes(slug: str) -> tuple[bytes, bytes]:
 
 def oracle_text(slug: str) -> str:
     """``lsusb -v`` of the set served to a Linux kernel."""
-    return (CORPUS / "oracle" / "usb" / f"{slug}.lsusb").read_text()
+    return oracle_path(set_path(slug), "usb", "lsusb").read_text()
