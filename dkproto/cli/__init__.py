@@ -68,20 +68,59 @@ def _importable(target: str) -> bool:
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="More output; -v also shows tracebacks on errors.")
+@click.option("--traceback", "traceback_", is_flag=True, help="Show the traceback of an error (as -v does).")
 @click.version_option(package_name="dkproto")
 @click.pass_context
-def cli(ctx: click.Context, verbose: int) -> None:
+def cli(ctx: click.Context, verbose: int, traceback_: bool) -> None:
     """Prototype DriverKit drivers against real USB, HID and serial devices."""
     ctx.ensure_object(dict)
-    ctx.obj["verbose"] = verbose
+    ctx.obj["verbose"] = max(verbose, 1 if traceback_ else 0)
+
+
+def _wants_traceback(argv: list[str]) -> bool:
+    """-v, -vv..., --verbose or --traceback among the global options (before the command)."""
+    for a in argv:
+        if a in ("-v", "--verbose", "--traceback") or (a.startswith("-v") and set(a[1:]) == {"v"}):
+            return True
+        if not a.startswith("-"):
+            return False  # the command: its own -v (if any) is not the global one
+    return False
+
+
+def internal_error_line(exc: BaseException) -> str:
+    """One line for an exception that is not a :class:`DkError`: type, message, where it was raised.
+
+    The place is the innermost frame of the traceback (``file:line in function``), so that a
+    failure inside a user's driver or app points at the user's code.
+    """
+    from dkproto.ioreturn import IOReturn, ioreturn_name
+
+    where = ""
+    tb = exc.__traceback__
+    if tb is not None:
+        while tb.tb_next is not None:
+            tb = tb.tb_next
+        code = tb.tb_frame.f_code
+        where = f" at {code.co_filename}:{tb.tb_lineno} in {code.co_name}"
+    msg = " ".join(str(exc).split())
+    if len(msg) > 300:
+        msg = msg[:300] + "..."
+    what = f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+    return (f"internal error: {what}{where} (a bug in dkproto or in the code it ran; --traceback shows it) "
+            f"[{ioreturn_name(IOReturn.kIOReturnError)}]")
 
 
 def main(argv: list[str] | None = None) -> Any:
-    """Console-script entry point: run the CLI and turn errors into one line and an exit status."""
-    verbose = any(a in ("-v", "--verbose") or (a.startswith("-v") and set(a[1:]) == {"v"})
-                  for a in (argv if argv is not None else sys.argv[1:]))
+    """Console-script entry point: run the CLI and turn errors into one line and an exit status.
+
+    A :class:`DkError` prints its message and IOReturn; any other exception (a bug, or a user's
+    driver raising) prints one ``internal error`` line with where it was raised; either exits 1.
+    ``-v`` or ``--traceback`` before the command adds the traceback.
+    """
+    args = argv if argv is not None else sys.argv[1:]
+    verbose = _wants_traceback(args)
     try:
-        return cli.main(args=argv, prog_name="dkproto", standalone_mode=False)
+        return cli.main(args=args, prog_name="dkproto", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("dkproto: aborted", err=True)
         sys.exit(130)
@@ -102,3 +141,15 @@ def main(argv: list[str] | None = None) -> Any:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)
+    except SystemExit:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the last resort: never a bare traceback
+        if verbose:
+            import traceback
+
+            traceback.print_exc()
+        import contextlib
+
+        with contextlib.suppress(BaseException):  # stderr itself may be gone (closed pipe)
+            click.echo(f"dkproto: {internal_error_line(exc)}", err=True)
+        sys.exit(EXIT_ERROR)
