@@ -1,6 +1,8 @@
-"""``python -m dkproto``: the same CLI as the ``dkproto`` console script."""
+"""``python -m dkproto``: the same CLI as the ``dkproto`` console script, with the same exit status."""
+
+import sys
 
 from dkproto.cli import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -12,7 +12,7 @@ import sys
 import click
 
 from dkproto.errors import BadArgumentError, DkError
-from dkproto.usb.render import render_as, render_json
+from dkproto.usb.render import iter_render
 from dkproto.usb.sources import iter_live, load, load_embedded_example
 from dkproto.usb.tree import DescriptorSet
 
@@ -37,8 +37,14 @@ def parse_slot_selector(text: str) -> tuple[int | None, int | None]:
     return bus, dev
 
 
-def _emit(ds: DescriptorSet, fmt: str) -> None:
-    click.echo(render_as(ds, fmt), nl=False)
+def _emit(ds: DescriptorSet, fmt: str, end: str = "") -> None:
+    """Write the rendering piece by piece (a lazy set is walked as it is written), then ``end``."""
+    last = ""
+    for piece in iter_render(ds, fmt):
+        if last:
+            click.echo(last, nl=False)
+        last = piece
+    click.echo(last.rstrip("\n") + end if end else last, nl=False)
 
 
 def _report(sets: list[DescriptorSet]) -> int:
@@ -72,7 +78,7 @@ def dump_cmd(ctx: click.Context, target: str | None, device: str | None, slot: s
         raise BadArgumentError("give either a FILE or -d/-s selectors, not both")
     sets: list[DescriptorSet] = []
     if target is not None:
-        sets.append(load(target))
+        sets.append(load(target, lazy=True))  # one configuration in memory at a time
     else:
         vid = pid = bus = addr = None
         if device:
@@ -98,8 +104,7 @@ def dump_cmd(ctx: click.Context, target: str | None, device: str | None, slot: s
         if fmt == "json" and len(sets) > 1:
             if i == 0:
                 click.echo("[")
-            text = render_json(ds).rstrip("\n")
-            click.echo(text + ("," if i < len(sets) - 1 else ""))
+            _emit(ds, fmt, ("," if i < len(sets) - 1 else "") + "\n")
             if i == len(sets) - 1:
                 click.echo("]")
         else:

@@ -15,14 +15,28 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from dkproto.schema._fields import bcd
 from dkproto.schema.enums import descriptor_type_name, langid_name
 from dkproto.usb.tree import DescriptorSet, Node
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "render_as", "render_hex", "render_json", "render_text", "to_json"]
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "iter_hex",
+    "iter_json",
+    "iter_render",
+    "iter_text",
+    "render_as",
+    "render_hex",
+    "render_json",
+    "render_text",
+    "to_json",
+]
 
 FORMAT_NAME = "dkproto-descriptors"
 _HEX_BYTES = {"bEndpointAddress", "bSynchAddress", "bDebugInEndpoint", "bDebugOutEndpoint"}
@@ -167,6 +181,16 @@ def _text_node(node: Node, ds: DescriptorSet, depth: int, out: list[str]) -> Non
 
 def render_text(ds: DescriptorSet) -> str:
     """The set as an ``lsusb -v``-like text tree with every field's value and meaning."""
+    return "".join(iter_text(ds))
+
+
+def _lines(lines: list[str]) -> str:
+    return "".join(line + "\n" for line in lines)
+
+
+def iter_text(ds: DescriptorSet) -> Iterator[str]:
+    """:func:`render_text` in pieces, one top-level descriptor at a time (for a lazy set, memory
+    holds one configuration's text)."""
     out: list[str] = []
     if ds.meta.get("embedded_example"):
         out.append(f"# embedded example (no device attached): {ds.meta.get('name', '')}")
@@ -189,12 +213,12 @@ def render_text(ds: DescriptorSet) -> str:
         if "bus" in ds.meta:
             prefix = f"Bus {ds.meta['bus']:03d} Device {ds.meta['address']:03d}: "
         out.append(f"{prefix}ID {vp[0]:04x}:{vp[1]:04x} {names}".rstrip())
-    for root in ds.roots:
+    yield _lines(out)
+    for root in itertools.chain(ds.iter_roots(), ds.bos_roots, ds.extras):
+        out = []
         _text_node(root, ds, 0, out)
-    for root in ds.bos_roots:
-        _text_node(root, ds, 0, out)
-    for root in ds.extras:
-        _text_node(root, ds, 0, out)
+        yield _lines(out)
+    out = []
     if ds.strings:
         out.append("String Descriptors:")
         for (langid, index), node in sorted(ds.strings.items()):
@@ -216,7 +240,7 @@ def render_text(ds: DescriptorSet) -> str:
         out.append(f"Errors ({len(ds.errors)}):")
         for err in ds.errors:
             out.append(f"  {err}")
-    return "\n".join(out) + "\n"
+    yield _lines(out)
 
 
 # -- JSON ---------------------------------------------------------------------------------
@@ -247,26 +271,38 @@ def _json_node(node: Node, ds: DescriptorSet) -> dict[str, Any]:
     return item
 
 
-def to_json(ds: DescriptorSet) -> dict[str, Any]:
-    """The set as a JSON-ready dict (schema in ``docs/json-format.md``)."""
+class _Stream:
+    """A JSON value written piece by piece: ``kind`` ``"hex"`` (one string from hex pieces) or
+    ``"list"`` (a list from its items)."""
+
+    __slots__ = ("items", "kind")
+
+    def __init__(self, kind: str, items: Iterator[Any]) -> None:
+        self.kind = kind
+        self.items = items
+
+
+def _json_parts(ds: DescriptorSet) -> list[tuple[str, Any]]:
+    """The top-level ``(key, value)`` pairs of :func:`to_json`, in order; the ``descriptors``
+    blob's hex and nodes as :class:`_Stream`s (walked when written)."""
     meta = {k: _plain(v) for k, v in ds.meta.items() if k not in ("format",)}
-    obj: dict[str, Any] = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "source": ds.source}
+    parts: list[tuple[str, Any]] = [("format", FORMAT_NAME), ("version", FORMAT_VERSION), ("source", ds.source)]
     for key in ("name", "vid", "pid", "kind", "notes", "quirky"):
         if key in meta:
-            obj[key] = meta.pop(key)
+            parts.append((key, meta.pop(key)))
     if "source" in meta:
-        obj["provenance"] = meta.pop("source")
+        parts.append(("provenance", meta.pop("source")))
     if meta:
-        obj["meta"] = meta
-    obj["descriptors_hex"] = ds.to_bytes().hex()
+        parts.append(("meta", meta))
+    parts.append(("descriptors_hex", _Stream("hex", (n.to_bytes().hex() for n in ds.iter_roots()))))
     if ds.bos_roots:
-        obj["bos_descriptor_hex"] = ds.bos_bytes().hex()
+        parts.append(("bos_descriptor_hex", ds.bos_bytes().hex()))
     if ds.extras:
-        obj["extra_descriptors_hex"] = [n.to_bytes().hex() for n in ds.extras]
-    obj["descriptors"] = [_json_node(n, ds) for n in ds.roots]
-    obj["bos"] = [_json_node(n, ds) for n in ds.bos_roots]
+        parts.append(("extra_descriptors_hex", [n.to_bytes().hex() for n in ds.extras]))
+    parts.append(("descriptors", _Stream("list", (_json_node(n, ds) for n in ds.iter_roots()))))
+    parts.append(("bos", [_json_node(n, ds) for n in ds.bos_roots]))
     if ds.extras:
-        obj["extra_descriptors"] = [_json_node(n, ds) for n in ds.extras]
+        parts.append(("extra_descriptors", [_json_node(n, ds) for n in ds.extras]))
     strings = []
     for (langid, index), node in sorted(ds.strings.items()):
         entry: dict[str, Any] = {"langid": langid, "index": index, "hex": node.raw.hex()}
@@ -275,19 +311,52 @@ def to_json(ds: DescriptorSet) -> dict[str, Any]:
         elif node.key == "langid_list":
             entry["wLANGID"] = list(node.fields.wLANGID)
         strings.append(entry)
-    obj["strings"] = strings
-    obj["errors"] = [
+    parts.append(("strings", strings))
+    parts.append(("errors", [
         {"offset": e.offset, "descriptor": e.descriptor, "rule": e.rule, "message": str(e)} for e in ds.errors
-    ]
-    obj["warnings"] = [
+    ]))
+    parts.append(("warnings", [
         {"offset": e.offset, "descriptor": e.descriptor, "rule": e.rule, "message": str(e)} for e in ds.warnings
-    ]
+    ]))
+    return parts
+
+
+def to_json(ds: DescriptorSet) -> dict[str, Any]:
+    """The set as a JSON-ready dict (schema in ``docs/json-format.md``)."""
+    obj: dict[str, Any] = {}
+    for key, value in _json_parts(ds):
+        if isinstance(value, _Stream):
+            value = "".join(value.items) if value.kind == "hex" else list(value.items)
+        obj[key] = value
     return obj
 
 
 def render_json(ds: DescriptorSet, indent: int | None = 2) -> str:
     """:func:`to_json` as text."""
+    if indent == 2:
+        return "".join(iter_json(ds))
     return json.dumps(to_json(ds), indent=indent) + "\n"
+
+
+def iter_json(ds: DescriptorSet) -> Iterator[str]:
+    """:func:`render_json` (indent 2) in pieces, one top-level descriptor at a time; the same text
+    as ``json.dumps(to_json(ds), indent=2)``."""
+    yield "{"
+    for i, (key, value) in enumerate(_json_parts(ds)):
+        yield ("," if i else "") + f"\n  {json.dumps(key)}: "
+        if not isinstance(value, _Stream):
+            yield json.dumps(value, indent=2).replace("\n", "\n  ")
+        elif value.kind == "hex":
+            yield '"'
+            yield from value.items
+            yield '"'
+        else:
+            count = 0
+            for item in value.items:
+                yield ("," if count else "[") + "\n    " + json.dumps(item, indent=2).replace("\n", "\n    ")
+                count += 1
+            yield "\n  ]" if count else "[]"
+    yield "\n}\n"
 
 
 # -- hex ----------------------------------------------------------------------------------
@@ -309,6 +378,11 @@ def _hex_node(node: Node, depth: int, out: list[str], width: int) -> None:
 
 def render_hex(ds: DescriptorSet) -> str:
     """Annotated hex, one descriptor a line; reloads with the hex-text loader."""
+    return "".join(iter_hex(ds))
+
+
+def iter_hex(ds: DescriptorSet) -> Iterator[str]:
+    """:func:`render_hex` in pieces, one top-level descriptor at a time."""
     out = [f"# dkproto descriptors: {ds.source}".rstrip()]
     if ds.meta.get("embedded_example"):
         out.append(f"# embedded example (no device attached): {ds.meta.get('name', '')}")
@@ -316,8 +390,12 @@ def render_hex(ds: DescriptorSet) -> str:
     for n in ds.nodes():
         width = max(width, min(3 * len(n.raw), 60))
     out.append("[descriptors]")
-    for root in ds.roots:
+    yield _lines(out)
+    for root in ds.iter_roots():
+        out = []
         _hex_node(root, 0, out, width)
+        yield _lines(out)
+    out = []
     if ds.bos_roots:
         out.append("[bos]")
         for root in ds.bos_roots:
@@ -335,13 +413,18 @@ def render_hex(ds: DescriptorSet) -> str:
         out.append(f"# warning: {warn}")
     for err in ds.errors:
         out.append(f"# error: {err}")
-    return "\n".join(out) + "\n"
+    yield _lines(out)
 
 
 def render_as(ds: DescriptorSet, fmt: str = "text") -> str:
     """Render in ``text``, ``json`` or ``hex``."""
+    return "".join(iter_render(ds, fmt))
+
+
+def iter_render(ds: DescriptorSet, fmt: str = "text") -> Iterator[str]:
+    """:func:`render_as` in pieces (what ``dkproto dump`` writes as it goes)."""
     if fmt == "json":
-        return render_json(ds)
+        return iter_json(ds)
     if fmt == "hex":
-        return render_hex(ds)
-    return render_text(ds)
+        return iter_hex(ds)
+    return iter_text(ds)

@@ -22,7 +22,6 @@ needed); on Linux, a device that cannot be opened is read from sysfs instead.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Iterator
@@ -31,7 +30,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from dkproto._paths import find_file
+from dkproto import _jsonload as jsonload
+from dkproto._paths import find_file, read_file
 from dkproto.errors import (
     BadArgumentError,
     DecodeError,
@@ -41,10 +41,11 @@ from dkproto.errors import (
     NotFoundError,
     NotPermittedError,
 )
-from dkproto.usb.tree import DescriptorSet, parse
+from dkproto.usb.tree import MAX_EXTRAS, DescriptorSet, parse
 
 __all__ = [
     "EMBEDDED_EXAMPLE",
+    "MAX_FILE_BYTES",
     "LiveDevice",
     "find_devices",
     "from_bytes",
@@ -65,41 +66,61 @@ _HEX_COMMENT = re.compile(r"(#|//).*$")
 
 # -- files -------------------------------------------------------------------------------
 
+#: The longest descriptor file read: the largest descriptors blob a device can present
+#: (:data:`~dkproto.usb.tree.MAX_DESCRIPTORS`, 16,711,443 bytes) as spaced hex text (3
+#: characters a byte) fits, with room for comments, a BOS and strings.
+MAX_FILE_BYTES = 128 * 1024 * 1024
+
+#: JSON keys whose values are recomputed on reload (the decoded tree, the complaints).
+_RECOMPUTED = ("descriptors", "bos", "extra_descriptors", "errors", "warnings")
+
 
 def resolve(target: str | os.PathLike[str]) -> Path:
     """The file ``target`` names: as given, or with ``.json`` added (``descriptors/<name>``).
 
+    A path that exists but is not a regular file (a directory, a FIFO, a device) is returned as
+    is: :func:`load` says what it is.
+
     Raises:
         NotFoundError: no such file.
+        NotPermittedError: a folder on the path may not be searched.
     """
     found = find_file(target)
     if found is not None:
         return found
     path = Path(target)
-    if path.is_dir():
-        return path
-    raise NotFoundError(f"{target}: no such file (also tried {path.name}.json)")
+    try:
+        os.stat(path)
+    except PermissionError as exc:
+        raise NotPermittedError(f"{target}: permission denied ({exc.strerror})") from exc
+    except (OSError, ValueError):
+        raise NotFoundError(f"{target}: no such file (also tried {path.name}.json)") from None
+    return path
 
 
-def load(target: str | os.PathLike[str]) -> DescriptorSet:
+def load(target: str | os.PathLike[str], *, lazy: bool = False) -> DescriptorSet:
     """Read a descriptor set from a file (any of the four formats; see the module docstring).
 
     Args:
         target: a file path; ``descriptors/<name>`` works with or without ``.json``.
+        lazy: keep no tree of the descriptors (see :func:`dkproto.usb.tree.parse`); what
+            ``dkproto dump`` uses, so that memory holds one configuration at a time.
 
     Raises:
         NotFoundError: the file does not exist.
-        DecodeError: the file is not in a known format (bad JSON, odd hex...). Problems in the
-            descriptor bytes themselves are not raised: they are in ``DescriptorSet.errors``.
+        NotPermittedError: it may not be read.
+        BadArgumentError: a directory, FIFO or device, or a file longer than :data:`MAX_FILE_BYTES`.
+        DecodeError: the file is not in a known format (bad JSON, odd hex...), or holds more
+            descriptor bytes than a device can present (docs/descriptors.md, "Bounds").
+            Problems in the descriptor bytes themselves are not raised: they are in
+            ``DescriptorSet.errors``.
     """
     path = resolve(target)
     if path.is_dir():
-        raise BadArgumentError(f"{target}: is a folder; use load_folder() or name one file in it")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise NotFoundError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    return from_bytes(data, source=str(path))
+        raise BadArgumentError(f"{target}: is a directory, not a descriptor file; name one file in it "
+                               "(or use load_folder())")
+    data = read_file(path, max_bytes=MAX_FILE_BYTES)
+    return from_bytes(data, source=str(path), lazy=lazy)
 
 
 def load_folder(folder: str | os.PathLike[str]) -> dict[str, DescriptorSet]:
@@ -126,40 +147,66 @@ def load_embedded_example() -> DescriptorSet:
     return ds
 
 
-def from_bytes(data: bytes, *, source: str = "") -> DescriptorSet:
-    """Parse a file's content in whichever format it is (JSON, hex text or raw binary)."""
-    head = data.lstrip()[:1]
-    if head == b"{":
-        try:
-            obj = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DecodeError(f"not valid JSON: {exc}", descriptor=source or "JSON", rule="JSON") from exc
-        return from_json(obj, source=source)
-    if _looks_like_hex(data):
-        return from_hex(data.decode("ascii"), source=source)
-    return parse(data, source=source, meta={"format": "binary"})
+def _drop_nodes(pairs: list[tuple[str, Any]]) -> Any:
+    """JSON object hook: a decoded node of a dkproto dump is recomputed on reload, so it is
+    dropped as soon as it is read (reloading a large dump holds no decoded tree)."""
+    keys = {k for k, _ in pairs}
+    if {"descriptor", "name", "offset"} <= keys and "descriptors_hex" not in keys:
+        return None
+    return dict(pairs)
 
 
-def _looks_like_hex(data: bytes) -> bool:
+def from_bytes(data: bytes, *, source: str = "", lazy: bool = False) -> DescriptorSet:
+    """Parse a file's content in whichever format it is (JSON, hex text or raw binary).
+
+    A UTF-8 byte order mark before JSON or hex text is skipped.
+    """
+    text = _as_text(data)
+    if text is not None and text.lstrip()[:1] == "{":
+        obj = jsonload.loads(text, source=source or "JSON", object_pairs_hook=_drop_nodes)
+        return from_json(obj, source=source, lazy=lazy)
+    if text is not None:
+        return from_hex(text, source=source, lazy=lazy)
+    return parse(data, source=source, meta={"format": "binary"}, lazy=lazy)
+
+
+def _as_text(data: bytes) -> str | None:
+    """``data`` as text when it is UTF-8 (BOM allowed) with no control character but tab and
+    newlines (JSON or hex text), else None (raw binary)."""
     if not data:
-        return False
+        return None
     try:
-        text = data.decode("ascii")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        return False
-    return all(ch.isprintable() or ch in "\r\n\t" for ch in text)
+        return None
+    return text if text.translate(_WHITESPACE).isprintable() else None
 
 
-def from_hex(text: str, *, source: str = "") -> DescriptorSet:
+_WHITESPACE = {ord("\t"): None, ord("\n"): None, ord("\r"): None}
+
+
+def _text_lines(text: str) -> Iterator[str]:
+    """The lines of ``text`` one by one (no list of them all)."""
+    start, end = 0, len(text)
+    while start < end:
+        stop = text.find("\n", start)
+        if stop < 0:
+            stop = end
+        yield text[start:stop]
+        start = stop + 1
+
+
+def from_hex(text: str, *, source: str = "", lazy: bool = False) -> DescriptorSet:
     """Parse hex text (see the module docstring for the accepted layout)."""
+    where = source or "hex text"
     blobs: dict[str, list[str]] = {"descriptors": [], "bos": []}
     strings: dict[tuple[int, int], list[str]] = {}
     extras: list[list[str]] = []
     current: list[str] = blobs["descriptors"]
-    for lineno, line in enumerate(text.splitlines(), 1):
+    text = text.removeprefix("\ufeff")
+    for lineno, line in enumerate(_text_lines(text), 1):
         stripped = line.strip()
-        section = re.fullmatch(r"\[\s*(descriptors|bos|extra|string\s+(\S+)\s+(\S+))\s*\]", stripped,
-                               re.IGNORECASE)
+        section = _SECTION.fullmatch(stripped)
         if section:
             word = section.group(1).lower()
             if word == "descriptors":
@@ -167,72 +214,111 @@ def from_hex(text: str, *, source: str = "") -> DescriptorSet:
             elif word == "bos":
                 current = blobs["bos"]
             elif word == "extra":
+                if len(extras) >= MAX_EXTRAS:
+                    raise DecodeError(f"line {lineno}: more than {MAX_EXTRAS} [extra] sections (a device "
+                                      "qualifier, a hub descriptor and one other-speed configuration per "
+                                      "configuration)", descriptor=where, rule="[extra]")
                 current = []
                 extras.append(current)
             else:
                 try:
                     key = (int(section.group(2), 0), int(section.group(3), 0))
                 except ValueError as exc:
-                    raise DecodeError(f"line {lineno}: bad string section {stripped!r}",
-                                      descriptor=source or "hex text", rule="[string LANGID INDEX]") from exc
+                    raise DecodeError(f"line {lineno}: bad string section {stripped[:40]!r}",
+                                      descriptor=where, rule="[string LANGID INDEX]") from exc
+                if not (0 <= key[0] <= 0xFFFF and 0 <= key[1] <= 255):
+                    raise DecodeError(f"line {lineno}: string section {stripped[:40]!r}: the LANGID is 16 bits "
+                                      "and the index 8 bits", descriptor=where, rule="[string LANGID INDEX]")
+                if key in strings:
+                    raise DecodeError(f"line {lineno}: a second [string 0x{key[0]:04x} {key[1]}] section",
+                                      descriptor=where, rule="[string LANGID INDEX]")
                 current = strings.setdefault(key, [])
             continue
         body = _HEX_COMMENT.sub("", line)
-        body = re.sub(r"0[xX]", "", body)
-        body = re.sub(r"[\s,;:]", "", body)
+        body = _HEX_NOISE.sub("", body)
         if not body:
             continue
-        if not re.fullmatch(r"[0-9a-fA-F]*", body):
-            bad = re.search(r"[^0-9a-fA-F]", body)
-            raise DecodeError(
-                f"line {lineno}: {bad.group(0)!r} is not a hex digit" if bad else f"line {lineno}: not hex",
-                descriptor=source or "hex text", rule="hex text")
+        bad = _NOT_HEX.search(body)
+        if bad:
+            raise DecodeError(f"line {lineno}: {bad.group(0)!r} is not a hex digit", descriptor=where,
+                              rule="hex text")
         current.append(body)
     out: dict[str, bytes] = {}
     for name, parts in (*blobs.items(), *((f"string {k}", v) for k, v in strings.items()),
                         *((f"extra {i + 1}", v) for i, v in enumerate(extras))):
         joined = "".join(parts)
         if len(joined) % 2:
-            raise DecodeError(f"{name}: odd number of hex digits ({len(joined)})",
-                              descriptor=source or "hex text", rule="hex text")
+            raise DecodeError(f"{name}: odd number of hex digits ({len(joined)})", descriptor=where,
+                              rule="hex text")
         out[name] = bytes.fromhex(joined)
-    str_bytes = {k: bytes.fromhex("".join(v)) for k, v in strings.items()}
+    str_bytes = {k: out[f"string {k}"] for k in strings}
     # an empty [extra] section holds no descriptor: nothing to walk
     extra_bytes = [out[f"extra {i + 1}"] for i in range(len(extras)) if out[f"extra {i + 1}"]]
     return parse(out["descriptors"], out["bos"] or None, strings=str_bytes, extras=extra_bytes, source=source,
-                 meta={"format": "hex"})
+                 meta={"format": "hex"}, lazy=lazy)
 
 
-def from_json(obj: Any, *, source: str = "") -> DescriptorSet:
-    """Parse a corpus JSON or dkproto JSON object (already loaded)."""
+_SECTION = re.compile(r"\[\s*(descriptors|bos|extra|string\s+(\S+)\s+(\S+))\s*\]", re.IGNORECASE)
+_HEX_NOISE = re.compile(r"0[xX]|[\s,;:]")
+_NOT_HEX = re.compile(r"[^0-9a-fA-F]")
+
+
+def from_json(obj: Any, *, source: str = "", lazy: bool = False) -> DescriptorSet:
+    """Parse a corpus JSON or dkproto JSON object (already loaded).
+
+    Raises:
+        DecodeError: a key of the wrong type or range (the message names the key).
+    """
+    where = source or "JSON"
     if not isinstance(obj, dict) or "descriptors_hex" not in obj:
         raise DecodeError("JSON has no 'descriptors_hex' key: not a corpus or dkproto descriptor file",
-                          descriptor=source or "JSON", rule="descriptors_hex")
+                          descriptor=where, rule="descriptors_hex")
+
+    def bad(key: str, what: str) -> DecodeError:
+        return DecodeError(f"{key}: {what}", descriptor=where, rule=key)
 
     def hexfield(key: str, value: Any) -> bytes:
-        if value in (None, ""):
+        if value is None or value == "":
             return b""
         if not isinstance(value, str):
-            raise DecodeError(f"{key} is not a hex string", descriptor=source or "JSON", rule=key)
+            raise bad(key, f"is {_json_type(value)}, not a hex string")
         try:
             return bytes.fromhex(value)
         except ValueError as exc:
-            raise DecodeError(f"{key}: {exc}", descriptor=source or "JSON", rule=key) from exc
+            raise bad(key, f"not hex: {exc}") from exc
+
+    def listfield(key: str) -> list[Any]:
+        value = obj.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise bad(key, f"is {_json_type(value)}, not a list")
+        return value
 
     descriptors = hexfield("descriptors_hex", obj.get("descriptors_hex"))
     bos = hexfield("bos_descriptor_hex", obj.get("bos_descriptor_hex"))
     strings: dict[tuple[int, int], bytes] = {}
-    for item in obj.get("strings") or ():
-        try:
-            key = (int(item["langid"]), int(item["index"]))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise DecodeError(f"strings entry {item!r} needs langid, index and hex",
-                              descriptor=source or "JSON", rule="strings") from exc
-        strings[key] = hexfield("strings.hex", item.get("hex"))
-    extras = [hexfield("extra_descriptors_hex", h) for h in obj.get("extra_descriptors_hex") or ()]
+    for i, item in enumerate(listfield("strings")):
+        key = f"strings[{i}]"
+        if not isinstance(item, dict):
+            raise bad(key, f"is {_json_type(item)}, not an object with langid, index and hex")
+        numbers = []
+        for name, limit in (("langid", 0xFFFF), ("index", 255)):
+            value = item.get(name)
+            if type(value) is not int or not 0 <= value <= limit:
+                raise bad(f"{key}.{name}", f"{_json_type(value)} {str(value)[:20]}: needs an integer "
+                                          f"0..{limit}")
+            numbers.append(value)
+        string_id = (numbers[0], numbers[1])
+        if string_id in strings:
+            raise bad(key, f"a second string with langid {numbers[0]} and index {numbers[1]}")
+        strings[string_id] = hexfield(f"{key}.hex", item.get("hex"))
+    extras = [hexfield(f"extra_descriptors_hex[{i}]", h) for i, h in enumerate(listfield("extra_descriptors_hex"))]
+    if "meta" in obj and not isinstance(obj["meta"], dict):
+        raise bad("meta", f"is {_json_type(obj['meta'])}, not an object")
     ours = obj.get("format") == "dkproto-descriptors"
-    skip = {"descriptors_hex", "bos_descriptor_hex", "strings", "extra_descriptors_hex", "descriptors", "bos",
-            "extra_descriptors", "errors", "warnings", "format", "version", "meta", "provenance"}
+    skip = {"descriptors_hex", "bos_descriptor_hex", "strings", "extra_descriptors_hex", *_RECOMPUTED,
+            "format", "version", "meta", "provenance"}
     if ours:
         skip.add("source")  # the path it was dumped from, not provenance
     meta = {k: v for k, v in obj.items() if k not in skip}
@@ -241,7 +327,17 @@ def from_json(obj: Any, *, source: str = "") -> DescriptorSet:
     if "provenance" in obj:
         meta["source"] = obj["provenance"]
     meta["format"] = "dkproto-json" if ours else "corpus-json"
-    return parse(descriptors, bos or None, strings=strings, extras=extras, source=source, meta=meta)
+    return parse(descriptors, bos or None, strings=strings, extras=extras, source=source, meta=meta, lazy=lazy)
+
+
+def _json_type(value: Any) -> str:
+    """A JSON value's type, as JSON names it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    return {int: "a number", float: "a number", str: "a string", list: "a list", dict: "an object"}.get(
+        type(value), type(value).__name__)
 
 
 # -- live devices ------------------------------------------------------------------------

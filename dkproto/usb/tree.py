@@ -25,7 +25,8 @@ and always terminates.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+import itertools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +38,21 @@ from dkproto.schema.enums import descriptor_type_name
 from dkproto.schema.registry import SELECTOR_PREFIX, UNCACHED_TYPES, Context, Schema, lookup
 from dkproto.schema.registry import generation as registry_generation
 
-__all__ = ["DescriptorSet", "Node", "parse", "walk"]
+__all__ = [
+    "MAX_BOS",
+    "MAX_COMPLAINTS",
+    "MAX_CONFIGURATION",
+    "MAX_DESCRIPTORS",
+    "MAX_EXTRA",
+    "MAX_EXTRAS",
+    "MAX_STRING",
+    "MAX_STRINGS",
+    "DescriptorSet",
+    "Node",
+    "check_bounds",
+    "parse",
+    "walk",
+]
 
 #: Standard descriptors whose size the spec fixes: bytes past it are reported.
 _STRICT_SIZE = {
@@ -59,6 +74,30 @@ _STRICT_SIZE = {
 _CLASS_BCD = ("bcdADC", "bcdUVC", "bcdCDC", "bcdHID", "bcdMSC", "bcdDFUVersion", "bcdVersion")
 
 _SIZE_CACHE: dict[int, int | None] = {}
+
+# -- bounds (docs/descriptors.md, "Bounds") ------------------------------------------------
+
+#: The longest configuration: ``wTotalLength`` is 16 bits (USB 2.0 §9.6.3). The walker places
+#: at most this many bytes under one configuration.
+MAX_CONFIGURATION = 0xFFFF
+#: ``bNumConfigurations`` is 8 bits (USB 2.0 §9.6.1).
+MAX_CONFIGURATIONS = 255
+#: The longest ``descriptors`` blob a device can present: its device descriptor and 255
+#: configurations of 65,535 bytes (16,711,443 bytes).
+MAX_DESCRIPTORS = 18 + MAX_CONFIGURATIONS * MAX_CONFIGURATION
+#: The longest BOS: its ``wTotalLength`` is 16 bits (USB 3.2 §9.6.2).
+MAX_BOS = 0xFFFF
+#: The longest string descriptor: ``bLength`` is 8 bits (USB 2.0 §9.6.7).
+MAX_STRING = 255
+#: String indices are 8 bits (``iManufacturer``...); string 0 lists at most (255 - 2) // 2 LANGIDs.
+MAX_STRINGS = 1 + 126 * 255
+#: Standalone descriptors: a device qualifier, a hub descriptor and one other-speed
+#: configuration per configuration (USB 2.0 §9.6.4).
+MAX_EXTRAS = 2 + MAX_CONFIGURATIONS
+#: The longest standalone descriptor: an other-speed configuration (16-bit ``wTotalLength``).
+MAX_EXTRA = 0xFFFF
+#: Complaints kept per set (errors and warnings each); the rest are counted in one last line.
+MAX_COMPLAINTS = 1000
 
 
 def _size_of(schema: Schema) -> int | None:
@@ -263,11 +302,22 @@ class DescriptorSet:
     warnings: list[DecodeError] = field(default_factory=list)
     source: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+    #: for a lazy set (``parse(..., lazy=True)``): walks the ``descriptors`` blob again
+    rewalk: Callable[[], Iterator[Node]] | None = field(default=None, repr=False)
+
+    def iter_roots(self) -> Iterator[Node]:
+        """The top-level nodes of the ``descriptors`` blob: ``roots``, or a fresh walk of a lazy set."""
+        return self.rewalk() if self.rewalk is not None else iter(self.roots)
+
+    @property
+    def lazy(self) -> bool:
+        """True when the set keeps no tree of its ``descriptors`` blob (see :func:`parse`)."""
+        return self.rewalk is not None
 
     @property
     def device(self) -> Node | None:
         """The device descriptor node."""
-        for n in self.roots:
+        for n in self.iter_roots():
             if n.role == "device":
                 return n
         return None
@@ -275,12 +325,12 @@ class DescriptorSet:
     @property
     def configurations(self) -> list[Node]:
         """Configuration nodes, in order (other-speed configurations excluded)."""
-        return [n for n in self.roots if n.role == "configuration" and n.key != "other_speed_configuration"]
+        return [n for n in self.iter_roots() if n.role == "configuration" and n.key != "other_speed_configuration"]
 
     @property
     def bos(self) -> Node | None:
         """The BOS node (from the BOS blob, or found in the main blob)."""
-        for n in (*self.bos_roots, *self.roots):
+        for n in itertools.chain(self.bos_roots, self.iter_roots()):
             if n.role == "bos":
                 return n
         return None
@@ -288,7 +338,7 @@ class DescriptorSet:
     @property
     def device_qualifier(self) -> Node | None:
         """The device qualifier node (live high-speed devices), if read."""
-        for n in (*self.extras, *self.roots):
+        for n in itertools.chain(self.extras, self.iter_roots()):
             if n.key == "device_qualifier":
                 return n
         return None
@@ -300,7 +350,7 @@ class DescriptorSet:
 
     def to_bytes(self) -> bytes:
         """The ``descriptors`` blob (device + configurations, sysfs layout), rebuilt."""
-        return b"".join(n.to_bytes() for n in self.roots)
+        return b"".join(n.to_bytes() for n in self.iter_roots())
 
     def bos_bytes(self) -> bytes:
         """The BOS blob, rebuilt (empty when there is none)."""
@@ -308,9 +358,8 @@ class DescriptorSet:
 
     def nodes(self) -> Iterator[Node]:
         """Every node of every blob, in document order."""
-        for group in (self.roots, self.bos_roots, self.extras, list(self.strings.values())):
-            for root in group:
-                yield from root.walk()
+        for root in itertools.chain(self.iter_roots(), self.bos_roots, self.extras, list(self.strings.values())):
+            yield from root.walk()
 
     def string(self, index: int, langid: int | None = None) -> str | None:
         """The text of string ``index`` (first LANGID when not given), or None."""
@@ -429,7 +478,7 @@ def _version_place(place: _Place, version: Any) -> _Place:
 #: class-release field name or None)
 _INFO: dict[int, tuple[Any, ...]] = {}
 #: the cached choice "no schema": kept as raw bytes
-_UNKNOWN: tuple[Any, ...] = (None, None, None, None, None, 255)
+_UNKNOWN: tuple[Any, ...] = (None, None, None, None, None, 255, False)
 
 
 #: per schema (by id) that has one: the class-release field (``bcdADC``, ``bcdUVC``...)
@@ -450,15 +499,17 @@ def _layout_size(schema: Schema) -> int:
 
 def _info(schema: Schema) -> tuple[Any, ...]:
     """(schema, fast parser, spec-fixed size or None, fixed size or None, class-release field or
-    None, the class layout's fixed size or 255)."""
+    None, the class layout's fixed size or 255, whether the struct ends with an ``extra`` tail)."""
     info = _INFO.get(id(schema))
     if info is None:
         names = {getattr(sc, "name", None) for sc in getattr(schema.struct, "subcons", ())}
         bcd = next((n for n in _CLASS_BCD if n in names), None)
         if bcd is not None:
             _RELEASE_FIELD[id(schema)] = bcd
+        subcons = list(getattr(schema.struct, "subcons", ()))
+        tail = bool(subcons) and getattr(subcons[-1], "name", None) == "extra"
         info = _INFO[id(schema)] = (schema, fast_parser(schema.struct), _STRICT_SIZE.get(schema.key),
-                                    _size_of(schema), bcd, _layout_size(schema))
+                                    _size_of(schema), bcd, _layout_size(schema), tail)
     return info
 
 
@@ -486,22 +537,42 @@ class _Walker:
         self.blob = blob
         self.device_class = device_class
         self.bcd_usb = bcd_usb
+        self.frames: Iterator[tuple[int, bytes]] = iter(())
+        self.pending: tuple[int, bytes] | None = None
+        #: complaints past MAX_COMPLAINTS, counted instead of kept
+        self.dropped_errors = 0
+        self.dropped_warnings = 0
+        self.configuration_values: set[int] = set()
+
+    def where(self, descriptor: str) -> str:
+        """``descriptor`` prefixed with the blob it is in (``BOS``, ``string``, ``other``), once."""
+        if self.blob == "descriptors" or descriptor.lower().startswith(self.blob.lower()):
+            return descriptor
+        return f"{self.blob} {descriptor}"
 
     def complain(self, offset: int, descriptor: str, rule: str, message: str, node: Node | None = None) -> None:
-        where = "" if self.blob == "descriptors" else f"{self.blob} "
-        err = DecodeError(message, offset=offset, descriptor=f"{where}{descriptor}".strip(), rule=rule)
+        if len(self.errors) >= MAX_COMPLAINTS:
+            self.dropped_errors += 1
+            if node is not None and node.error is None:
+                node.error = str(DecodeError(message, offset=offset, descriptor=self.where(descriptor)))
+            return
+        err = DecodeError(message, offset=offset, descriptor=self.where(descriptor), rule=rule)
+        err.blob = self.blob  # type: ignore[attr-defined]  # for the order of parse()'s list
         self.errors.append(err)
         if node is not None and node.error is None:
             node.error = str(err)
 
     def warn(self, offset: int, descriptor: str, rule: str, message: str) -> None:
-        where = "" if self.blob == "descriptors" else f"{self.blob} "
-        self.warnings.append(DecodeError(message, offset=offset, descriptor=f"{where}{descriptor}".strip(),
-                                         rule=rule))
+        if len(self.warnings) >= MAX_COMPLAINTS:
+            self.dropped_warnings += 1
+            return
+        err = DecodeError(message, offset=offset, descriptor=self.where(descriptor), rule=rule)
+        err.blob = self.blob  # type: ignore[attr-defined]
+        self.warnings.append(err)
 
     # framing ------------------------------------------------------------------------
-    def frame(self, data: bytes) -> list[tuple[int, bytes]]:
-        out: list[tuple[int, bytes]] = []
+    def frame(self, data: bytes) -> Iterator[tuple[int, bytes]]:
+        """Frames ``(offset, raw)`` by ``bLength``, made as the walk asks for them (never all at once)."""
         self.broken = -1
         pos = 0
         end = len(data)
@@ -509,23 +580,22 @@ class _Walker:
             length = data[pos]
             if length < 2:
                 kind = "bDescriptorType" if pos + 1 >= end else descriptor_type_name(data[pos + 1])
+                self.broken = pos
                 self.complain(pos, f"{kind} descriptor" if pos + 1 < end else "descriptor", "bLength",
                               f"bLength {length} < 2: a descriptor cannot be shorter than its header; "
                               f"the {end - pos} remaining bytes are kept undecoded")
-                out.append((pos, data[pos:]))
-                self.broken = pos
-                return out
+                yield pos, data[pos:]
+                return
             if pos + length > end:
-                kind = descriptor_type_name(data[pos + 1]) if pos + 1 < end else "descriptor"
-                self.complain(pos, f"{kind} descriptor", "bLength",
+                kind = f"{descriptor_type_name(data[pos + 1])} descriptor" if pos + 1 < end else "descriptor"
+                self.broken = pos
+                self.complain(pos, kind, "bLength",
                               f"bLength {length} runs past the end of the data ({end - pos} bytes left); "
                               "kept undecoded")
-                out.append((pos, data[pos:]))
-                self.broken = pos
-                return out
-            out.append((pos, data[pos:pos + length]))
+                yield pos, data[pos:]
+                return
+            yield pos, data[pos:pos + length]
             pos += length
-        return out
 
     # decoding -----------------------------------------------------------------------
     def decode(self, offset: int, raw: bytes, place: _Place, role: str) -> Node:
@@ -543,7 +613,7 @@ class _Walker:
         node = Node(offset, raw, schema, fields, b"", None, role, None, place.ctx, self.blob)
         if used < len(raw):
             self.tail(node, info, used)
-        elif used > info[5]:
+        elif info[6] and fields["extra"]:
             self.past_layout(node, info[5])
         return node
 
@@ -579,7 +649,7 @@ class _Walker:
         node.fields = fields
         if used < len(raw):
             self.tail(node, info, used)
-        elif used > info[5]:
+        elif info[6] and fields["extra"]:
             self.past_layout(node, info[5])
         return node
 
@@ -592,9 +662,25 @@ class _Walker:
         return node
 
     def past_layout(self, node: Node, size: int) -> None:
-        """A class descriptor longer than its fixed spec layout: the bytes are kept (``extra``)."""
-        self.warn(node.offset, node.schema.name if node.schema else node.name, "bLength",
-                  f"bLength {len(node.raw)} > {size} fixed by the spec; {len(node.raw) - size} extra bytes kept")
+        """A class descriptor longer than its spec layout: the bytes are kept (``extra``).
+
+        ``size`` is the layout's fixed size, or 255 for a layout its own fields size (a UVC
+        frame's interval count...): then the layout ends where the ``extra`` tail starts.
+        """
+        raw = node.raw
+        count = len(node.fields["extra"])
+        layout = len(raw) - count
+        name = node.schema.name if node.schema else node.name
+        if size < 255:
+            message = f"bLength {len(raw)} > {size} fixed by the spec; {count} extra bytes kept"
+        else:
+            message = (f"bLength {len(raw)} but its fields end at byte {layout}: {count} trailing bytes at offset "
+                       f"{node.offset + layout} kept")
+        swallowed = _frames_cleanly(raw[layout:])
+        if swallowed > 1:
+            message += (f"; they frame as {swallowed} well-formed descriptors: bLength may have swallowed the "
+                        "descriptors that follow")
+        self.warn(node.offset, name, "bLength", message)
 
     def tail(self, node: Node, info: tuple[Any, ...], used: int) -> None:
         """Bytes past what the schema consumed: kept as ``extra``; a complaint where the size is fixed."""
@@ -608,49 +694,70 @@ class _Walker:
 
     # placement ----------------------------------------------------------------------
     def walk(self, data: bytes) -> list[Node]:
+        return list(self.iter_walk(data))
+
+    def next_frame(self) -> tuple[int, bytes] | None:
+        """The frame pushed back by the last configuration or BOS, else the next one, else None."""
+        frame = self.pending
+        if frame is not None:
+            self.pending = None
+            return frame
+        return next(self.frames, None)
+
+    def iter_walk(self, data: bytes) -> Iterator[Node]:
+        """The top-level nodes of ``data``, each complete with its subtree, as the walk reaches them.
+
+        Frames are made as needed and a configuration holds at most :data:`MAX_CONFIGURATION`
+        bytes, so a walk that drops each root after use holds one configuration at a time.
+        """
         _fresh_places()
-        frames = self.frame(data)
-        roots: list[Node] = []
+        self.frames = self.frame(data)
+        self.pending = None
         top = _place("device", None, None, None, None, None, None, None, self.device_class, self.bcd_usb, None)
-        i = 0
-        n = len(frames)
-        while i < n:
-            offset, raw = frames[i]
+        while True:
+            frame = self.next_frame()
+            if frame is None:
+                return
+            offset, raw = frame
             dtype = raw[1] if len(raw) > 1 else -1
             if dtype == 0x02 or dtype == 0x07:
                 node = self.decode(offset, raw, top, "configuration")
-                roots.append(node)
                 if dtype == 0x02:
                     self.configurations += 1
-                i = self.configuration(node, frames, i + 1)
+                    self.check_configuration_value(node)
+                self.configuration(node)
+                yield node
                 continue
             if dtype == 0x0F:
                 node = self.decode(offset, raw, top, "bos")
-                roots.append(node)
-                i = self.bos(node, frames, i + 1)
+                self.bos(node)
+                yield node
                 continue
             role = _TOP_ROLES.get(dtype, "descriptor")
             node = self.decode(offset, raw, top, role)
-            roots.append(node)
             if role == "device" and node.fields is not None:
                 self.device_class = node.fields["bDeviceClass"]
                 self.device_protocol = (node.fields["bDeviceSubClass"], node.fields["bDeviceProtocol"])
                 self.bcd_usb = node.fields["bcdUSB"]
                 top = _place("device", None, None, None, None, None, None, None, self.device_class, self.bcd_usb, None)
-            i += 1
-        return roots
+            yield node
 
-    def bos(self, bos: Node, frames: list[tuple[int, bytes]], i: int) -> int:
+    def bos(self, bos: Node) -> None:
         ctx = _place("bos", None, None, None, None, None, None, None, self.device_class, self.bcd_usb, None)
         end = bos.offset + (bos.fields["wTotalLength"] if bos.fields is not None else bos.bLength)
-        while i < len(frames) and frames[i][0] < end:
-            offset, raw = frames[i]
+        while True:
+            frame = self.next_frame()
+            if frame is None:
+                break
+            if frame[0] >= end:
+                self.pending = frame
+                break
+            offset, raw = frame
             node = self.decode(offset, raw, ctx, "capability")
             bos.children.append(node)
             if offset + len(raw) > end:
                 self.complain(offset, node.name, "wTotalLength",
                               f"runs past the end of its BOS (wTotalLength ends it at {end})", node)
-            i += 1
         if bos.fields is not None:
             last = bos.children[-1] if bos.children else bos
             actual = last.offset + len(last.raw) - bos.offset
@@ -662,10 +769,10 @@ class _Walker:
                 self.complain(bos.offset, bos.name, "bNumDeviceCaps",
                               f"bNumDeviceCaps {bos.fields['bNumDeviceCaps']} but {len(bos.children)} "
                               "device capabilities follow")
-        return i
 
-    def configuration(self, config: Node, frames: list[tuple[int, bytes]], i: int) -> int:
-        """Place the descriptors of one configuration; returns the index after it.
+    def configuration(self, config: Node) -> None:
+        """Place the descriptors of one configuration (up to the next top-level descriptor, at most
+        :data:`MAX_CONFIGURATION` bytes from its start).
 
         The hot loop of a walk: the decoding of :meth:`decode` is inlined (a cached choice, the
         fast parser, one :class:`Node`); anything unusual goes to :meth:`decode_first`.
@@ -685,22 +792,36 @@ class _Walker:
         versions: dict[int, int] = {}
         interfaces: list[tuple[Node, int]] = []  # (interface, endpoints seen)
         endpoints = 0
-        n = len(frames)
+        addresses: set[int] = set()  # endpoint addresses of the current alternate setting
+        alternates: set[tuple[int, int]] = set()  # (bInterfaceNumber, bAlternateSetting) seen
         last_end = config.offset + len(config.raw)
-        broken = self.broken
+        cap = config.offset + MAX_CONFIGURATION
+        next_frame = self.next_frame
         blob = self.blob
         prefix = SELECTOR_PREFIX
         new_node = object.__new__
         kinds = _KINDS
         under = _UNDER_CONFIGURATION
         node: Node
-        start = i
-        while i < n:
-            offset, raw = frames[i]
+        last: tuple[int, bytes] | None = None
+        while True:
+            frame = next_frame()
+            if frame is None:
+                break
+            offset, raw = frame
+            broken = self.broken
             # a broken tail may be 1 byte long: no type to read
             dtype = raw[1] if offset != broken or len(raw) > 1 else -1
             # where it stands (the place whose context decodes it), its role, where it hangs
             kind = kinds[dtype]
+            if kind == _TOP or offset >= cap:
+                if kind != _TOP:
+                    self.complain(offset, config.name, "wTotalLength",
+                                  f"descriptors from offset {offset} on lie {MAX_CONFIGURATION} or more bytes "
+                                  f"after the configuration at offset {config.offset} (wTotalLength is 16 bits, "
+                                  "a configuration cannot be longer); placed at top level")
+                self.pending = frame
+                break
             if kind == _CLASS:  # class-specific interface descriptor (0x24) or HID/functional (0x21)
                 if iface is not None:
                     place, under = iface_place, _UNDER_INTERFACE
@@ -708,6 +829,10 @@ class _Walker:
                     place, under = cfg_place, _UNDER_CONFIGURATION
                 role = "descriptor"
             elif kind == _OTHER:
+                if dtype == 0x03:
+                    self.complain(offset, "String descriptor", "placement",
+                                  "a string descriptor inside a configuration: strings are only read with "
+                                  "GET_DESCRIPTOR(STRING) (USB 2.0 §9.6.7)")
                 if ep is not None:
                     place, under = ep_place, _UNDER_ENDPOINT
                 elif iface is not None:
@@ -719,10 +844,8 @@ class _Walker:
                 place, role = (cfg_place if iface is None else iface_place), "endpoint"
             elif kind == _INTERFACE:
                 place, role = cfg_place, "interface"
-            elif kind == _IAD:
+            else:  # _IAD (a top-level kind ended the loop above)
                 place, role = cfg_place, "interface_association"
-            else:
-                break  # the next top-level descriptor
             # decoding (see decode())
             try:
                 info = place.choices[raw[:prefix]]
@@ -756,7 +879,7 @@ class _Walker:
                     node.string_id = None
                     if used != raw[0]:  # raw[0] (bLength) is len(raw) for every frame but a broken tail
                         self.tail(node, info, used)
-                    elif used > info[5]:
+                    elif info[6] and fields["extra"]:
                         self.past_layout(node, info[5])
                     release = info[4]
             # placement
@@ -791,6 +914,8 @@ class _Walker:
                 else:
                     iface.children.append(node)
                     endpoints += 1
+                    if node.fields is not None:
+                        self.check_endpoint(node, iface, addresses)
                 ep = node
                 address = node.fields["bEndpointAddress"] if node.fields is not None else None
                 ep_place = iface_place.endpoints.get(address) or _endpoint_place(iface_place, address)
@@ -799,6 +924,7 @@ class _Walker:
                     interfaces.append((iface, endpoints))
                 ep = None
                 endpoints = 0
+                addresses = set()
                 f = node.fields
                 if iad is not None and f is not None and iad_first <= f["bInterfaceNumber"] < iad_stop \
                         and children[-1] is iad:
@@ -820,6 +946,13 @@ class _Walker:
                     iface_place = _place("interface", None, None, None, None, None, None, None, device_class,
                                          bcd_usb, None)
                 iface = node
+                if f is not None:
+                    pair = (f["bInterfaceNumber"], f["bAlternateSetting"])
+                    if pair in alternates:
+                        self.complain(offset, node.name, "bAlternateSetting",
+                                      f"interface {pair[0]} alternate setting {pair[1]} appears twice in this "
+                                      "configuration", node)
+                    alternates.add(pair)
             else:  # _IAD
                 if iface is not None:
                     interfaces.append((iface, endpoints))
@@ -833,9 +966,9 @@ class _Walker:
                     versions = {}
                 else:
                     iad_first = iad_stop = 0
-            i += 1
-        if i > start:
-            offset, raw = frames[i - 1]
+            last = frame
+        if last is not None:
+            offset, raw = last
             last_end = offset + len(raw)
             if last_end > end >= 0 and config.fields is not None:
                 self.straddle(config, end, total)
@@ -843,7 +976,6 @@ class _Walker:
             interfaces.append((iface, endpoints))
         if config.fields is not None:
             self.check_configuration(config, last_end, interfaces)
-        return i
 
     def straddle(self, config: Node, end: int, total: int | None) -> None:
         """Complain about the descriptor that runs past the end ``wTotalLength`` gives (if one does)."""
@@ -853,6 +985,30 @@ class _Walker:
                               f"runs past the end of its configuration (wTotalLength {total} ends it at "
                               f"offset {end})", node)
                 return
+
+    def check_configuration_value(self, config: Node) -> None:
+        if config.fields is None:
+            return
+        value = config.fields["bConfigurationValue"]
+        if value in self.configuration_values:
+            self.complain(config.offset, config.name, "bConfigurationValue",
+                          f"bConfigurationValue {value} is used by an earlier configuration: "
+                          "SET_CONFIGURATION could not tell them apart", config)
+        self.configuration_values.add(value)
+
+    def check_endpoint(self, node: Node, iface: Node, addresses: set[int]) -> None:
+        address = node.fields["bEndpointAddress"]
+        where = ""
+        if iface.fields is not None:
+            where = f" (interface {iface.fields['bInterfaceNumber']} alt {iface.fields['bAlternateSetting']})"
+        if address & 0x0F == 0:
+            self.complain(node.offset, node.name, "bEndpointAddress",
+                          f"bEndpointAddress 0x{address:02x} is endpoint 0, which has no endpoint descriptor "
+                          f"(USB 2.0 §9.6.6){where}", node)
+        elif address in addresses:
+            self.complain(node.offset, node.name, "bEndpointAddress",
+                          f"a second endpoint 0x{address:02x} in one alternate setting{where}", node)
+        addresses.add(address)
 
     def check_companion(self, node: Node, ep: Node) -> None:
         if self.bcd_usb is not None and self.bcd_usb < 0x0300:
@@ -899,6 +1055,53 @@ def walk(data: bytes, *, errors: list[DecodeError] | None = None, blob: str = "d
     return _Walker(errors if errors is not None else [], blob, device_class, bcd_usb).walk(bytes(data))
 
 
+def check_bounds(
+    descriptors: bytes,
+    bos: bytes | None = None,
+    strings: dict[tuple[int, int], bytes] | None = None,
+    extras: list[bytes] | None = None,
+    *,
+    source: str = "",
+) -> None:
+    """Refuse blobs larger than any device can present (see docs/descriptors.md, "Bounds").
+
+    Raises:
+        DecodeError: a blob past its bound (the message names the blob, its size and the rule).
+    """
+    where = source or "descriptor set"
+
+    def refuse(what: str, size: int, bound: int, rule: str) -> DecodeError:
+        return DecodeError(f"{what} is {size:,} bytes, more than the {bound:,} any device can present ({rule})",
+                           descriptor=where, rule=rule)
+
+    if len(descriptors) > MAX_DESCRIPTORS:
+        raise refuse("the descriptors blob", len(descriptors), MAX_DESCRIPTORS,
+                     "an 18-byte device descriptor and at most 255 configurations of at most 65,535 bytes")
+    if bos and len(bos) > MAX_BOS:
+        raise refuse("the BOS blob", len(bos), MAX_BOS, "BOS wTotalLength is 16 bits")
+    if extras:
+        if len(extras) > MAX_EXTRAS:
+            raise DecodeError(f"{len(extras):,} standalone descriptors, more than the {MAX_EXTRAS} a device "
+                              "can present (a device qualifier, a hub descriptor and one other-speed "
+                              "configuration per configuration)", descriptor=where, rule="extras")
+        for i, raw in enumerate(extras):
+            if len(raw) > MAX_EXTRA:
+                raise refuse(f"standalone descriptor {i + 1}", len(raw), MAX_EXTRA,
+                             "an other-speed configuration's wTotalLength is 16 bits")
+    if strings:
+        if len(strings) > MAX_STRINGS:
+            raise DecodeError(f"{len(strings):,} string descriptors, more than the {MAX_STRINGS:,} a device can "
+                              "present (string indices are 8 bits, string 0 lists at most 126 LANGIDs)",
+                              descriptor=where, rule="strings")
+        for (langid, index), raw in strings.items():
+            if not 0 <= index <= 255 or not 0 <= langid <= 0xFFFF:
+                raise DecodeError(f"string (LANGID {langid}, index {index}): the index is 8 bits and the "
+                                  "LANGID 16 bits", descriptor=where, rule="strings")
+            if len(raw) > MAX_STRING:
+                raise refuse(f"string descriptor {index} (LANGID 0x{langid:04x})", len(raw), MAX_STRING,
+                             "bLength is 8 bits")
+
+
 def parse(
     descriptors: bytes,
     bos: bytes | None = None,
@@ -907,6 +1110,7 @@ def parse(
     extras: list[bytes] | None = None,
     source: str = "",
     meta: dict[str, Any] | None = None,
+    lazy: bool = False,
 ) -> DescriptorSet:
     """Build a :class:`DescriptorSet` from raw blobs.
 
@@ -918,23 +1122,45 @@ def parse(
         extras: other standalone descriptors (device qualifier, hub descriptor...).
         source: where the bytes came from.
         meta: extra information kept on the set.
+        lazy: keep no tree of the ``descriptors`` blob: ``roots`` stays empty and every
+            traversal (:meth:`DescriptorSet.iter_roots`, ``nodes()``, ``to_bytes()``, the
+            renderers) walks the blob again, so memory holds one configuration at a time. The
+            errors, warnings, BOS, extras and strings are complete at once. Edits to a lazy set's
+            nodes are not kept.
+
+    Raises:
+        DecodeError: a blob larger than any device can present (:func:`check_bounds`).
     """
+    check_bounds(descriptors, bos, strings, extras, source=source)
+    data = bytes(descriptors)
     errors: list[DecodeError] = []
     warnings: list[DecodeError] = []
     w = _Walker(errors, "descriptors", None, None, warnings)
+    walkers = [w]
+    roots: list[Node] = []
+    first: Node | None = None
+    dev: Node | None = None
     # A walk allocates one Node and one Container per descriptor and keeps them all: the cyclic
     # garbage collector would scan them again and again for nothing, so it waits until the end.
     gc_was_enabled = gc.isenabled()
-    if gc_was_enabled:
+    if gc_was_enabled and not lazy:
         gc.disable()
     try:
-        roots = w.walk(bytes(descriptors))
-        bos_roots = _Walker(errors, "BOS", w.device_class, w.bcd_usb, warnings).walk(bytes(bos)) if bos else []
+        for node in w.iter_walk(data):
+            if first is None:
+                first = node
+            if dev is None and node.role == "device":
+                dev = node
+            if not lazy:
+                roots.append(node)
+        walkers.append(_Walker(errors, "BOS", w.device_class, w.bcd_usb, warnings))
+        bos_roots = walkers[-1].walk(bytes(bos)) if bos else []
     finally:
         if gc_was_enabled:
             gc.enable()
     ds = DescriptorSet(roots, bos_roots, {}, [], errors, warnings, source, dict(meta) if meta else {})
-    dev = roots[0] if roots and roots[0].role == "device" else ds.device
+    if lazy:
+        ds.rewalk = lambda: _Walker([], "descriptors", None, None, []).iter_walk(data)
     if dev is None:
         if descriptors:
             w.complain(0, "Device Descriptor", "order",
@@ -942,7 +1168,7 @@ def parse(
         else:
             w.complain(0, "Device Descriptor", "bLength", "no bytes: a descriptor set starts with the "
                                                           "18-byte device descriptor")
-    elif roots[0] is not dev:
+    elif first is not dev:
         w.complain(dev.offset, dev.name, "order", "the device descriptor is not the first descriptor")
     if dev is not None and dev.fields is not None:
         count = w.configurations  # == len(ds.configurations)
@@ -950,17 +1176,24 @@ def parse(
             w.complain(dev.offset, dev.name, "bNumConfigurations",
                        f"bNumConfigurations {dev.fields['bNumConfigurations']} but {count} configurations follow")
     if strings:
-        _strings(ds, strings, _Walker(errors, "string", w.device_class, w.bcd_usb))
+        walkers.append(_Walker(errors, "string", w.device_class, w.bcd_usb, warnings))
+        _strings(ds, strings, walkers[-1])
     for raw in extras or ():
-        ds.extras.extend(_Walker(errors, "other", w.device_class, w.bcd_usb, warnings).walk(bytes(raw)))
+        walkers.append(_Walker(errors, "other", w.device_class, w.bcd_usb, warnings))
+        ds.extras.extend(walkers[-1].walk(bytes(raw)))
     if len(errors) > 1 or len(warnings) > 1:
         order = {"BOS": 1, "string": 2, "other": 3}
 
         def by_place(e: DecodeError) -> tuple[int, int]:
-            return order.get((e.descriptor or "").split(" ")[0], 0), e.offset or 0
+            return order.get(getattr(e, "blob", ""), 0), e.offset or 0
 
         errors.sort(key=by_place)
         warnings.sort(key=by_place)
+    for kind, found, dropped in (("errors", errors, sum(x.dropped_errors for x in walkers)),
+                                 ("warnings", warnings, sum(x.dropped_warnings for x in walkers))):
+        if dropped:
+            found.append(DecodeError(f"{dropped:,} more {kind} not listed (the first {MAX_COMPLAINTS:,} are)",
+                                     descriptor=source or None, rule="complaint limit"))
     return ds
 
 
@@ -971,7 +1204,15 @@ def _strings(ds: DescriptorSet, strings: dict[tuple[int, int], bytes], other: _W
     for (langid, index), raw in sorted(strings.items()):
         node = Node(offset=0, raw=bytes(raw), role="string", blob="string", string_id=(langid, index))
         schema = usb_schema.LANGID_LIST if index == 0 else usb_schema.STRING
-        if len(raw) >= 2 and raw[1] == 0x03 and raw[0] == len(raw):
+        name = f"String Descriptor {index} (LANGID 0x{langid:04x})"
+        if len(raw) < 2 or raw[1] != 0x03:
+            found = f"bDescriptorType {raw[1]}" if len(raw) >= 2 else f"{len(raw)} bytes, no bDescriptorType"
+            other.complain(0, name, "bDescriptorType",
+                           f"{found}, not 3 (String); kept undecoded", node)
+        elif raw[0] != len(raw):
+            other.complain(0, name, "bLength", f"bLength {raw[0]} but {len(raw)} bytes were read; kept undecoded",
+                           node)
+        else:
             node.schema = schema
             try:
                 node.fields = compiled(schema.struct).parse(bytes(raw))
@@ -979,8 +1220,39 @@ def _strings(ds: DescriptorSet, strings: dict[tuple[int, int], bytes], other: _W
                 node.extra = bytes(raw[used:])
             except Exception as exc:  # noqa: BLE001
                 node.schema = None
-                other.complain(0, f"String Descriptor {index}", "bLength", f"does not decode: {exc}", node)
-        else:
-            other.complain(0, f"String Descriptor {index} (LANGID 0x{langid:04x})", "bLength",
-                           "not a string descriptor whose bLength matches its bytes; kept undecoded", node)
+                other.complain(0, name, "bLength", f"does not decode: {exc}", node)
+            else:
+                _check_string(node, name, other)
         ds.strings[(langid, index)] = node
+
+
+def _check_string(node: Node, name: str, other: _Walker) -> None:
+    """A string (or LANGID list) holds 2-byte units; a string's are UTF-16LE (USB 2.0 §9.6.7)."""
+    raw = node.raw
+    if len(raw) % 2:
+        unit = "LANGID" if node.string_id and node.string_id[1] == 0 else "UTF-16LE code unit"
+        other.complain(0, name, "bLength", f"bLength {len(raw)} is odd: the last byte (offset {len(raw) - 1}) is "
+                                           f"half a 2-byte {unit}", node)
+        return
+    if node.key != "string":
+        return
+    try:
+        bytes(node.fields.bString).decode("utf-16-le")
+    except UnicodeDecodeError as exc:
+        other.complain(0, name, "bString", f"not UTF-16LE: a lone surrogate at offset {2 + exc.start} "
+                                           f"(bytes {raw[2 + exc.start:2 + exc.end].hex(' ')}: {exc.reason})",
+                       node)
+
+
+def _frames_cleanly(data: bytes) -> int:
+    """How many descriptors ``data`` frames into when every ``bLength`` (>= 2) ends exactly at its
+    end, each with a standard or class descriptor type; else 0."""
+    pos = count = 0
+    while pos < len(data):
+        length = data[pos]
+        if length < 2 or pos + length > len(data) or descriptor_type_name(data[pos + 1]).startswith(
+                ("Unknown", "Vendor-specific")):
+            return 0
+        pos += length
+        count += 1
+    return count
