@@ -14,28 +14,34 @@ from typing import Any
 import click
 
 from dkproto.cli.poke import parse_data
+from dkproto.errors import BadArgumentError
+from dkproto.transport.base import Transport, TransportWrapper
 from dkproto.transport.registry import open_transport
-from dkproto.transport.serial import SerialTransport, list_ports, terminal
+from dkproto.transport.serial import SerialTransport, expect, list_ports, terminal
 
 __all__ = ["serial_group"]
 
 _EOLS = {"cr": b"\r", "lf": b"\n", "crlf": b"\r\n", "none": b""}
 
 
-def _port(port: str, opts: dict[str, Any]) -> SerialTransport:
+def _port(port: str, opts: dict[str, Any]) -> tuple[SerialTransport, Transport]:
+    """Open PORT: (the serial port, the transport to move bytes through: a ``spy+`` wrapper if asked)."""
     url = port if "://" in port else f"serial://{port}"
     transport = open_transport(url)
-    if not isinstance(transport, SerialTransport):
+    serial = transport
+    while isinstance(serial, TransportWrapper):
+        serial = serial.inner
+    if not isinstance(serial, SerialTransport):
         raise click.BadParameter(f"{port} is not a serial port URL", param_hint="PORT")
     transport.open()
     settings = {k: v for k, v in opts.items() if v is not None}
     if settings:
         try:
-            transport.configure(**settings)
+            serial.configure(**settings)
         except BaseException:
             transport.close()
             raise
-    return transport
+    return serial, transport
 
 
 def _line_options(fn: Any) -> Any:
@@ -87,7 +93,8 @@ def list_cmd(as_json: bool) -> None:
 @click.option("--echo", is_flag=True, help="Echo what is sent.")
 def term_cmd(port: str, eol: str, echo: bool, **line: Any) -> None:
     """A line-mode terminal: type lines, see what comes back; Ctrl-D ends."""
-    with _port(port, _settings(**line)) as transport:
+    _, transport = _port(port, _settings(**line))
+    with transport:
         terminal(transport, eol=_EOLS[eol], echo=echo)
 
 
@@ -103,7 +110,8 @@ def send_cmd(port: str, data: str, as_ascii: bool, read_ms: int, as_json: bool, 
     """Send DATA to PORT (optionally print the answer)."""
     payload = parse_data(data, as_ascii)
     received = b""
-    with _port(port, _settings(**line)) as transport:
+    _, transport = _port(port, _settings(**line))
+    with transport:
         sent = transport.write(0x02, payload)
         if read_ms:
             from dkproto.errors import DkTimeoutError
@@ -132,11 +140,16 @@ def send_cmd(port: str, data: str, as_ascii: bool, read_ms: int, as_json: bool, 
 def expect_cmd(port: str, pattern: str, regex: bool, send_data: str | None, timeout: int, as_json: bool,
                **line: Any) -> None:
     """Wait until PATTERN arrives on PORT (exit 1 with kIOReturnTimeout if it does not)."""
-    compiled = re.compile(pattern.encode() if regex else re.escape(pattern.encode()))
-    with _port(port, _settings(**line)) as transport:
-        if send_data is not None:
-            transport.write(0x02, parse_data(send_data, True))
-        seen = transport.expect(compiled, timeout)
+    try:
+        compiled = re.compile(pattern.encode() if regex else re.escape(pattern.encode()))
+    except re.error as exc:
+        raise BadArgumentError(f"PATTERN {pattern!r} is not a regular expression: {exc}") from None
+    payload = parse_data(send_data, True) if send_data is not None else None
+    _, transport = _port(port, _settings(**line))
+    with transport:
+        if payload is not None:
+            transport.write(0x02, payload)
+        seen = expect(transport, compiled, timeout)
     if as_json:
         click.echo(json.dumps({"port": port, "matched": True, "received": seen.hex()}))
     else:

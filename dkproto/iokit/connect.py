@@ -35,8 +35,9 @@ import itertools
 import logging
 import os
 import secrets
+import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Client, Connection, Listener
 from typing import Any
@@ -65,6 +66,7 @@ from dkproto.iokit.user_client import (
 from dkproto.ioreturn import IOReturn
 
 __all__ = [
+    "MAX_OUTPUT_STRUCT",
     "IOConnect",
     "IONotificationPort",
     "KernelUserClient",
@@ -102,6 +104,9 @@ kIOAsyncCalloutCount = 3
 kMaxAsyncArgs = 16
 
 _U64 = (1 << 64) - 1
+#: The largest ``outputStructCnt`` dkproto allocates an out-of-line buffer for (64 MiB): a
+#: capacity beyond it is refused (kIOReturnBadArgument) rather than exhausting memory.
+MAX_OUTPUT_STRUCT = 64 << 20
 _log = logging.getLogger(__name__)
 
 
@@ -183,12 +188,35 @@ def async_reference(callback: Callable[..., Any] | None, refcon: Any = None) -> 
 
 
 def _scalars(values: Sequence[int], what: str) -> tuple[int, ...]:
-    out = []
-    for v in values:
+    """The input scalars as a tuple of ``uint64_t``: anything else is refused, never wrapped."""
+    if isinstance(values, (str, bytes, bytearray, memoryview)) or not isinstance(values, Sequence):
+        raise BadArgumentError(f"{what}: input scalars must be a sequence of ints, not {type(values).__name__}")
+    for i, v in enumerate(values):
         if isinstance(v, bool) or not isinstance(v, int):
-            raise BadArgumentError(f"{what}: scalars must be ints, got {v!r}")
-        out.append(v & _U64)
-    return tuple(out)
+            raise BadArgumentError(f"{what}: input scalar [{i}] must be an int, not {type(v).__name__} {v!r}")
+        if not 0 <= v <= _U64:
+            raise BadArgumentError(f"{what}: input scalar [{i}] = {v} is outside uint64_t (0..2**64-1)")
+    return tuple(values)
+
+
+def _struct(data: Any, what: str) -> bytes:
+    """The input structure's bytes: a bytes-like object (or None for none); ints and text are refused."""
+    if data is None:
+        return b""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise BadArgumentError(f"{what}: the input structure must be bytes-like, not {type(data).__name__}"
+                               + (" (bytes(n) would be n zero bytes: pass bytes(n) if that is meant)"
+                                  if isinstance(data, int) else ""))
+    return bytes(data)
+
+
+def _count(value: Any, name: str, what: str, hi: int) -> int:
+    """An output capacity: an int in 0..hi (``kIOConnectMethodVarOutputSize`` is checked by the caller)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadArgumentError(f"{what}: {name} must be an int, not {type(value).__name__} {value!r}")
+    if not 0 <= value <= hi:
+        raise BadArgumentError(f"{what}: {name} {value} is outside 0..{hi}")
+    return value
 
 
 class KernelUserClient:
@@ -262,25 +290,28 @@ class IOConnect:
     def _call(self, selector: int, scalar_input: Sequence[int], struct_input: bytes, output_cnt: int,
               output_struct_cnt: int, port: IONotificationPort | None, reference: Sequence[Any] | None
               ) -> MethodResult:
+        what = "IOConnectCallMethod"
         if self.closed:
-            raise NotOpenError("IOConnectCallMethod: the connection is closed (IOServiceClose)")
-        if not 0 <= selector <= 0xFFFFFFFF:
-            raise BadArgumentError(f"IOConnectCallMethod: selector {selector} is not a uint32")
-        if len(scalar_input) > kIOUserClientScalarArrayCountMax or output_cnt > kIOUserClientScalarArrayCountMax:
-            raise BadArgumentError(f"IOConnectCallMethod: more than {kIOUserClientScalarArrayCountMax} scalars",
-                                   ioreturn=IOReturn.kIOReturnBadArgument)
-        if output_cnt < 0 or (output_struct_cnt < 0 and output_struct_cnt != kIOConnectMethodVarOutputSize):
-            raise BadArgumentError("IOConnectCallMethod: negative output count")
-        sin = _scalars(scalar_input, "IOConnectCallMethod")
+            raise NotOpenError(f"{what}: the connection is closed (IOServiceClose)")
+        if isinstance(selector, bool) or not isinstance(selector, int) or not 0 <= selector <= 0xFFFFFFFF:
+            raise BadArgumentError(f"{what}: selector {selector!r} is not a uint32_t")
+        sin = _scalars(scalar_input, what)
+        if len(sin) > kIOUserClientScalarArrayCountMax:
+            raise BadArgumentError(f"{what}: {len(sin)} input scalars, more than "
+                                   f"kIOUserClientScalarArrayCountMax ({kIOUserClientScalarArrayCountMax})")
+        output_cnt = _count(output_cnt, "outputCnt", what, kIOUserClientScalarArrayCountMax)
+        if output_struct_cnt != kIOConnectMethodVarOutputSize:
+            output_struct_cnt = _count(output_struct_cnt, "outputStructCnt", what, MAX_OUTPUT_STRUCT)
+        struct_input = _struct(struct_input, what)
         if self._remote is not None:
-            kr, scalars, out = self._remote.call(self._conn_id, selector, sin, bytes(struct_input), output_cnt,
+            kr, scalars, out = self._remote.call(self._conn_id, selector, sin, struct_input, output_cnt,
                                                  output_struct_cnt, port, reference)
         else:
             assert self._kernel is not None
             action = None
             if reference is not None:
                 action = self._make_action(port, reference)
-            kr, scalars, out = self._kernel.call(selector, sin, bytes(struct_input), output_cnt,
+            kr, scalars, out = self._kernel.call(selector, sin, struct_input, output_cnt,
                                                  output_struct_cnt, action)
         if kr != IOReturn.kIOReturnSuccess:
             name = type(self.user_client).__name__ if self.user_client is not None else "user client"
@@ -364,7 +395,17 @@ def io_service_open(service: IOService | RemoteService, client_type: int = 0, *,
         raise NoDeviceError(f"IOServiceOpen: {service.get_name()} is {service.state.value}"
                             + ("" if service.is_registered else " and not registered (RegisterService)"))
     user_client_gate(service, app_entitlements)
-    client = service.copy_dispatch_queue().dispatch_sync(service.new_user_client, client_type)
+    if isinstance(client_type, bool) or not isinstance(client_type, int) or not 0 <= client_type <= 0xFFFFFFFF:
+        raise BadArgumentError(f"IOServiceOpen: type {client_type!r} is not a uint32_t")
+    try:
+        client = service.copy_dispatch_queue().dispatch_sync(service.new_user_client, client_type)
+    except (KeyboardInterrupt, DkError):
+        raise
+    except Exception as exc:  # the dext's NewUserClient (or the client's Start) raised
+        from dkproto.iokit.status import user_code_error
+
+        path = getattr(sys.modules.get(type(service).__module__), "__file__", None)
+        raise user_code_error(exc, f"IOServiceOpen({type(service).__name__})", path) from exc
     if not isinstance(client, IOUserClient):
         raise UnsupportedError(f"IOServiceOpen: {type(service).__name__}.new_user_client returned "
                                f"{type(client).__name__}, not an IOUserClient (kernel object must be IOUserUserClient)")
@@ -471,9 +512,20 @@ class UserClientServer:
         import tempfile
 
         self.service = service
-        self.address = address or os.path.join(tempfile.mkdtemp(prefix="dkproto-uc-"), "uc.sock")
+        #: the ``dkproto-uc-*`` folder made for the socket (removed by :meth:`close`), if any
+        self._folder = None if address else tempfile.mkdtemp(prefix="dkproto-uc-")
+        self.address = address or os.path.join(self._folder or "", "uc.sock")
         self.authkey = authkey or secrets.token_bytes(16)
-        self._listener = Listener(self.address, family="AF_UNIX", authkey=self.authkey)
+        try:
+            self._listener = Listener(self.address, family="AF_UNIX", authkey=self.authkey)
+        except OSError as exc:
+            self._remove_folder()
+            cls = NotPermittedError if isinstance(exc, PermissionError) else DkError
+            raise cls(f"UserClientServer: cannot listen on {self.address}: {exc.strerror or exc}",
+                      backend_code=exc.errno) from exc
+        except BaseException:
+            self._remove_folder()
+            raise
         self._thread = threading.Thread(target=self._accept, name="UserClientServer", daemon=True)
         self._closed = False
         self._conns: list[Connection] = []
@@ -487,8 +539,8 @@ class UserClientServer:
                 if self._closed:
                     return
                 continue
-            except Exception:  # authentication failure and the like
-                _log.warning("UserClientServer: refused a connection", exc_info=True)
+            except Exception as exc:  # noqa: BLE001 - authentication failure and the like
+                _log.warning("UserClientServer: refused a connection (%s: %s)", type(exc).__name__, exc)
                 continue
             self._conns.append(conn)
             threading.Thread(target=self._serve, args=(conn,), name="UserClientServer.conn", daemon=True).start()
@@ -511,42 +563,57 @@ class UserClientServer:
                     msg = conn.recv()
                 except (EOFError, OSError):
                     break
-                op = msg[0]
-                if op == "open":
-                    _, client_type, ents = msg
-                    try:
-                        c = io_service_open(self.service, client_type, app_entitlements=ents)
-                    except DkError as exc:
-                        send(("err", int(exc.ioreturn), str(exc)))
-                        continue
-                    cid = next(ids)
-                    connects[cid] = c
-                    send(("ok", cid))
-                elif op == "call":
-                    _, cid, selector, sin, sstruct, ocnt, oscnt, async_id = msg
-                    found = connects.get(cid)
-                    if found is None:
-                        send(("ret", int(IOReturn.kIOReturnNotOpen), [], b"", "no such connection"))
-                        continue
-                    port = None
-                    ref = None
-                    if async_id is not None:
-                        port = _RelayPort(send, async_id)
-                        ref = async_reference(port.relay)
-                    try:
-                        r = found._call(selector, sin, sstruct, ocnt, oscnt, port, ref)
-                        send(("ret", 0, r.scalar_output, r.struct_output, ""))
-                    except DkError as exc:
-                        send(("ret", int(exc.ioreturn), [], b"", str(exc)))
-                elif op == "close":
-                    gone = connects.pop(msg[1], None)
-                    if gone is not None:
-                        gone.close()
-                    send(("closed", msg[1]))
+                except Exception as exc:  # noqa: BLE001 - an unpicklable message: answered, not fatal
+                    send(("err", int(IOReturn.kIOReturnBadArgument), f"UserClientServer: bad message ({exc})"))
+                    continue
+                try:
+                    self._handle(msg, connects, ids, send)
+                except Exception as exc:  # noqa: BLE001 - a malformed request or a bug: answered, the link lives on
+                    bad = isinstance(exc, (TypeError, ValueError, IndexError, KeyError))
+                    code = IOReturn.kIOReturnBadArgument if bad else IOReturn.kIOReturnError
+                    send(("err", int(code), f"UserClientServer: {type(exc).__name__}: {exc}"))
         finally:
             for c in connects.values():  # the app died or hung up: close what it left open
                 c.close()
             conn.close()
+
+    def _handle(self, msg: Any, connects: dict[int, IOConnect], ids: Iterator[int],
+                send: Callable[[tuple[Any, ...]], None]) -> None:
+        """Answer one request of an app (``open``, ``call``, ``close``)."""
+        op = msg[0]
+        if op == "open":
+            _, client_type, ents = msg
+            try:
+                c = io_service_open(self.service, client_type, app_entitlements=ents)
+            except DkError as exc:
+                send(("err", int(exc.ioreturn), str(exc)))
+                return
+            cid = next(ids)
+            connects[cid] = c
+            send(("ok", cid))
+        elif op == "call":
+            _, cid, selector, sin, sstruct, ocnt, oscnt, async_id = msg
+            found = connects.get(cid)
+            if found is None:
+                send(("ret", int(IOReturn.kIOReturnNotOpen), [], b"", "no such connection"))
+                return
+            port = None
+            ref = None
+            if async_id is not None:
+                port = _RelayPort(send, async_id)
+                ref = async_reference(port.relay)
+            try:
+                r = found._call(selector, sin, sstruct, ocnt, oscnt, port, ref)
+                send(("ret", 0, r.scalar_output, r.struct_output, ""))
+            except DkError as exc:
+                send(("ret", int(exc.ioreturn), [], b"", str(exc)))
+        elif op == "close":
+            gone = connects.pop(msg[1], None)
+            if gone is not None:
+                gone.close()
+            send(("closed", msg[1]))
+        else:
+            send(("err", int(IOReturn.kIOReturnUnsupported), f"UserClientServer: unknown request {op!r}"))
 
     def close(self) -> None:
         """Stop accepting; existing connections end when their apps hang up."""
@@ -568,6 +635,15 @@ class UserClientServer:
             os.unlink(self.address)
         except OSError:
             pass
+        self._remove_folder()
+
+    def _remove_folder(self) -> None:
+        if self._folder is not None:
+            try:
+                os.rmdir(self._folder)
+            except OSError:
+                pass
+            self._folder = None
 
 
 class _RelayPort(IONotificationPort):
@@ -644,6 +720,8 @@ class _RemoteConnection:
             aid = next(self._ids)
             self._pending[aid] = (port, list(reference))
         reply = self.request(("call", cid, selector, sin, sstruct, ocnt, oscnt, aid))
+        if reply[0] == "err":
+            raise error_for_ioreturn(reply[1], reply[2])
         _, kr, scalars, out, _msg = reply
         return kr, scalars, out
 

@@ -28,8 +28,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dkproto._paths import read_file
 from dkproto.errors import BadArgumentError, DecodeError
-from dkproto.iokit.personality import DriverBundle, Entitlements, Personality, family_entitlement_for
+from dkproto.iokit.personality import (
+    DriverBundle,
+    Entitlements,
+    Personality,
+    family_entitlement_for,
+    matching_value_problem,
+)
 
 __all__ = [
     "DEVICE_TABLE",
@@ -49,6 +56,8 @@ __all__ = [
 ]
 
 WILDCARD = "*"
+#: A device JSON file larger than this (64 MiB) is refused unread.
+MAX_DEVICE_FILE = 64 << 20
 WILDCARD_COST = 1000
 
 
@@ -198,30 +207,60 @@ def device_from_descriptors(blob: bytes, *, name: str = "", source: str = "") ->
     return dev
 
 
+def _field(d: Any, key: str, hi: int, default: int | None = None, where: str = "device dict") -> int:
+    """An integer field 0..hi of a device dict; a missing one takes ``default``; nothing is converted."""
+    if key not in d:
+        if default is None:
+            raise BadArgumentError(f"{where}: {key} is missing")
+        return default
+    v = d[key]
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= hi:
+        raise BadArgumentError(f"{where}: {key} is {v!r}, must be an integer 0..0x{hi:X}")
+    return v
+
+
 def device_from_dict(d: dict[str, Any]) -> USBDeviceInfo:
     """A device from plain fields: ``idVendor``... and ``interfaces`` (list of dicts with
     ``bInterfaceNumber``, ``bInterfaceClass``..., optional ``bConfigurationValue`` (1),
-    ``bAlternateSetting`` (0), ``hid_usages`` [[page, usage], ...])."""
-    try:
-        dev = USBDeviceInfo(idVendor=int(d["idVendor"]), idProduct=int(d["idProduct"]),
-                            bcdDevice=int(d.get("bcdDevice", 0)), bDeviceClass=int(d.get("bDeviceClass", 0)),
-                            bDeviceSubClass=int(d.get("bDeviceSubClass", 0)),
-                            bDeviceProtocol=int(d.get("bDeviceProtocol", 0)), name=str(d.get("name", "")),
-                            source=str(d.get("source", "")), speed=d.get("speed"), locationID=d.get("locationID"))
-        for i in d.get("interfaces", []):
-            cv = int(i.get("bConfigurationValue", 1))
-            if cv not in dev.configurations:
-                dev.configurations[cv] = []
-                dev.config_order.append(cv)
-            usages = i.get("hid_usages")
-            dev.configurations[cv].append(USBInterfaceInfo(
-                bConfigurationValue=cv, bInterfaceNumber=int(i["bInterfaceNumber"]),
-                bAlternateSetting=int(i.get("bAlternateSetting", 0)), bInterfaceClass=int(i["bInterfaceClass"]),
-                bInterfaceSubClass=int(i.get("bInterfaceSubClass", 0)),
-                bInterfaceProtocol=int(i.get("bInterfaceProtocol", 0)),
-                hid_usages=[(int(p), int(u)) for p, u in usages] if usages else None))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BadArgumentError(f"device dict: missing or bad field {exc}") from exc
+    ``bAlternateSetting`` (0), ``hid_usages`` [[page, usage], ...]).
+
+    Raises:
+        BadArgumentError: a field missing, not an integer, or out of range (named).
+    """
+    if not isinstance(d, dict):
+        raise BadArgumentError(f"device dict: is {type(d).__name__}, must be an object")
+    b, w = 0xFF, 0xFFFF
+    loc = _field(d, "locationID", 0xFFFFFFFF) if d.get("locationID") is not None else None
+    dev = USBDeviceInfo(idVendor=_field(d, "idVendor", w), idProduct=_field(d, "idProduct", w),
+                        bcdDevice=_field(d, "bcdDevice", w, 0), bDeviceClass=_field(d, "bDeviceClass", b, 0),
+                        bDeviceSubClass=_field(d, "bDeviceSubClass", b, 0),
+                        bDeviceProtocol=_field(d, "bDeviceProtocol", b, 0), name=str(d.get("name", "")),
+                        source=str(d.get("source", "")), speed=d.get("speed"), locationID=loc)
+    interfaces = d.get("interfaces", [])
+    if not isinstance(interfaces, list):
+        raise BadArgumentError(f"device dict: interfaces is {type(interfaces).__name__}, must be a list")
+    for n, i in enumerate(interfaces):
+        where = f"device dict: interfaces[{n}]"
+        if not isinstance(i, dict):
+            raise BadArgumentError(f"{where}: is {type(i).__name__}, must be an object")
+        cv = _field(i, "bConfigurationValue", b, 1, where)
+        if cv not in dev.configurations:
+            dev.configurations[cv] = []
+            dev.config_order.append(cv)
+        usages = i.get("hid_usages")
+        pairs: list[tuple[int, int]] | None = None
+        if usages:
+            if not isinstance(usages, list) or not all(
+                    isinstance(u, list) and len(u) == 2 and all(type(x) is int and 0 <= x <= 0xFFFFFFFF for x in u)
+                    for u in usages):
+                raise BadArgumentError(f"{where}: hid_usages must be a list of [usage page, usage] integer pairs")
+            pairs = [(p, u) for p, u in usages]
+        dev.configurations[cv].append(USBInterfaceInfo(
+            bConfigurationValue=cv, bInterfaceNumber=_field(i, "bInterfaceNumber", b, None, where),
+            bAlternateSetting=_field(i, "bAlternateSetting", b, 0, where),
+            bInterfaceClass=_field(i, "bInterfaceClass", b, None, where),
+            bInterfaceSubClass=_field(i, "bInterfaceSubClass", b, 0, where),
+            bInterfaceProtocol=_field(i, "bInterfaceProtocol", b, 0, where), hid_usages=pairs))
     return dev
 
 
@@ -236,14 +275,17 @@ def load_devices(path: str | Path) -> list[USBDeviceInfo]:
     p = Path(path)
     if p.suffix == ".json" and p.is_file():
         try:
-            obj = json.loads(p.read_bytes())
+            obj = json.loads(read_file(p, max_bytes=MAX_DEVICE_FILE))
         except ValueError as exc:
             raise DecodeError(f"not JSON ({exc})", descriptor=str(p), rule="json") from exc
         items = obj if isinstance(obj, list) else [obj]
         if items and all(isinstance(i, dict) and "idVendor" in i and "descriptors_hex" not in i for i in items):
             out = []
             for item in items:
-                dev = device_from_dict(item)
+                try:
+                    dev = device_from_dict(item)
+                except BadArgumentError as exc:
+                    raise BadArgumentError(f"{p}: {exc}") from exc
                 dev.source = dev.source or str(p)
                 out.append(dev)
             return out
@@ -330,12 +372,13 @@ def _fmt(v: Any, key: str = "") -> str:
 
 
 def _as_int(key: str, v: Any) -> int | str:
-    if isinstance(v, str) and v != WILDCARD:
-        try:
-            return int(v, 0)
-        except ValueError:
-            raise BadArgumentError(f"matching key {key}: {v!r} is neither a number nor '*'") from None
-    return v
+    """A USB matching value as given: an integer in range or ``'*'``; never a string converted."""
+    problem = matching_value_problem(key, v)
+    if problem:
+        raise BadArgumentError(f"matching key {problem}")
+    if not (v == WILDCARD or (isinstance(v, int) and not isinstance(v, bool))):
+        raise BadArgumentError(f"matching key {key} is {v!r}, must be an integer or '*'")
+    return v  # type: ignore[no-any-return]
 
 
 def _compare_usb(keys: dict[str, Any], props: dict[str, Any], reasons: list[str]) -> tuple[bool, int, set[str]]:
@@ -343,6 +386,10 @@ def _compare_usb(keys: dict[str, Any], props: dict[str, Any], reasons: list[str]
     wild = 0
     present: set[str] = set()
     ok = True
+    for key in ("idProductMask", "idProductArray"):
+        problem = matching_value_problem(key, keys[key]) if key in keys else None
+        if problem:
+            raise BadArgumentError(f"matching key {problem}")
     for key, want in keys.items():
         if key in ("idProductMask", "idProductArray"):
             continue
@@ -430,7 +477,7 @@ def _compare_generic(keys: dict[str, Any], props: dict[str, Any], reasons: list[
     for key, want in keys.items():
         if key == "DeviceUsagePairs":
             pairs = props.get("DeviceUsagePairs") or []
-            wanted = want if isinstance(want, list) else [want]
+            wanted = [w for w in (want if isinstance(want, list) else [want]) if isinstance(w, dict)]
             hit = any(all(p.get(k) == v for k, v in w.items()) for w in wanted for p in pairs)
             reasons.append(f"DeviceUsagePairs {'match' if hit else 'do not match'} {pairs}")
             ok &= hit

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dkproto.errors import BadArgumentError, DecodeError, NotFoundError
+from dkproto._paths import read_file
+from dkproto.errors import BadArgumentError, DecodeError, DkError, NotFoundError
 
 __all__ = [
     "ENT_DRIVERKIT",
@@ -28,6 +29,7 @@ __all__ = [
     "load_bundle",
     "load_entitlements",
     "load_info_plist",
+    "matching_value_problem",
 ]
 
 ENT_DRIVERKIT = "com.apple.developer.driverkit"
@@ -52,6 +54,98 @@ _FAMILY_ENT = {
     "AppleUserHIDEventService": ENT_FAMILY_HID_EVENTSERVICE,
     "IOUserSerial": ENT_FAMILY_SERIAL,
 }
+
+
+#: An Info.plist or .entitlements larger than this (16 MiB) is refused unread.
+MAX_PLIST_BYTES = 16 << 20
+
+_U8, _U16, _U32 = 0xFF, 0xFFFF, 0xFFFFFFFF
+#: Integer personality keys dkproto reads -> (largest value, whether the "*" wildcard is allowed).
+INT_KEYS: dict[str, tuple[int, bool]] = {
+    **dict.fromkeys(("idVendor", "idProduct", "bcdDevice"), (_U16, True)),
+    **dict.fromkeys(("idProductMask", "bcdDeviceLow", "bcdDeviceHigh"), (_U16, False)),
+    **dict.fromkeys(("bDeviceClass", "bDeviceSubClass", "bDeviceProtocol", "bInterfaceNumber", "bInterfaceClass",
+                     "bInterfaceSubClass", "bInterfaceProtocol", "bConfigurationValue", "bAlternateSetting"),
+                    (_U8, True)),
+    **dict.fromkeys(("locationID", "USBSpeed", "USBPortType"), (_U32, False)),
+    **dict.fromkeys(("VendorID", "ProductID", "LocationID", "VersionNumber", "CountryCode"), (_U32, False)),
+    **dict.fromkeys(("PrimaryUsagePage", "PrimaryUsage", "DeviceUsagePage", "DeviceUsage"), (_U32, False)),
+}
+#: String personality keys dkproto reads.
+STR_KEYS = frozenset({"IOProviderClass", "IOClass", "IOUserClass", "IOMatchCategory", "IOUserServerName",
+                      "IOResourceMatch", "Transport", "IOTTYBaseName", "IOTTYSuffix"})
+
+
+def _kind(v: Any) -> str:
+    names = {bool: "a boolean", str: "a string", int: "an integer", float: "a real", dict: "a dictionary",
+             list: "an array", bytes: "data"}
+    return f"{names.get(type(v), type(v).__name__)} ({v!r})" if not isinstance(v, (dict, list)) else names[type(v)]
+
+
+def matching_value_problem(key: str, value: Any) -> str | None:
+    """What is wrong with ``value`` for the integer matching key ``key`` (None: fine or not such a key).
+
+    Integers must be plist ``<integer>``s in range, never strings to be converted; ``"*"`` is
+    accepted where QA1076 allows a wildcard; ``idProductArray`` is an array of 16-bit integers.
+    """
+    if key == "idProductArray":
+        if not isinstance(value, list):
+            return f"idProductArray is {_kind(value)}, must be an array of integers 0..0xFFFF"
+        for i, v in enumerate(value):
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= _U16:
+                return f"idProductArray[{i}] is {_kind(v)}, must be an integer 0..0xFFFF"
+        return None
+    spec = INT_KEYS.get(key)
+    if spec is None:
+        return None
+    hi, wildcard = spec
+    if wildcard and value == "*":
+        return None
+    allowed = f"an integer 0..0x{hi:X}" + (" or '*'" if wildcard else "")
+    if isinstance(value, bool) or not isinstance(value, int):
+        return f"{key} is {_kind(value)}, must be {allowed}"
+    if not 0 <= value <= hi:
+        return f"{key} {value} is out of range, must be {allowed}"
+    return None
+
+
+def _check_personality(props: dict[str, Any], where: str) -> None:
+    """Refuse (DecodeError naming the key) any key dkproto reads that has the wrong type or range."""
+    def bad(problem: str, key: str) -> DecodeError:
+        return DecodeError(problem, descriptor=where, rule=key)
+
+    for key, value in props.items():
+        problem = matching_value_problem(key, value)
+        if problem:
+            raise bad(problem, key)
+        if key in STR_KEYS and not isinstance(value, str):
+            raise bad(f"{key} is {_kind(value)}, must be a string", key)
+    score = props.get("IOProbeScore")
+    if score is not None and (isinstance(score, bool) or not isinstance(score, int)
+                              or not -(1 << 31) <= score < 1 << 31):
+        raise bad(f"IOProbeScore is {_kind(score)}, must be a 32-bit integer", "IOProbeScore")
+    for key in ("IOPropertyMatch", "UserClientProperties"):
+        if key in props and not isinstance(props[key], dict):
+            raise bad(f"{key} is {_kind(props[key])}, must be a dictionary", key)
+    ucp = props.get("UserClientProperties") or {}
+    for key in ("IOClass", "IOUserClass"):
+        if key in ucp and not isinstance(ucp[key], str):
+            raise bad(f"UserClientProperties/{key} is {_kind(ucp[key])}, must be a string", key)
+    ents = ucp.get("IOServiceDEXTEntitlements")
+    if ents is not None and not (isinstance(ents, str) or (isinstance(ents, list) and all(
+            isinstance(g, str) or (isinstance(g, list) and all(isinstance(n, str) for n in g)) for g in ents))):
+        raise bad("UserClientProperties/IOServiceDEXTEntitlements must be a string, an array of strings or an "
+                  "array of arrays of strings", "IOServiceDEXTEntitlements")
+    pairs = props.get("DeviceUsagePairs")
+    if pairs is not None:
+        items = pairs if isinstance(pairs, list) else [pairs]
+        for i, pair in enumerate(items):
+            if not isinstance(pair, dict):
+                raise bad(f"DeviceUsagePairs[{i}] is {_kind(pair)}, must be a dictionary", "DeviceUsagePairs")
+            for k, v in pair.items():
+                problem = matching_value_problem(k, v) if k in INT_KEYS else f"unknown key {k}"
+                if problem:
+                    raise bad(f"DeviceUsagePairs[{i}]: {problem}", "DeviceUsagePairs")
 
 
 def family_entitlement_for(io_class: str | None) -> str | None:
@@ -150,9 +244,9 @@ class DriverBundle:
 def _read_plist(path: str | Path, what: str) -> dict[str, Any]:
     p = Path(path)
     try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise NotFoundError(f"{what} {p}: {exc.strerror}") from exc
+        data = read_file(p, max_bytes=MAX_PLIST_BYTES)
+    except DkError as exc:
+        raise type(exc)(f"{what} {exc}", ioreturn=exc.ioreturn) from exc
     try:
         obj = plistlib.loads(data)
     except Exception as exc:  # plistlib raises InvalidFileException, ExpatError, ValueError...
@@ -174,11 +268,15 @@ def load_info_plist(path: str | Path) -> DriverBundle:
         DecodeError: not a plist, or a personality without ``IOProviderClass``/``IOUserClass``.
     """
     info = _read_plist(path, "Info.plist")
-    bundle_id = str(info.get("CFBundleIdentifier", ""))
+    bundle_id = info.get("CFBundleIdentifier", "")
+    if not isinstance(bundle_id, str):
+        raise DecodeError(f"CFBundleIdentifier is {_kind(bundle_id)}, must be a string",
+                          descriptor=f"Info.plist {path}", rule="CFBundleIdentifier")
     pers = info.get("IOKitPersonalities")
     if not isinstance(pers, dict) or not pers:
-        raise DecodeError("no IOKitPersonalities dictionary", descriptor=f"Info.plist {path}",
-                          rule="IOKitPersonalities")
+        problem = ("no IOKitPersonalities dictionary" if pers is None or pers == {} else
+                   f"IOKitPersonalities is {_kind(pers)}, must be a dictionary of personalities")
+        raise DecodeError(problem, descriptor=f"Info.plist {path}", rule="IOKitPersonalities")
     out = []
     for name, props in pers.items():
         where = f"Info.plist {path}: IOKitPersonalities/{name}"
@@ -189,6 +287,7 @@ def load_info_plist(path: str | Path) -> DriverBundle:
             raise DecodeError("IOProviderClass missing", descriptor=where, rule="IOProviderClass")
         if "IOUserClass" not in props and "IOClass" not in props:
             raise DecodeError("neither IOUserClass nor IOClass", descriptor=where, rule="IOUserClass")
+        _check_personality(props, where)
         cfb = props.get("CFBundleIdentifier")
         if not isinstance(cfb, str) or cfb.startswith("$("):
             props["CFBundleIdentifier"] = bundle_id
@@ -197,8 +296,25 @@ def load_info_plist(path: str | Path) -> DriverBundle:
 
 
 def load_entitlements(path: str | Path) -> Entitlements:
-    """Read a ``.entitlements`` plist."""
-    return Entitlements(values=_read_plist(path, "entitlements"), path=str(path))
+    """Read a ``.entitlements`` plist.
+
+    Raises:
+        DecodeError: not a plist, or a ``transport.usb`` entry that is not a dictionary of
+            integer (or ``"*"``) matching keys; the message names the entry and key.
+    """
+    values = _read_plist(path, "entitlements")
+    usb = values.get(ENT_TRANSPORT_USB)
+    if usb is not None:
+        where = f"entitlements {path}: {ENT_TRANSPORT_USB}"
+        for i, d in enumerate(usb if isinstance(usb, list) else [usb]):
+            if not isinstance(d, dict):
+                raise DecodeError(f"entry [{i}] is {_kind(d)}, must be a dictionary", descriptor=where,
+                                  rule=ENT_TRANSPORT_USB)
+            for key, value in d.items():
+                problem = matching_value_problem(key, value)
+                if problem:
+                    raise DecodeError(f"entry [{i}]: {problem}", descriptor=where, rule=key)
+    return Entitlements(values=values, path=str(path))
 
 
 def load_bundle(info_plist: str | Path, entitlements: str | Path | None = None) -> DriverBundle:

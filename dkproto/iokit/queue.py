@@ -67,9 +67,13 @@ class IODispatchQueue:
             fn, args = item
             try:
                 fn(*args)
-            except BaseException as exc:  # a block must not kill the queue
+            except BaseException as exc:  # noqa: BLE001 - a block must not kill the queue
                 self.errors.append(exc)
-                _log.exception("IODispatchQueue(%s): block %r raised", self.name, fn)
+                from dkproto.iokit.status import user_code_error
+
+                what = f"a block on IODispatchQueue({self.name})"
+                _log.error("%s", user_code_error(exc, what).one_line())  # one line; -v logging: the traceback
+                _log.debug("the block's traceback", exc_info=exc)
             finally:
                 with self._lock:
                     self._pending -= 1
@@ -102,7 +106,7 @@ class IODispatchQueue:
         def block() -> None:
             try:
                 box[0] = fn(*args)
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
                 box[1] = exc
             finally:
                 done.set()

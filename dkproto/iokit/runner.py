@@ -18,15 +18,17 @@ import importlib.util
 import itertools
 import logging
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from dkproto.errors import BadArgumentError, NotFoundError, NotPermittedError
+from dkproto.errors import BadArgumentError, DkError, DkTimeoutError, NotFoundError, NotPermittedError
 from dkproto.iokit.matching import Candidate, MatchResult, check_transport_entitlement, score_personality
 from dkproto.iokit.personality import DriverBundle, Entitlements, Personality, load_bundle, load_entitlements
 from dkproto.iokit.service import IOService, ServiceState, start_service
+from dkproto.iokit.status import user_code_error
 
 __all__ = ["RunningDriver", "load_driver_module", "run_driver"]
 
@@ -35,7 +37,13 @@ _counter = itertools.count()
 
 
 def load_driver_module(path: str | Path) -> ModuleType:
-    """Import a driver file under a unique module name (several may be loaded in one process)."""
+    """Import a driver file under a unique module name (several may be loaded in one process).
+
+    Raises:
+        NotFoundError: no such file.
+        DkError: the file does not import (SyntaxError, ImportError, any exception, ``sys.exit``):
+            one line naming the file and line (:func:`~dkproto.iokit.status.user_code_error`).
+    """
     p = Path(path)
     if not p.is_file():
         raise NotFoundError(f"driver file {p} not found")
@@ -45,7 +53,13 @@ def load_driver_module(path: str | Path) -> ModuleType:
         raise BadArgumentError(f"{p}: not an importable Python file")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException as exc:
+        sys.modules.pop(name, None)
+        if isinstance(exc, (KeyboardInterrupt, DkError)):
+            raise
+        raise user_code_error(exc, "importing the driver", p) from exc
     return module
 
 
@@ -62,6 +76,7 @@ class RunningDriver:
     match: MatchResult
     app_entitlements: dict[str, Any] | None = None
     candidates: list[Candidate] = field(default_factory=list)
+    path: Path | None = None
 
     @property
     def running(self) -> bool:
@@ -73,11 +88,28 @@ class RunningDriver:
         return self.driver.wait_terminated(timeout) and self.nub.wait_terminated(timeout)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Terminate the device nub (clients stop first, then the nub); wait for the end."""
+        """Terminate the device nub (clients stop first, then the nub); wait for the end.
+
+        Raises:
+            DkError: the driver's ``stop`` or ``free`` raised (once; the driver is freed anyway),
+                naming the driver file and line.
+            DkTimeoutError: the driver had not finished stopping within ``timeout`` seconds.
+        """
         if self.nub.state is ServiceState.STARTED:
             self.nub.terminate()
-        self.nub.wait_terminated(timeout)
-        self.driver.wait_terminated(timeout)
+        deadline = time.monotonic() + timeout
+        stopped = self.driver.wait_terminated(timeout)
+        self.nub.wait_terminated(max(0.0, deadline - time.monotonic()))
+        for svc in (self.driver, self.nub):
+            if svc.terminate_errors:
+                _, exc = svc.terminate_errors[0]
+                svc.terminate_errors.clear()
+                if isinstance(exc, DkError):
+                    raise exc
+                raise user_code_error(exc, f"stopping {type(svc).__name__}", self.path) from exc
+        if not stopped:
+            raise DkTimeoutError(f"{self.path}: {type(self.driver).__name__} has not finished stopping after "
+                                 f"{timeout:g} s (does its stop() block?)")
 
 
 def _default_url(module: ModuleType, bundle: DriverBundle) -> str:
@@ -165,13 +197,18 @@ def run_driver(driver_path: str | Path, device: Any = None, *, info_plist: str |
         cls = getattr(module, str(cls_name), None)
         if not (isinstance(cls, type) and issubclass(cls, IOService)):
             raise NotFoundError(f"{driver_path}: no IOService subclass {cls_name!r} (IOUserClass of {p.name})")
-        drv = cls()
-        drv.properties.update(p.properties)
-        drv.dext_entitlements = bundle.entitlements.values if bundle.entitlements is not None else None
         _log.info("matched %s on %s (score %s); starting %s", p.name, provider.get_name(), result.score, cls_name)
-        start_service(drv, provider)
+        try:
+            drv = cls()
+            drv.properties.update(p.properties)
+            drv.dext_entitlements = bundle.entitlements.values if bundle.entitlements is not None else None
+            start_service(drv, provider)
+        except (KeyboardInterrupt, DkError):
+            raise
+        except BaseException as exc:  # the driver's own __init__/init/start
+            raise user_code_error(exc, f"starting {cls_name}", driver_path) from exc
         return RunningDriver(bundle=bundle, module=module, nub=nub, provider=provider, driver=drv, personality=p,
-                             match=result, app_entitlements=app_ents, candidates=cands)
+                             match=result, app_entitlements=app_ents, candidates=cands, path=driver_path)
     except BaseException:
         if nub.state is ServiceState.STARTED:
             nub.terminate()

@@ -118,6 +118,8 @@ class IOService:
         self._registered = False
         self._queues: dict[str, IODispatchQueue] = {}
         self._terminated = threading.Event()
+        #: (method, exception) for each ``stop``/``free`` override that raised during ``terminate``.
+        self.terminate_errors: list[tuple[str, BaseException]] = []
         self.dext_entitlements: dict[str, Any] | None = None
         self.log = logging.getLogger(f"dkproto.iokit.{type(self).__name__}")
 
@@ -188,18 +190,33 @@ class IOService:
         self.copy_dispatch_queue().dispatch_async(self._finish_terminate)
 
     def _finish_terminate(self) -> None:
-        for client in list(self._clients):
-            if client.state is ServiceState.STARTED:
-                client.terminate()
-        for client in list(self._clients):
-            client.wait_terminated(10.0)
+        """Clients first, then ``stop``, then ``free``; always ends freed, even when an override raises.
+
+        An exception from ``stop`` or ``free`` is kept in :attr:`terminate_errors` (the runner
+        reports it) instead of leaving the service half-stopped and its waiters stalled.
+        """
         try:
-            self.stop(self._provider)
-        finally:
+            for client in list(self._clients):
+                if client.state is ServiceState.STARTED:
+                    client.terminate()
+            for client in list(self._clients):
+                client.wait_terminated(10.0)
+            self._run_override("stop", self.stop, self._provider)
             if self._state is not ServiceState.STOPPED:
-                self.log.error("%s.stop returned without calling super().stop(provider)", type(self).__name__)
+                if not self.terminate_errors:
+                    self.log.error("%s.stop returned without calling super().stop(provider)", type(self).__name__)
                 IOService.stop(self, self._provider)
-        self.free()
+        finally:
+            if self._state is not ServiceState.FREED:
+                self._run_override("free", self.free)
+                if self._state is not ServiceState.FREED:
+                    IOService.free(self)
+
+    def _run_override(self, name: str, method: Callable[..., Any], *args: Any) -> None:
+        try:
+            method(*args)
+        except BaseException as exc:  # noqa: BLE001 - the user's override (even sys.exit): kept, reported
+            self.terminate_errors.append((name, exc))
 
     def wait_terminated(self, timeout: float | None = 5.0) -> bool:
         """Wait until the service is freed after ``terminate`` (no DriverKit counterpart)."""
@@ -351,7 +368,9 @@ def start_service(service: IOService, provider: IOService | None) -> IOService:
         if service.state is ServiceState.STARTED:
             IOService.stop(service, provider)
         if service.state in (ServiceState.INITIALIZED, ServiceState.STOPPED):
-            service.free()
+            service._run_override("free", service.free)  # the start failure is the one raised
+            if service.state is not ServiceState.FREED:
+                IOService.free(service)
         raise
     if service.state is not ServiceState.STARTED:
         raise StateError(f"{type(service).__name__}.start returned in state '{service.state.value}': "

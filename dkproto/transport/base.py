@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import abc
 import collections
+import functools
 import logging
 import threading
 import time
@@ -300,6 +301,87 @@ class Transfer:
         return f"<Transfer ep=0x{self.endpoint:02x} len={self.length} {state} actual={self.actual_length}>"
 
 
+def _check_uint(name: str, value: Any, hi: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= hi:
+        raise BadArgumentError(f"control request: {name} {value!r} is not an integer 0..0x{hi:X} "
+                               f"({hi.bit_length()}-bit field of the SETUP packet)")
+
+
+def check_control_request(bmRequestType: Any, bRequest: Any, wValue: Any, wIndex: Any, data_or_wLength: Any,
+                          timeout: Any) -> None:
+    """Refuse a control request no SETUP packet can carry (kIOReturnBadArgument), before any back end.
+
+    bmRequestType and bRequest are 8-bit, wValue, wIndex and wLength 16-bit (USB 2.0 9.3): an IN
+    request takes wLength (an int, or None for 0), an OUT request its data stage as a bytes-like
+    object (or None) of at most 65,535 bytes; never an int (``bytes(n)`` would be n zero bytes).
+    The timeout is milliseconds >= 0. :class:`Transport` runs this for every subclass's
+    ``control_transfer``.
+    """
+    _check_uint("bmRequestType", bmRequestType, 0xFF)
+    _check_uint("bRequest", bRequest, 0xFF)
+    _check_uint("wValue", wValue, 0xFFFF)
+    _check_uint("wIndex", wIndex, 0xFFFF)
+    if bmRequestType & 0x80:
+        if data_or_wLength is not None:
+            if not isinstance(data_or_wLength, int):
+                raise BadArgumentError(f"control request: an IN request (bmRequestType 0x{bmRequestType:02x}) "
+                                       f"takes wLength (an int), not {type(data_or_wLength).__name__}")
+            _check_uint("wLength", data_or_wLength, 0xFFFF)
+    elif data_or_wLength is not None:
+        if isinstance(data_or_wLength, (int, str)):
+            raise BadArgumentError(f"control request: an OUT request (bmRequestType 0x{bmRequestType:02x}) takes "
+                                   f"its data stage as bytes, not {type(data_or_wLength).__name__} "
+                                   f"{data_or_wLength!r}")
+        try:
+            size = memoryview(data_or_wLength).nbytes
+        except TypeError:
+            raise BadArgumentError(f"control request: OUT data must be bytes-like, not "
+                                   f"{type(data_or_wLength).__name__}") from None
+        if size > 0xFFFF:
+            raise BadArgumentError(f"control request: {size:,} bytes of OUT data do not fit wLength "
+                                   "(16-bit, at most 65,535)")
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 0:
+        raise BadArgumentError(f"control request: timeout {timeout!r} is not an integer >= 0 (milliseconds)")
+
+
+def check_write_data(data: Any, what: str) -> None:
+    """Refuse OUT data that is not bytes-like (an int would become that many zero bytes)."""
+    if isinstance(data, (int, str)) or not isinstance(data, (bytes, bytearray, memoryview)) and not _buffer(data):
+        raise BadArgumentError(f"{what}: data must be bytes-like, not {type(data).__name__} {data!r}"[:200])
+
+
+def _buffer(data: Any) -> bool:
+    try:
+        memoryview(data)
+    except TypeError:
+        return False
+    return True
+
+
+def _checked_control(fn: Callable[..., bytes | int]) -> Callable[..., bytes | int]:
+    @functools.wraps(fn)
+    def control_transfer(self: Transport, bmRequestType: int, bRequest: int, wValue: int = 0, wIndex: int = 0,
+                         data_or_wLength: bytes | int | None = None,
+                         timeout: int = DEFAULT_TIMEOUT_MS) -> bytes | int:
+        check_control_request(bmRequestType, bRequest, wValue, wIndex, data_or_wLength, timeout)
+        return fn(self, bmRequestType, bRequest, wValue, wIndex, data_or_wLength, timeout)
+
+    control_transfer.__dk_checked__ = True  # type: ignore[attr-defined]
+    return control_transfer
+
+
+def _checked_write(fn: Callable[..., int]) -> Callable[..., int]:
+    @functools.wraps(fn)
+    def write(self: Transport, *args: Any, **kw: Any) -> int:
+        data = args[1] if len(args) > 1 else kw.get("data", b"")
+        if not isinstance(data, (bytes, bytearray)):
+            check_write_data(data, f"{type(self).__name__}.write")
+        return fn(self, *args, **kw)
+
+    write.__dk_checked__ = True  # type: ignore[attr-defined]
+    return write
+
+
 class Transport(abc.ABC):
     """A device connection chosen by URL. Subclasses implement the abstract methods.
 
@@ -314,6 +396,16 @@ class Transport(abc.ABC):
 
     scheme: ClassVar[str] = ""
     grammar: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        """Every subclass's ``control_transfer`` and ``write`` check their arguments first
+        (:func:`check_control_request`, :func:`check_write_data`): one rule for every back end."""
+        super().__init_subclass__(**kw)
+        for name, wrap in (("control_transfer", _checked_control), ("write", _checked_write)):
+            fn = cls.__dict__.get(name)
+            if fn is not None and not getattr(fn, "__dk_checked__", False) \
+                    and not getattr(fn, "__isabstractmethod__", False):
+                setattr(cls, name, wrap(fn))
 
     def __init__(self) -> None:
         self._is_open = False

@@ -39,7 +39,7 @@ from dkproto.errors import (
 from dkproto.transport.base import DEFAULT_TIMEOUT_MS, Transport, TransportInfo
 from dkproto.transport.url import QueryOptions, parse_url, parse_vid_pid, split_scheme, url_error
 
-__all__ = ["GRAMMAR", "SerialPortInfo", "SerialTransport", "list_ports", "serial_error", "terminal"]
+__all__ = ["GRAMMAR", "SerialPortInfo", "SerialTransport", "expect", "list_ports", "serial_error", "terminal"]
 
 GRAMMAR = ("serial:///dev/PORT[?baudrate=N&bytesize=5..8&parity=N|E|O|M|S&stopbits=1|1.5|2&xonxoff=0|1"
            "&rtscts=0|1&dsrdtr=0|1&dtr=0|1&rts=0|1&exclusive=0|1], serial://VID:PID[?serial=S&interface=N"
@@ -340,24 +340,30 @@ class SerialTransport(Transport):
             DkTimeoutError: the pattern did not come within ``timeout`` ms; the message shows the tail read.
         """
         self._require_open("expect")
-        regex = pattern if isinstance(pattern, re.Pattern) else re.compile(
-            re.escape(pattern.encode() if isinstance(pattern, str) else bytes(pattern)))
-        deadline = None if timeout == 0 else time.monotonic() + timeout / 1000
-        buf = b""
-        while True:
-            if regex.search(buf):
-                return buf
-            remaining = 0.5 if deadline is None else deadline - time.monotonic()
-            if remaining <= 0:
-                raise DkTimeoutError(f"{self.url}: {regex.pattern!r} not seen within {timeout} ms; "
-                                     f"last bytes: {buf[-64:]!r}")
-            with serial_errors(f"reading {self.url}"):
-                self.port.timeout = min(remaining, 0.5)
-                chunk = self.port.read(max(1, self.port.in_waiting))
-            buf += chunk
+        return expect(self, pattern, timeout)
 
 
-def terminal(transport: SerialTransport, stdin: IO[str] | None = None, stdout: IO[bytes] | None = None,
+def expect(transport: Transport, pattern: bytes | str | re.Pattern[bytes], timeout: int = DEFAULT_TIMEOUT_MS) -> bytes:
+    """:meth:`SerialTransport.expect` through any transport's ``read(0x81, ...)`` (a ``spy+`` wrapper too)."""
+    regex = pattern if isinstance(pattern, re.Pattern) else re.compile(
+        re.escape(pattern.encode() if isinstance(pattern, str) else bytes(pattern)))
+    deadline = None if timeout == 0 else time.monotonic() + timeout / 1000
+    buf = b""
+    while True:
+        if regex.search(buf):
+            return buf
+        remaining = 0.5 if deadline is None else deadline - time.monotonic()
+        if remaining <= 0:
+            url = transport.info.url
+            raise DkTimeoutError(f"{url}: {regex.pattern!r} not seen within {timeout} ms; "
+                                 f"last bytes: {buf[-64:]!r}")
+        try:
+            buf += transport.read(0x81, 65536, max(1, int(min(remaining, 0.5) * 1000)))
+        except DkTimeoutError:
+            pass
+
+
+def terminal(transport: Transport, stdin: IO[str] | None = None, stdout: IO[bytes] | None = None,
              eol: bytes = b"\r\n", echo: bool = False) -> None:
     """A line-mode terminal: each line of ``stdin`` is sent with ``eol``; received bytes go to ``stdout``.
 

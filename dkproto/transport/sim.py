@@ -16,20 +16,23 @@ from __future__ import annotations
 
 import collections
 import importlib
+import inspect
 import json
 import logging
 import threading
 import time
+import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
+from dkproto._paths import read_file
 from dkproto.errors import (
     AbortedError,
     BadArgumentError,
+    DkError,
     DkTimeoutError,
     NoDeviceError,
-    NotFoundError,
     PipeStalledError,
 )
 from dkproto.schema.enums import Recipient
@@ -40,9 +43,12 @@ __all__ = ["GRAMMAR", "PROFILES", "ControlRequest", "SimDevice", "SimTransport",
 
 log = logging.getLogger(__name__)
 
-GRAMMAR = ("sim://PROFILE with PROFILE a built-in name (loopback), module:attr (a SimDevice or a "
-           "function returning one), or a path to a descriptor file (corpus .json, raw sysfs "
-           "'descriptors' bytes)")
+GRAMMAR = ("sim://PROFILE with PROFILE a built-in name (loopback), module:attr (a SimDevice, a SimDevice "
+           "subclass or a function annotated '-> SimDevice'), or a path to a descriptor file (corpus .json, "
+           "raw sysfs 'descriptors' bytes)")
+
+#: A descriptor file larger than this (16 MiB) is refused unread.
+MAX_DESCRIPTOR_FILE = 16 << 20
 
 ControlHandler = Callable[["SimDevice", "ControlRequest"], "bytes | int | None"]
 
@@ -117,9 +123,9 @@ class SimDevice:
         """From a corpus ``.json`` item (``descriptors_hex``) or a raw sysfs ``descriptors`` file."""
         path = Path(path)
         try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            raise NotFoundError(f"sim: cannot read descriptor file {path}: {exc.strerror}") from exc
+            raw = read_file(path, max_bytes=MAX_DESCRIPTOR_FILE)
+        except DkError as exc:
+            raise type(exc)(f"sim: descriptor file {exc}", ioreturn=exc.ioreturn) from exc
         if path.suffix == ".json":
             try:
                 item = json.loads(raw)
@@ -345,23 +351,65 @@ def loopback_device() -> SimDevice:
 PROFILES: dict[str, Callable[[], SimDevice]] = {"loopback": loopback_device}
 
 
+def _is_factory(obj: Any) -> bool:
+    """True for a function declared to return a SimDevice (``def make() -> SimDevice``)."""
+    if not inspect.isfunction(obj):
+        return False
+    try:
+        ret = typing.get_type_hints(obj).get("return")
+    except Exception:  # noqa: BLE001 - an annotation that does not resolve: read it as text
+        ret = obj.__annotations__.get("return")
+    if isinstance(ret, str):
+        return ret.rsplit(".", 1)[-1] == "SimDevice"
+    return isinstance(ret, type) and issubclass(ret, SimDevice)
+
+
 def load_profile(spec: str, url: str = "") -> SimDevice:
-    """A SimDevice from a profile name, ``module:attr`` or a descriptor-file path."""
+    """A SimDevice from a profile name, ``module:attr`` or a descriptor-file path.
+
+    ``module:attr`` must name a SimDevice, a SimDevice subclass (called with no arguments) or a
+    function annotated ``-> SimDevice``; anything else is refused without being called.
+    """
+    url = url or f"sim://{spec}"
     if spec in PROFILES:
         return PROFILES[spec]()
-    if ":" in spec and not Path(spec).exists():
+    try:
+        is_file = Path(spec).exists()
+    except (OSError, ValueError):  # a NUL byte, a name too long
+        is_file = False
+    if ":" in spec and not is_file:
         module_name, _, attr = spec.partition(":")
         try:
-            obj: Any = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as exc:
-            raise url_error(url or f"sim://{spec}", f"cannot load {spec!r} ({exc})", GRAMMAR) from exc
-        device = obj() if callable(obj) and not isinstance(obj, SimDevice) else obj
+            module = importlib.import_module(module_name)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # ImportError, a SyntaxError, a sys.exit at import...
+            raise url_error(url, f"cannot import {module_name!r} ({type(exc).__name__}: {exc})", GRAMMAR) from exc
+        obj: Any = getattr(module, attr, None)
+        if isinstance(obj, SimDevice):
+            return obj
+        if not ((isinstance(obj, type) and issubclass(obj, SimDevice)) or _is_factory(obj)):
+            what = "does not exist" if obj is None else f"is a {type(obj).__name__}"
+            raise url_error(url, f"{module_name}.{attr} {what}, not a SimDevice, a SimDevice subclass or a "
+                            "function annotated '-> SimDevice' (nothing was called)", GRAMMAR)
+        try:
+            inspect.signature(obj).bind()
+        except (TypeError, ValueError):
+            raise url_error(url, f"{module_name}.{attr} cannot be called without arguments", GRAMMAR) from None
+        try:
+            device = obj()
+        except (KeyboardInterrupt, DkError):
+            raise
+        except BaseException as exc:
+            from dkproto.iokit.status import user_code_error
+
+            raise user_code_error(exc, f"making the {url} device", getattr(module, "__file__", None)) from exc
         if not isinstance(device, SimDevice):
-            raise url_error(url or f"sim://{spec}", f"{spec!r} is not a SimDevice", GRAMMAR)
+            raise url_error(url, f"{spec} returned {type(device).__name__}, not a SimDevice", GRAMMAR)
         return device
-    if Path(spec).exists():
+    if is_file:
         return SimDevice.from_file(spec)
-    raise url_error(url or f"sim://{spec}", f"no profile, module or file named {spec!r} "
+    raise url_error(url, f"no profile, module or file named {spec!r} "
                     f"(built-ins: {', '.join(PROFILES)})", GRAMMAR)
 
 

@@ -1,7 +1,8 @@
 """``spy+<scheme>://``: wrap any transport and log every transfer as a hex dump.
 
 ``open_transport("spy+usb://1d6b:0104")`` logs to the ``dkproto.spy`` logger at INFO
-(``?spy_log=NAME`` picks another logger). Modelled on pyserial's ``spy://`` handler. It is a
+(``?spy_log=NAME`` picks another logger); when nothing handles that logger's INFO records
+(logging not configured, as in the ``dkproto`` CLI), the dump goes to stderr instead. Modelled on pyserial's ``spy://`` handler. It is a
 :class:`~dkproto.transport.base.TransportWrapper`: it sees every call through one hook, which is
 where a recorder will sit as well.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -72,7 +74,15 @@ class SpyTransport(TransportWrapper):
         return cls(inner, logging.getLogger(logger_name))
 
     def _emit(self, text: str) -> None:
-        self.logger.info("%s", text)
+        """To the logger; to ``sink`` if given, else to stderr when logging would drop it.
+
+        ``spy+`` is a request to see the traffic: when nothing handles the logger's INFO records
+        (logging not configured, as in the CLI), the text goes to stderr instead of nowhere.
+        """
+        if self.logger.isEnabledFor(logging.INFO) and self.logger.hasHandlers():
+            self.logger.info("%s", text)
+        elif self.sink is None:
+            print(text, file=sys.stderr, flush=True)
         if self.sink is not None:
             self.sink(text)
 

@@ -7,7 +7,9 @@ of the scheme that rejected the URL.
 
 from __future__ import annotations
 
+import builtins
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote
 
@@ -104,7 +106,7 @@ class QueryOptions:
         """A string option."""
         return self._left.pop(key, default)
 
-    def int(self, key: str, default: int | None = None, *, lo: int | None = None, hi: int | None = None,
+    def int(self, key: builtins.str, default: int | None = None, *, lo: int | None = None, hi: int | None = None,
             base: int = 0) -> int | None:
         """An integer option (decimal, or ``0x`` hex with ``base=0``), range-checked."""
         if key not in self._left:
@@ -118,7 +120,7 @@ class QueryOptions:
             raise self.error(f"option {key}={value} is out of range {lo}..{hi}")
         return value
 
-    def float(self, key: str, default: float | None = None) -> float | None:
+    def float(self, key: builtins.str, default: float | None = None) -> float | None:
         """A number option."""
         if key not in self._left:
             return default
@@ -128,7 +130,7 @@ class QueryOptions:
         except ValueError:
             raise self.error(f"option {key}={text!r} is not a number") from None
 
-    def bool(self, key: str, default: bool | None = None) -> bool | None:
+    def bool(self, key: builtins.str, default: bool | None = None) -> bool | None:
         """A boolean option: 1/0, true/false, yes/no, on/off."""
         if key not in self._left:
             return default
@@ -139,7 +141,7 @@ class QueryOptions:
             return False
         raise self.error(f"option {key}={text!r} is not a boolean (1/0, true/false)")
 
-    def choice(self, key: str, choices: dict[str, object], default: object = None) -> object:
+    def choice(self, key: builtins.str, choices: Mapping[builtins.str, object], default: object = None) -> object:
         """An option whose text must be one of ``choices`` (case-insensitive); returns the mapped value."""
         if key not in self._left:
             return default
@@ -149,7 +151,7 @@ class QueryOptions:
                 return value
         raise self.error(f"option {key}={text!r} is not one of {', '.join(choices)}")
 
-    def rest(self) -> dict[str, str]:
+    def rest(self) -> dict[builtins.str, builtins.str]:
         """Options not taken yet (for schemes that pass them through), and forget them."""
         left, self._left = self._left, {}
         return left
