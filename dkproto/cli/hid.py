@@ -115,6 +115,7 @@ def decode_cmd(descriptor: str, report_type: str, as_json: bool, physical: bool,
     from dkproto.hid.sources import parse_hex
 
     rd, recorded = _load_descriptor(descriptor)
+    warn = rd.kernel_error is not None  # said once, before the first report decoded
     codec = DescriptorCodec(rd)
     if reports and len(reports) > 1 and all(len(r) <= 2 for r in reports):
         reports = (" ".join(reports),)  # one report given as separate bytes: 01 05 ff ...
@@ -124,6 +125,10 @@ def decode_cmd(descriptor: str, report_type: str, as_json: bool, physical: bool,
     prev: dict[int, Any] = {}
     for raw in data:
         v = codec.decode(raw, report_type, strict=False)
+        if warn:
+            click.echo(f"dkproto: warning: the Linux kernel refuses this descriptor ({rd.kernel_error}); "
+                       "decoded with dkproto's lenient layout", err=True)
+            warn = False
         if as_json:
             click.echo(json.dumps({"report_type": v.report_type, "report_id": v.report_id, "values": _jsonable(dict(v)),
                                    "trailing": v.trailing.hex(), "missing": v.missing}))

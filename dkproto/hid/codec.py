@@ -24,8 +24,19 @@ Value rules:
 * an Array field gives the list of active usages (``"Keyboard/Keypad": ["Keyboard a and A"]``):
   slot values inside the logical range index the usage list; values outside it, and usage ID 0
   (Reserved/No event), are inactive.
-* padding (a main item without usages) appears only when its bits are not zero, as
-  ``"(padding@<bit>)"``, so decode then build gives back the same bytes.
+* padding (a main item without usages, and the bits after the last field up to the byte
+  boundary) appears only when its bits are not zero, as ``"(padding@<bit>)"``.
+* an Array whose slots hold values that the list of names cannot rebuild (out of range, "no
+  event" in an odd place, a repeated usage's second index) also gets ``"(raw <name>)"``: the slot
+  values as they are. So ``build(decode(r)) == r`` for every report decode accepts; through a
+  plain dict (JSON) too, unless a value lies outside its logical range (``unchecked``).
+
+Bounds: a report the parser marked :attr:`~dkproto.hid.parser.Report.refused` (a size the kernel
+refuses, a descriptor over HID_MAX_DESCRIPTOR_SIZE, parsing stopped at a bound) is not laid out:
+:class:`ReportCodec` raises DecodeError naming the bound. Within them a report has at most
+(HID_MAX_BUFFER_SIZE - 1) * 8 elements and every path is linear in its size; a report longer
+than HID_MAX_BUFFER_SIZE is refused; :class:`DescriptorCodec` keeps at most
+:data:`MAX_CACHED_ELEMENTS` elements of compiled codecs.
 
 Names are usage names from the HID Usage Tables (:mod:`dkproto.hid.usages`); when a name occurs
 again in the same report it gets ``#2``, ``#3``... (``"X#2"`` is the second finger's X).
@@ -42,10 +53,14 @@ import construct as cs
 
 from dkproto.errors import DecodeError, DkError, EncodeError
 from dkproto.hid.items import unit_text
-from dkproto.hid.parser import Field, Report, ReportDescriptor
+from dkproto.hid.parser import HID_MAX_BUFFER_SIZE, Field, Report, ReportDescriptor
 from dkproto.hid.usages import lookup_usage, page_name, usage_name
 
-__all__ = ["DescriptorCodec", "ReportCodec", "ReportValues", "parse_assignments"]
+__all__ = ["MAX_CACHED_ELEMENTS", "DescriptorCodec", "ReportCodec", "ReportValues", "parse_assignments"]
+
+#: Elements of the report codecs a DescriptorCodec keeps compiled (two reports of the kernel's
+#: largest size); older ones are dropped and compiled again when needed.
+MAX_CACHED_ELEMENTS = 2 * (HID_MAX_BUFFER_SIZE - 1) * 8
 
 
 class ReportValues(dict):  # type: ignore[type-arg]
@@ -88,13 +103,30 @@ class _Slot:
     """How one key of the value dict maps to elements."""
 
     key: str
-    field: Field
+    field: Field  # for the padding after the last field: the report's last field
     kind: str  # "scalar", "list", "array", "padding"
     elems: list[int]  # indices into ReportCodec.elems
     usage: int = 0
     table: dict[int, str] | None = None  # array: raw value -> usage name
     rev: dict[str, int] | None = None  # array: usage name / lowercase -> raw value
     null: int = 0  # array: value written to unused slots
+    canon: dict[int, int] | None = None  # array: raw value -> the value build writes for its name
+    width: int = 0  # padding: bits
+    raw_key: str = ""  # array: "(raw <key>)", the slot values when the names cannot rebuild them
+
+
+def _bits(body: bytes, offset: int, width: int) -> int:
+    """The unsigned value of ``width`` bits at bit ``offset`` of ``body`` (LSB first); reads only
+    the bytes concerned, so a loop over the elements of a wide report stays linear."""
+    a = offset >> 3
+    return (int.from_bytes(body[a:(offset + width + 7) >> 3], "little") >> (offset & 7)) & ((1 << width) - 1)
+
+
+def _put(buf: bytearray, offset: int, width: int, value: int) -> None:
+    """OR ``value`` (already within ``width`` bits) into ``buf`` at bit ``offset``."""
+    a, b = offset >> 3, (offset + width + 7) >> 3
+    cur = int.from_bytes(buf[a:b], "little") | (value << (offset & 7))
+    buf[a:b] = cur.to_bytes(b - a, "little")
 
 
 def _fits(v: int, e: _Elem) -> bool:
@@ -111,11 +143,27 @@ class ReportCodec:
     """
 
     def __init__(self, report: Report) -> None:
+        if report.refused is not None:
+            f = report.refused
+            why = ("the kernel refuses it, so dkproto does not lay it out" if f.kernel_fatal
+                   else "its layout is incomplete, so dkproto does not lay it out")
+            head = f"{report.type} report {report.id}"
+            msg = f.message if f.message.startswith(head) else f"{head}: {f.message}"
+            raise DecodeError(f"{msg} ({f.rule}): {why}", offset=f.offset, descriptor="report descriptor",
+                              rule=f.rule)
         self.report = report
         self.elems: list[_Elem] = []
         self.slots: list[_Slot] = []
         self._array_member: dict[str, _Slot] = {}
+        self._by_key: dict[str, _Slot] = {}
+        self._by_norm: dict[str, _Slot] = {}
         self._build_slots()
+        for sl in self.slots:
+            self._by_key.setdefault(sl.key, sl)
+            self._by_norm.setdefault(_norm(sl.key), sl)
+        self._raw_slots = {sl.raw_key: sl for sl in self.slots if sl.raw_key}
+        self._pad_elems = frozenset(i for sl in self.slots if sl.kind == "padding" for i in sl.elems)
+        self._pad_width = {sl.elems[0]: sl.width for sl in self.slots if sl.kind == "padding"}
         self._struct: cs.Construct | None = None
         self._fast: Callable[[bytes], ReportValues] | None = None
         self._size = report.size
@@ -139,7 +187,7 @@ class ReportCodec:
             idx = list(range(first, len(self.elems)))
             if f.is_padding:
                 # One pseudo-element spanning the whole item keeps the bits exact.
-                self.slots.append(_Slot(f"(padding@{f.bit_offset})", f, "padding", idx))
+                self.slots.append(_Slot(f"(padding@{f.bit_offset})", f, "padding", idx, width=f.bit_size))
             elif f.is_variable:
                 n = len(f.usages)
                 for i in range(min(n, f.report_count)):
@@ -177,9 +225,18 @@ class ReportCodec:
                     else:
                         null = 0
                 slot.table, slot.rev, slot.null = table, rev, null
+                slot.canon = {v: rev[_norm(name)] for v, name in table.items()}
+                slot.raw_key = f"(raw {slot.key})"
                 self.slots.append(slot)
                 for name in table.values():
                     self._array_member.setdefault(_norm(name), slot)
+        r = self.report
+        tail = r.data_size * 8 - r.size_bits
+        if tail and r.fields:
+            # Bits after the last field, up to the byte boundary: kept like padding.
+            self.elems.append(_Elem(r.size_bits, tail, False))
+            self.slots.append(_Slot(f"(padding@{r.size_bits})", r.fields[-1], "padding", [len(self.elems) - 1],
+                                    width=tail))
 
     @property
     def keys(self) -> list[str]:
@@ -191,10 +248,10 @@ class ReportCodec:
         """Report length in bytes, ID byte included."""
         return self.report.size
 
-    def _raw_from_int(self, n: int) -> list[int]:
+    def _raw_from_body(self, body: bytes) -> list[int]:
         out = []
         for e in self.elems:
-            v = (n >> e.bit_offset) & ((1 << e.size) - 1)
+            v = _bits(body, e.bit_offset, e.size)
             if e.signed and v >> (e.size - 1):
                 v -= 1 << e.size
             out.append(v)
@@ -205,6 +262,10 @@ class ReportCodec:
         error when strict; otherwise it is padded with zeros, as the Linux HID core does."""
         r = self.report
         data = bytes(data)
+        if len(data) > HID_MAX_BUFFER_SIZE:
+            raise DecodeError(f"{r.type} report {r.id} is {len(data)} bytes, over HID_MAX_BUFFER_SIZE "
+                              f"({HID_MAX_BUFFER_SIZE}; the kernel reads no more)", offset=HID_MAX_BUFFER_SIZE,
+                              descriptor=f"{r.type} report {r.id}", rule="HID_MAX_BUFFER_SIZE")
         if r.id:
             if not data or data[0] != r.id:
                 got = f"0x{data[0]:02x}" if data else "nothing"
@@ -226,14 +287,13 @@ class ReportCodec:
         return body[:need], body[need:], 0
 
     # -- values from raw element values ----------------------------------------------------
-    def _values(self, raw: list[int], n: int) -> ReportValues:
+    def _values(self, raw: list[int], body: bytes) -> ReportValues:
         out = self._rv()
         unchecked = []
         for s in self.slots:
             f = s.field
             if s.kind == "padding":
-                e0 = self.elems[s.elems[0]]
-                v = (n >> e0.bit_offset) & ((1 << f.bit_size) - 1)
+                v = _bits(body, self.elems[s.elems[0]].bit_offset, s.width)
                 if v:
                     out[s.key] = v
             elif s.kind == "scalar":
@@ -247,8 +307,12 @@ class ReportCodec:
                 if any(not f.logical_minimum <= v <= f.logical_maximum for v in vals):
                     unchecked.append(s.key)
             else:
-                t = s.table or {}
-                out[s.key] = [t[raw[i]] for i in s.elems if raw[i] in t]
+                t, c = s.table or {}, s.canon or {}
+                slots = [raw[i] for i in s.elems]
+                active = [x for x in slots if x in t]
+                out[s.key] = [t[x] for x in active]
+                if [c[x] for x in active] + [s.null] * (len(slots) - len(active)) != slots:
+                    out[s.raw_key] = slots
         if unchecked:
             out.unchecked = frozenset(unchecked)
         return out
@@ -320,12 +384,12 @@ class ReportCodec:
             lo, hi = f.logical_minimum, f.logical_maximum
             if s.kind == "padding":
                 e0 = self.elems[s.elems[0]]
-                mask = (1 << f.bit_size) - 1
+                mask = (1 << s.width) - 1
                 if not wide:
                     lines.append(f"    p{k} = (n >> {e0.bit_offset}) & {mask:#x}")
                 else:
                     a, sh = divmod(e0.bit_offset, 8)
-                    b = (e0.bit_offset + f.bit_size + 7) // 8
+                    b = (e0.bit_offset + s.width + 7) // 8
                     lines.append(f"    p{k} = (_from(body[{a}:{b}], 'little') >> {sh}) & {mask:#x}")
                 continue
             e0 = self.elems[s.elems[0]]
@@ -338,8 +402,10 @@ class ReportCodec:
                 if needs_check(e0, lo, hi):
                     checks.append(f"    if min(v{k}) < {lo} or max(v{k}) > {hi}: bad.append({s.key!r})")
             else:
-                env[f"t{k}"] = s.table
-                lines.append(f"    v{k} = [t{k}[x] for x in {run_expr(s.elems)} if x in t{k}]")
+                env[f"t{k}"], env[f"c{k}"], env[f"z{k}"] = s.table, s.canon, [s.null] * len(s.elems)
+                lines.append(f"    r{k} = {run_expr(s.elems)}")
+                lines.append(f"    a{k} = [x for x in r{k} if x in t{k}]")
+                lines.append(f"    v{k} = [t{k}[x] for x in a{k}]")
             parts.append(f"{s.key!r}: v{k}")
         if not wide and any("(n " in ln or "(n&" in ln or "n >>" in ln for ln in lines[1:]):
             lines.insert(1, "    n = _from(body, 'little')")
@@ -347,6 +413,9 @@ class ReportCodec:
         for k, s in enumerate(self.slots):
             if s.kind == "padding":
                 lines.append(f"    if p{k}: out[{s.key!r}] = p{k}")
+            elif s.kind == "array":
+                # The slots, when the names would not rebuild them (see the module docstring).
+                lines.append(f"    if [c{k}[x] for x in a{k}] + z{k}[len(a{k}):] != r{k}: out[{s.raw_key!r}] = r{k}")
         if checks:
             lines.append("    bad = []")
             lines.extend(checks)
@@ -421,7 +490,7 @@ class ReportCodec:
                 name / cs.BitsInteger(width, signed=i is not None and self.elems[i].signed)
                 for name, _low, width, i in self._msb_runs()
             ]
-            body: cs.Construct = cs.ByteSwapped(cs.BitStruct(*subs)) if subs else cs.Bytes(0)
+            body: cs.Construct = cs.ByteSwapped(cs.BitStruct(*subs)) if subs else cs.Struct()
             parts = []
             if r.id:
                 parts.append("report_id" / cs.Const(r.id, cs.Int8ul))
@@ -441,8 +510,7 @@ class ReportCodec:
                               path=getattr(exc, "path", None)) from exc
         d = c.data if self.elems else {}
         raw = [d[f"e{i}"] for i in range(len(self.elems))]
-        n = int.from_bytes(body, "little")
-        out = self._values(raw, n)
+        out = self._values(raw, body)
         if trailing:
             out.trailing = trailing
         if missing:
@@ -452,12 +520,12 @@ class ReportCodec:
     def build_construct(self, values: Mapping[str, Any]) -> bytes:
         """Build through the Construct schema (same bytes as :meth:`build`)."""
         raw, pads = self._raw_for(values)
-        n = self._pack(raw, pads)
+        packed = self._pack(raw, pads)
         # Gaps carry padding bits and any bits not covered by a field.
-        d: dict[str, int] = {f"e{i}": v for i, v in enumerate(self._raw_from_int(n))}
+        d: dict[str, int] = {f"e{i}": v for i, v in enumerate(self._raw_from_body(packed))}
         for name, low, width, i in self._msb_runs():
             if i is None:
-                d[name] = (n >> low) & ((1 << width) - 1)
+                d[name] = _bits(packed, low, width)
         obj: dict[str, Any] = {"data": d}
         try:
             out = self.struct.build(obj)
@@ -471,14 +539,8 @@ class ReportCodec:
 
     # -- build -----------------------------------------------------------------------------
     def _slot_for(self, name: str) -> _Slot | None:
-        for s in self.slots:
-            if s.key == name:
-                return s
-        low = _norm(name)
-        for s in self.slots:
-            if _norm(s.key) == low:
-                return s
-        return None
+        s = self._by_key.get(name)
+        return s if s is not None else self._by_norm.get(_norm(name))
 
     def _raw_for(self, values: Mapping[str, Any]) -> tuple[list[int], dict[int, int]]:
         """Element values for a name mapping; range-checked. Returns (raw, padding values)."""
@@ -486,12 +548,19 @@ class ReportCodec:
         pads: dict[int, int] = {}
         unchecked = values.unchecked if isinstance(values, ReportValues) else frozenset()
         arrays: dict[int, list[int]] = {}
+        slot_values: dict[int, list[int]] = {}  # "(raw <key>)" given
         where = f"{self.report.type} report {self.report.id}"
         for a in self.slots:
             if a.kind == "array":
                 for i in a.elems:
                     raw[i] = a.null
         for name, value in values.items():
+            if not isinstance(name, str):
+                raise EncodeError(f"{where}: value names are strings, not {type(name).__name__} ({name!r})")
+            rs = self._raw_slots.get(name)
+            if rs is not None:
+                slot_values[id(rs)] = self._slot_values(rs, name, value, where)
+                continue
             found = self._slot_for(name)
             if found is None:
                 member = self._array_member.get(_norm(name))
@@ -506,9 +575,9 @@ class ReportCodec:
             s = found
             f = s.field
             if s.kind == "padding":
-                v = int(value)
-                if not 0 <= v < (1 << f.bit_size):
-                    raise EncodeError(f"{where}: {name}={v} does not fit {f.bit_size} bits")
+                v = _as_int(value, name, where)
+                if not 0 <= v < (1 << s.width):
+                    raise EncodeError(f"{where}: {name}={v} does not fit {s.width} bits")
                 pads[s.elems[0]] = v
                 continue
             if s.kind == "array":
@@ -537,6 +606,16 @@ class ReportCodec:
                 raw[i] = v
         for s in self.slots:
             got = arrays.get(id(s))
+            given = slot_values.get(id(s))
+            if given is not None:
+                t = s.table or {}
+                names = [t[x] for x in given if x in t]
+                if got is not None and [t[x] for x in got] != names:
+                    raise EncodeError(f"{where}: {s.key}={[t[x] for x in got]} disagrees with {s.raw_key}={given} "
+                                      f"(which names {names}); give one of them")
+                for i, v in zip(s.elems, given):
+                    raw[i] = v
+                continue
             if got is None:
                 continue
             if len(got) > len(s.elems):
@@ -546,6 +625,20 @@ class ReportCodec:
             for i, v in zip(s.elems, got):
                 raw[i] = v
         return raw, pads
+
+    def _slot_values(self, s: _Slot, name: str, value: Any, where: str) -> list[int]:
+        """The slot values of a ``(raw <key>)`` entry: one integer per slot, each fitting its bits."""
+        if not isinstance(value, (list, tuple)) or len(value) != len(s.elems):
+            raise EncodeError(f"{where}: {name} takes a list of {len(s.elems)} slot values")
+        out = []
+        for i, v in zip(s.elems, value):
+            v = _as_int(v, name, where)
+            if not _fits(v, self.elems[i]):
+                e = self.elems[i]
+                raise EncodeError(f"{where}: {name} value {v} does not fit {e.size} "
+                                  f"{'signed ' if e.signed else ''}bits (item at descriptor offset {s.field.offset})")
+            out.append(v)
+        return out
 
     def _array_value(self, s: _Slot, it: Any, where: str) -> int:
         rev = s.rev or {}
@@ -564,16 +657,26 @@ class ReportCodec:
             return rev[f"0x{it:x}"]
         raise EncodeError(f"{where}: {it!r} is not one of the usages of {s.key} (give a name or a 32-bit usage)")
 
-    def _pack(self, raw: list[int], pads: dict[int, int]) -> int:
-        n = 0
-        pad_elems = {i for s in self.slots if s.kind == "padding" for i in s.elems}
+    def _pack(self, raw: list[int], pads: dict[int, int]) -> bytes:
+        """The field data (report ID excluded): one int for small reports, byte slices for wide
+        ones (OR-ing into one growing int would be quadratic)."""
+        size = self.report.data_size
+        pad_elems = self._pad_elems
+        if size <= 16:
+            n = 0
+            for i, (e, v) in enumerate(zip(self.elems, raw)):
+                if i not in pad_elems:
+                    n |= (v & ((1 << e.size) - 1)) << e.bit_offset
+            for i, v in pads.items():
+                n |= v << self.elems[i].bit_offset
+            return n.to_bytes(size, "little")
+        buf = bytearray(size)
         for i, (e, v) in enumerate(zip(self.elems, raw)):
-            if i in pad_elems:
-                continue
-            n |= (v & ((1 << e.size) - 1)) << e.bit_offset
+            if i not in pad_elems and v:
+                _put(buf, e.bit_offset, e.size, v & ((1 << e.size) - 1))
         for i, v in pads.items():
-            n |= v << self.elems[i].bit_offset
-        return n
+            _put(buf, self.elems[i].bit_offset, self._pad_width[i], v)
+        return bytes(buf)
 
     def build(self, values: Mapping[str, Any] | None = None, **kw: Any) -> bytes:
         """Build a report from names: ``build({"X": -5, "Y": 3, "Button 1": 1})``.
@@ -592,8 +695,7 @@ class ReportCodec:
         else:
             merged = values or {}
         raw, pads = self._raw_for(merged)
-        n = self._pack(raw, pads)
-        body = n.to_bytes(self.report.data_size, "little")
+        body = self._pack(raw, pads)
         head = bytes([self.report.id]) if self.report.id else b""
         if isinstance(merged, ReportValues):
             if merged.missing:
@@ -653,15 +755,29 @@ class DescriptorCodec:
     def __init__(self, rd: ReportDescriptor) -> None:
         self.descriptor = rd
         self._codecs: dict[tuple[str, int], ReportCodec] = {}
+        self._cached_elements = 0
         self._numbered: dict[str, bool] = {}
         self._fast_table: dict[str, tuple[bool, dict[int, tuple[Any, int]]]] = {}
 
     def codec(self, report_type: str = "input", report_id: int = 0) -> ReportCodec:
-        """The codec of one report (created on first use)."""
+        """The codec of one report (created on first use; the oldest are dropped past
+        :data:`MAX_CACHED_ELEMENTS`).
+
+        Raises:
+            DecodeError: no such report, or a report the parser refused (see the module doc).
+        """
         key = (report_type, report_id)
         c = self._codecs.get(key)
         if c is None:
-            c = self._codecs[key] = ReportCodec(self.descriptor.report(report_type, report_id))
+            c = ReportCodec(self.descriptor.report(report_type, report_id))
+            self._cached_elements += len(c.elems)
+            while self._codecs and self._cached_elements > MAX_CACHED_ELEMENTS:
+                old_key = next(iter(self._codecs))
+                self._cached_elements -= len(self._codecs.pop(old_key).elems)
+                entry = self._fast_table.get(old_key[0])
+                if entry is not None:
+                    entry[1].pop(old_key[1], None)
+            self._codecs[key] = c
         return c
 
     def report_id_of(self, data: bytes, report_type: str = "input") -> int:

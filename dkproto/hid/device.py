@@ -26,6 +26,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from dkproto._paths import read_file
 from dkproto.errors import (
     BadArgumentError,
     DkError,
@@ -39,7 +40,7 @@ from dkproto.errors import (
     URLError,
 )
 from dkproto.hid.codec import DescriptorCodec, ReportValues
-from dkproto.hid.parser import ReportDescriptor, parse
+from dkproto.hid.parser import MAX_PARSED_BYTES, ReportDescriptor, parse
 
 __all__ = ["HidDevice", "HidDeviceInfo", "enumerate_devices", "hidapi_module", "parse_device_spec"]
 
@@ -234,7 +235,7 @@ class HidDevice:
         node = Path(self.path).name
         sysfs = Path(f"/sys/class/hidraw/{node}/device/report_descriptor")
         if sysfs.exists():
-            return sysfs.read_bytes()
+            return read_file(sysfs, max_bytes=MAX_PARSED_BYTES)
         raise MissingToolError("this hidapi has no get_report_descriptor (needs hidapi >= 0.14)")
 
     @property

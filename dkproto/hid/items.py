@@ -278,32 +278,37 @@ def _item_at(data: bytes, pos: int) -> Item:
                 bytes(data[pos + 1 : pos + 1 + size]))
 
 
-def iter_items(data: bytes) -> Iterator[Item]:
+def iter_items(data: bytes, limit: int | None = None) -> Iterator[Item]:
     """Yield each item of a report descriptor in order.
 
     Args:
         data: the report descriptor bytes.
+        limit: stop before an item that starts at or after this offset (None: the whole data).
 
     Raises:
         DecodeError: at the offset of an item cut short by the end of the data.
     """
     pos = 0
-    end = len(data)
+    end = len(data) if limit is None else min(len(data), limit)
     while pos < end:
         item = _item_at(data, pos)
         yield item
         pos += len(item.raw)
 
 
-def parse_items(data: bytes) -> tuple[list[Item], DecodeError | None]:
+def parse_items(data: bytes, limit: int | None = None) -> tuple[list[Item], DecodeError | None]:
     """Split a descriptor into items, keeping what parsed before a truncated item.
+
+    Args:
+        data: the report descriptor bytes.
+        limit: stop before an item that starts at or after this offset (None: the whole data).
 
     Returns:
         ``(items, error)`` where error is the DecodeError for a truncated last item, or None.
     """
     items: list[Item] = []
     try:
-        for item in iter_items(data):
+        for item in iter_items(data, limit):
             items.append(item)
     except DecodeError as exc:
         return items, exc

@@ -32,6 +32,9 @@ HID023  main-item-outside-collection    Input/Output/Feature outside any Collect
 HID024  dangling-local-items            local items after the last main item (they apply to nothing)
 HID025  report-id-without-reports       a Report ID item whose ID no main item ever uses
 HID026  array-range-smaller-than-usages an Array whose logical range cannot select all its usages
+HID027  dkproto-bound                   parsing stopped at one of dkproto's bounds (65535 bytes, 32 nested
+                                        collections, 65536 expanded usages, 4096 fields): the rest is not
+                                        laid out
 ======  ==============================  ==========================================================
 
 Lint never raises for bad bytes: :func:`lint` returns findings sorted by offset.
@@ -71,6 +74,7 @@ RULES: dict[str, str] = {
     "HID024": "dangling-local-items",
     "HID025": "report-id-without-reports",
     "HID026": "array-range-smaller-than-usages",
+    "HID027": "dkproto-bound",
 }
 
 
@@ -83,16 +87,17 @@ def lint_descriptor(rd: ReportDescriptor) -> list[Finding]:
         out.append(Finding("HID007", "report-ids-mixed", first0,
                            f"main items without a Report ID next to reports with IDs {sorted(ids - {0})}: "
                            "the first byte of a report cannot tell them apart"))
-    # Local items after the last main item, and Report IDs never used.
+    # Local items after the last main item, and Report IDs never used (among the items parsed).
+    items = rd.items if rd.stopped is None else [it for it in rd.items if it.offset < rd.stopped.offset]
     last_main = -1
-    for it in rd.items:
+    for it in items:
         if it.type == ItemType.MAIN:
             last_main = it.offset
-    dangling = [it for it in rd.items if it.type == ItemType.LOCAL and it.offset > last_main]
+    dangling = [it for it in items if it.type == ItemType.LOCAL and it.offset > last_main]
     if dangling:
         out.append(Finding("HID024", "dangling-local-items", dangling[0].offset,
                            f"{len(dangling)} local item(s) after the last main item apply to nothing", "warning"))
-    for it in rd.items:
+    for it in items:
         if it.type == ItemType.GLOBAL and it.tag == 8 and it.udata and it.udata not in ids:
             out.append(Finding("HID025", "report-id-without-reports", it.offset,
                                f"Report ID {it.udata} is declared but no main item uses it", "warning"))

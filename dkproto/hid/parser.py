@@ -24,7 +24,15 @@ agrees field for field with the kernel's debugfs ``rdesc``:
   Minimum above Maximum at a main item, a report longer than HID_MAX_BUFFER_SIZE, an unbalanced
   collection or delimiter, a truncated item) is recorded in :attr:`ReportDescriptor.kernel_error`;
   the kernel then keeps no report at all. This parser carries on leniently so the rest can still
-  be shown and linted.
+  be shown and linted. A report whose size the kernel refuses (and every report of a descriptor
+  over HID_MAX_DESCRIPTOR_SIZE) is marked :attr:`Report.refused`: the codecs do not lay it out.
+
+Bounds (docs/hid.md, "Bounds"): parsing stops, with an HID027 finding and
+:attr:`ReportDescriptor.stopped` set, at :data:`MAX_PARSED_BYTES` bytes, at
+:data:`MAX_COLLECTION_DEPTH` nested collections and after :data:`MAX_EXPANDED_USAGES` usages,
+designator and string indices (ranges expanded) in the whole descriptor, and at
+:data:`MAX_FIELDS` Input/Output/Feature items. Everything else grows
+linearly with the descriptor.
 
 Offsets: :attr:`Field.bit_offset` counts from the first bit after the report ID byte, as the
 kernel's ``report_offset`` does.
@@ -48,6 +56,10 @@ __all__ = [
     "HID_MAX_IDS",
     "HID_MAX_REPORT_SIZE_BITS",
     "HID_MAX_USAGES",
+    "MAX_COLLECTION_DEPTH",
+    "MAX_EXPANDED_USAGES",
+    "MAX_FIELDS",
+    "MAX_PARSED_BYTES",
     "REPORT_TYPES",
     "Collection",
     "Field",
@@ -65,6 +77,19 @@ HID_MAX_IDS = 256
 HID_MAX_FIELDS = 256
 HID_GLOBAL_STACK_SIZE = 4
 HID_MAX_REPORT_SIZE_BITS = 256  # largest Report Size the kernel accepts
+
+# dkproto's own bounds (the kernel has none for these, or only through HID_MAX_DESCRIPTOR_SIZE).
+#: Bytes parsed: wDescriptorLength (HID 1.11 6.2.1) is 16 bits, no device can send more.
+MAX_PARSED_BYTES = 0xFFFF
+#: Nested collections: the kernel's stack grows without bound (open_collection); the deepest in
+#: the corpus is 5 levels. Caps the per-field collection path (and the text indentation).
+MAX_COLLECTION_DEPTH = 32
+#: Usages, designator and string indices held for the whole descriptor, ranges expanded (one
+#: 5-byte Usage Minimum/Maximum pair names up to HID_MAX_USAGES): 16 bits' worth.
+MAX_EXPANDED_USAGES = 65536
+#: Input/Output/Feature items of one descriptor: every main item takes at least one byte, so no
+#: descriptor of HID_MAX_DESCRIPTOR_SIZE has more. Caps fields x collection depth in the outputs.
+MAX_FIELDS = 4096
 
 REPORT_TYPES = ("input", "output", "feature")
 _MAIN_TO_TYPE = {8: "input", 9: "output", 0xB: "feature"}
@@ -230,8 +255,10 @@ class Field:
             return self.logical_minimum, self.logical_maximum
         return self.physical_minimum, self.physical_maximum
 
-    def to_json(self, collections: list[Collection]) -> dict[str, Any]:
-        """The field as the ``hid parse --format json`` object (keys fixed by the issue)."""
+    def to_json(self, collections: list[Collection], labels: list[str] | None = None) -> dict[str, Any]:
+        """The field as the ``hid parse --format json`` object (keys fixed by the issue).
+
+        ``labels``: ``collections[i].label()`` for each i, when the caller has them already."""
         system, units = unit_exponents(self.unit)
         unit: dict[str, Any] | None = None
         if self.unit:
@@ -250,7 +277,7 @@ class Field:
             "unit_exponent": self.unit_exponent,
             "flags": [n for n in self.flag_names],
             "usages": [{"usage": f"0x{u:08x}", "name": usage_full_name(u)} for u in self.usages],
-            "collection": [collections[i].label() for i in self.collection],
+            "collection": [labels[i] if labels is not None else collections[i].label() for i in self.collection],
         }
 
 
@@ -260,12 +287,15 @@ class Report:
 
     Attributes:
         size_bits: total bits of the fields (the report ID byte excluded).
+        refused: why the codecs do not lay this report out (a size the kernel refuses, a
+            descriptor over HID_MAX_DESCRIPTOR_SIZE, or parsing stopped at a bound), or None.
     """
 
     type: str
     id: int
     fields: list[Field] = dc_field(default_factory=list)
     size_bits: int = 0
+    refused: Finding | None = None
 
     @property
     def size(self) -> int:
@@ -289,6 +319,8 @@ class ReportDescriptor:
         reports: ``{(type, id): Report}`` in the order the kernel registers them.
         findings: problems seen while parsing (see :mod:`dkproto.hid.lint` for the full list).
         kernel_error: the first problem for which Linux refuses the descriptor, or None.
+        stopped: the HID027 finding when parsing stopped at one of dkproto's bounds (the items
+            after its offset are listed but not parsed), or None.
     """
 
     data: bytes
@@ -297,6 +329,7 @@ class ReportDescriptor:
     reports: dict[tuple[str, int], Report]
     findings: list[Finding]
     kernel_error: Finding | None = None
+    stopped: Finding | None = None
 
     @property
     def uses_report_ids(self) -> bool:
@@ -338,6 +371,7 @@ class ReportDescriptor:
 
     def to_json(self) -> dict[str, Any]:
         """The layouts as plain data (``hid parse --format json``)."""
+        labels = [c.label() for c in self.collections]  # once each, not once per field and level
         return {
             "length": len(self.data),
             "reports": [
@@ -346,12 +380,12 @@ class ReportDescriptor:
                     "report_id": r.id,
                     "size_bits": r.size_bits,
                     "size": r.size,
-                    "fields": [f.to_json(self.collections) for f in r.fields],
+                    "fields": [f.to_json(self.collections, labels) for f in r.fields],
                 }
                 for r in self.reports.values()
             ],
             "collections": [
-                {"index": c.index, "type": c.type_name, "usage": f"0x{c.usage:08x}", "name": c.label(),
+                {"index": c.index, "type": c.type_name, "usage": f"0x{c.usage:08x}", "name": labels[c.index],
                  "parent": c.parent, "offset": c.offset}
                 for c in self.collections
             ],
@@ -400,6 +434,10 @@ class _Parser:
         self.reports: dict[tuple[str, int], Report] = {}
         self.findings: list[Finding] = []
         self.kernel_error: Finding | None = None
+        self.stopped: Finding | None = None
+        self.expanded = 0  # usages, designator and string indices held so far (MAX_EXPANDED_USAGES)
+        self.kept_fields: dict[tuple[str, int], int] = {}  # fields with usages per report (HID010)
+        self.field_count = 0  # Input/Output/Feature items (MAX_FIELDS)
         self._page_offset = -1  # offset of the last Usage Page item
         self.reset_local()
 
@@ -410,6 +448,21 @@ class _Parser:
         self.findings.append(f)
         if fatal and self.kernel_error is None:
             self.kernel_error = f
+
+    def stop(self, offset: int, message: str) -> None:
+        """Stop parsing at a dkproto bound: HID027, and every report is refused by the codecs."""
+        if self.stopped is None:
+            self.stopped = Finding("HID027", "dkproto-bound", offset, message + "; parsing stops here")
+            self.findings.append(self.stopped)
+
+    def take(self, n: int, offset: int, what: str) -> bool:
+        """Count n more expanded usages/indices against MAX_EXPANDED_USAGES; False (and stop) past it."""
+        if self.expanded + n > MAX_EXPANDED_USAGES:
+            self.stop(offset, f"{what} would pass dkproto's bound of {MAX_EXPANDED_USAGES} usages, designator "
+                              "and string indices for one descriptor (ranges expanded)")
+            return False
+        self.expanded += n
+        return True
 
     def reset_local(self) -> None:
         self.usages: list[int] = []
@@ -429,6 +482,8 @@ class _Parser:
         if len(self.usages) >= HID_MAX_USAGES:
             self.find("HID013", "too-many-usages", offset,
                       f"more than {HID_MAX_USAGES} usages before one main item (kernel limit)", fatal=True)
+            return False
+        if not self.take(1, offset, "this usage"):
             return False
         if size <= 2:
             usage = (usage & 0xFFFF) | ((self.g.usage_page & 0xFFFF) << 16)
@@ -488,20 +543,21 @@ class _Parser:
                 if not self.add_usage(n, it.size, it.offset):
                     return
                 n += 1
-        elif tag == 3:
-            self.designators.append(data)
+        elif tag in (3, 7):
+            if self.take(1, it.offset, it.name):
+                (self.designators if tag == 3 else self.strings).append(data)
         elif tag == 4:
             self.desig_min = data
-        elif tag == 5:
-            if self.desig_min is not None and data >= self.desig_min and data - self.desig_min < HID_MAX_USAGES:
-                self.designators.extend(range(self.desig_min, data + 1))
-        elif tag == 7:
-            self.strings.append(data)
         elif tag == 8:
             self.string_min = data
-        elif tag == 9:
-            if self.string_min is not None and data >= self.string_min and data - self.string_min < HID_MAX_USAGES:
-                self.strings.extend(range(self.string_min, data + 1))
+        elif tag in (5, 9):
+            first = self.desig_min if tag == 5 else self.string_min
+            held = self.designators if tag == 5 else self.strings
+            # The kernel ignores designators and strings; dkproto keeps up to HID_MAX_USAGES per
+            # main item, as for usages.
+            if (first is not None and data >= first and data - first + len(held) < HID_MAX_USAGES
+                    and self.take(data - first + 1, it.offset, f"this {it.name} range")):
+                held.extend(range(first, data + 1))
         else:
             self.find("HID018", "reserved-tag", it.offset, f"reserved local item tag 0x{tag:x} (ignored)",
                       severity="warning")
@@ -545,7 +601,9 @@ class _Parser:
         elif tag == 0xA:
             if len(self.stack) == HID_GLOBAL_STACK_SIZE:
                 self.find("HID012", "push-overflow", it.offset,
-                          f"Push beyond the kernel's {HID_GLOBAL_STACK_SIZE}-level global stack", fatal=True)
+                          f"Push beyond the kernel's {HID_GLOBAL_STACK_SIZE}-level global stack (not pushed)",
+                          fatal=True)
+                return
             self.stack.append(g.copy())
         elif tag == 0xB:
             if not self.stack:
@@ -584,6 +642,10 @@ class _Parser:
         tag = it.tag
         data = it.udata
         if tag == 0xA:
+            if len(self.cstack) == MAX_COLLECTION_DEPTH:
+                self.stop(it.offset, f"Collection nested {MAX_COLLECTION_DEPTH + 1} deep, past dkproto's bound of "
+                                     f"{MAX_COLLECTION_DEPTH} levels")
+                return
             idx = len(self.collections)
             parent = self.cstack[-1] if self.cstack else None
             if self.usages and self.usage_sizes[0] <= 2 and (self.usages[0] >> 16) == 0:
@@ -609,6 +671,11 @@ class _Parser:
         self.reset_local()
 
     def add_field(self, it: Item, rtype: str, flags: int) -> None:
+        if self.field_count == MAX_FIELDS:
+            self.stop(it.offset, f"{it.name} number {MAX_FIELDS + 1}, past dkproto's bound of {MAX_FIELDS} "
+                                 "Input/Output/Feature items in one descriptor")
+            return
+        self.field_count += 1
         g = self.g
         key = (rtype, g.report_id)
         report = self.reports.get(key)
@@ -623,12 +690,20 @@ class _Parser:
         self.check_field(it, rtype)
         offset = report.size_bits
         report.size_bits += g.report_size * g.report_count
-        if report.size_bits > (HID_MAX_BUFFER_SIZE - 1) << 3:
+        if report.refused is None and (g.report_size > HID_MAX_REPORT_SIZE_BITS or g.report_count > HID_MAX_USAGES):
+            report.refused = Finding(
+                "HID005", "size-overflow", it.offset,
+                f"{it.name} with Report Size {g.report_size} x Report Count {g.report_count}: the kernel accepts "
+                f"Report Size up to {HID_MAX_REPORT_SIZE_BITS} and Report Count up to HID_MAX_USAGES "
+                f"({HID_MAX_USAGES})", kernel_fatal=True)
+        if report.size_bits > (HID_MAX_BUFFER_SIZE - 1) << 3 and (report.refused is None
+                                                                  or report.refused.rule != "HID009"):
             self.find("HID009", "report-too-long", it.offset,
                       f"{rtype} report {g.report_id} grows to {report.size_bits} bits, over the kernel's "
                       f"HID_MAX_BUFFER_SIZE ({HID_MAX_BUFFER_SIZE} bytes with the report ID)", fatal=True)
+            report.refused = self.findings[-1]
         dropped = False
-        if self.usages and sum(1 for x in report.fields if x.usages and not x.kernel_dropped) >= HID_MAX_FIELDS:
+        if self.usages and self.kept_fields.get(key, 0) >= HID_MAX_FIELDS:
             dropped = True
             self.find("HID010", "too-many-fields", it.offset,
                       f"more than {HID_MAX_FIELDS} fields in {rtype} report {g.report_id}: the kernel drops "
@@ -658,6 +733,8 @@ class _Parser:
             kernel_dropped=dropped,
         )
         report.fields.append(f)
+        if self.usages and not dropped:
+            self.kept_fields[key] = self.kept_fields.get(key, 0) + 1
 
     def check_field(self, it: Item, rtype: str) -> None:
         """Lint checks that need the parser state at a main item (not kernel-fatal)."""
@@ -711,8 +788,11 @@ class _Parser:
 
     # -- driver ----------------------------------------------------------------------------
     def run(self) -> ReportDescriptor:
-        items, err = parse_items(self.data)
+        items, err = parse_items(self.data, MAX_PARSED_BYTES)
+        parsed_end = items[-1].offset + len(items[-1].raw) if items else 0
         for it in items:
+            if self.stopped is not None:
+                break
             if it.type == ItemType.LONG:
                 self.find("HID017", "long-item", it.offset,
                           f"long item (tag 0x{it.tag:02x}, {it.size} bytes): none is defined and the kernel "
@@ -727,14 +807,19 @@ class _Parser:
                 self.find("HID018", "reserved-tag", it.offset,
                           f"reserved item type 3 (tag 0x{it.tag:x}); the kernel ignores it", severity="warning")
         end = len(self.data)
+        if self.stopped is None and err is None and parsed_end < end:
+            self.stop(parsed_end, f"{end} bytes, over the {MAX_PARSED_BYTES} a report descriptor can have "
+                                  "(wDescriptorLength is 16 bits)")
         if err is not None:
             self.find("HID019", "truncated-item", err.offset or 0, str(err.message), fatal=True)
-        if self.cstack:
+        if self.stopped is not None:
+            pass  # what is still open was cut by the stop, not by the descriptor
+        elif self.cstack:
             c = self.collections[self.cstack[0]]
             self.find("HID001", "unbalanced-collection", c.offset,
                       f"{len(self.cstack)} collection(s) still open at the end (outermost opened here)",
                       fatal=True)
-        if self.delim_depth:
+        if self.delim_depth and self.stopped is None:
             self.find("HID014", "unbalanced-delimiter", end, "Delimiter still open at the end", fatal=True)
         if not items:
             self.find("HID020", "empty-descriptor", 0, "the report descriptor has no items", fatal=True)
@@ -742,8 +827,14 @@ class _Parser:
             self.find("HID011", "descriptor-too-long", HID_MAX_DESCRIPTOR_SIZE,
                       f"{end} bytes, over HID_MAX_DESCRIPTOR_SIZE ({HID_MAX_DESCRIPTOR_SIZE}): usbhid refuses "
                       "the device", fatal=True)
+            too_long = self.findings[-1]
+            for r in self.reports.values():
+                r.refused = r.refused or too_long
+        if self.stopped is not None:
+            for r in self.reports.values():
+                r.refused = self.stopped
         return ReportDescriptor(self.data, items, self.collections, self.reports, self.findings,
-                                self.kernel_error)
+                                self.kernel_error, self.stopped)
 
 
 def parse(data: bytes | bytearray | memoryview) -> ReportDescriptor:

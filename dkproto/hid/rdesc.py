@@ -220,7 +220,15 @@ class KernelDump:
 
 
 _REPORT_RE = re.compile(r"^\s*(INPUT|OUTPUT|FEATURE)(?:\((\d+)\))?\[(INPUT|OUTPUT|FEATURE)\]\s*$")
-_KV_RE = re.compile(r"^\s*([A-Za-z ]+)\((.*)\)\s*$")
+# The key starts with a letter, so leading blanks are matched once (linear on a line of spaces).
+_KV_RE = re.compile(r"^[ \t]*([A-Za-z][A-Za-z ]*)\((.*)\)\s*$")
+
+
+def _int(val: str, key: str, line: int) -> int:
+    v = val.strip()
+    if not v.lstrip("-").isdigit() or len(v) > 20:
+        raise DecodeError(f"{key}({val[:20]}): not an integer", offset=line, descriptor="rdesc", rule=key)
+    return int(v)
 
 
 def parse_rdesc(text: str) -> KernelDump:
@@ -264,13 +272,13 @@ def parse_rdesc(text: str) -> KernelDump:
             raise DecodeError(f"unexpected line {line.strip()!r}", offset=n, descriptor="rdesc")
         key, val = m.group(1).strip(), m.group(2)
         if key == "Field":
-            cur_f = KernelField(int(val))
+            cur_f = KernelField(_int(val, key, n))
             cur_r.fields.append(cur_f)
             continue
         if cur_f is None:
             raise DecodeError(f"{key} line before any Field", offset=n, descriptor="rdesc")
         if key == "Usage":
-            in_usages = int(val)
+            in_usages = _int(val, key, n)
         elif key in ("Physical", "Logical", "Application"):
             setattr(cur_f, key.lower(), val)
         elif key == "Flags":
@@ -282,7 +290,7 @@ def parse_rdesc(text: str) -> KernelDump:
             if attr not in ("logical_minimum", "logical_maximum", "physical_minimum", "physical_maximum",
                             "unit_exponent", "report_size", "report_count", "report_offset"):
                 raise DecodeError(f"unknown key {key!r}", offset=n, descriptor="rdesc")
-            setattr(cur_f, attr, int(val))
+            setattr(cur_f, attr, _int(val, key, n))
     return KernelDump(raw, reports)
 
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from dkproto.hid.items import ItemType, flag_names, unit_text
-from dkproto.hid.parser import Field, ReportDescriptor
+from dkproto.hid.parser import HID_GLOBAL_STACK_SIZE, MAX_COLLECTION_DEPTH, Field, ReportDescriptor
 from dkproto.hid.usages import page_name, usage_name
 
 __all__ = ["format_field", "format_items", "format_layouts", "format_values"]
@@ -24,7 +24,10 @@ def _short_flags(flags: int) -> str:
 
 def format_items(rd: ReportDescriptor) -> list[str]:
     """Every item with its offset and bytes, indented by collection depth, usages named with
-    the page in force (like hid-decode or the kernel's debugfs ``rdesc``)."""
+    the page in force (like hid-decode or the kernel's debugfs ``rdesc``).
+
+    Linear: the indentation stops growing at MAX_COLLECTION_DEPTH levels, the Push stack at
+    HID_GLOBAL_STACK_SIZE (as in the parser)."""
     lines = []
     depth = 0
     page = 0
@@ -36,7 +39,7 @@ def format_items(rd: ReportDescriptor) -> list[str]:
         if it.type == ItemType.GLOBAL and it.tag == 0:
             page = it.udata
             text = f"Usage Page ({page_name(page)})"
-        elif it.type == ItemType.GLOBAL and it.tag == 0xA:
+        elif it.type == ItemType.GLOBAL and it.tag == 0xA and len(stack) < HID_GLOBAL_STACK_SIZE:
             stack.append(page)
         elif it.type == ItemType.GLOBAL and it.tag == 0xB and stack:
             page = stack.pop()
@@ -52,7 +55,7 @@ def format_items(rd: ReportDescriptor) -> list[str]:
         elif it.type == ItemType.GLOBAL and it.tag == 4:
             text = f"Physical Maximum ({it.sdata if it.sdata >= 0 else it.udata})"
         raw = " ".join(f"{b:02x}" for b in it.raw)
-        lines.append(f"{it.offset:5d}: {raw:<15s} {'  ' * depth}{text}")
+        lines.append(f"{it.offset:5d}: {raw:<15s} {'  ' * min(depth, MAX_COLLECTION_DEPTH)}{text}")
         if it.type == ItemType.MAIN and it.tag == 0xA:
             depth += 1
     return lines
@@ -69,8 +72,9 @@ def _usage_summary(f: Field) -> str:
     return ", ".join(names) + more
 
 
-def format_field(rd: ReportDescriptor, f: Field) -> str:
-    """One line per field: bit offset, size x count, usages, flags, ranges, unit, collection."""
+def format_field(rd: ReportDescriptor, f: Field, path: str | None = None) -> str:
+    """One line per field: bit offset, size x count, usages, flags, ranges, unit, collection
+    (``path``: ``rd.collection_path(f)`` when the caller has it)."""
     parts = [f"bit {f.bit_offset:5d}  {f.report_size:3d}x{f.report_count:<3d}",
              f"{'Array' if f.is_array else 'Var'} {_usage_summary(f)}",
              f"[{_short_flags(f.flags)}]", f"logical {f.logical_minimum}..{f.logical_maximum}"]
@@ -79,7 +83,8 @@ def format_field(rd: ReportDescriptor, f: Field) -> str:
     u = unit_text(f.unit, f.unit_exponent)
     if u:
         parts.append(f"unit {u}")
-    path = rd.collection_path(f)
+    if path is None:
+        path = rd.collection_path(f)
     if path:
         parts.append(f"in {path}")
     return "  ".join(parts)
@@ -88,12 +93,16 @@ def format_field(rd: ReportDescriptor, f: Field) -> str:
 def format_layouts(rd: ReportDescriptor) -> list[str]:
     """Every report with its size and fields."""
     lines = []
+    paths: dict[tuple[int, ...], str] = {}  # one path text per collection, not per field
     for r in rd.reports.values():
         rid = f" {r.id}" if r.id else " (no ID)"
         lines.append(f"{r.type} report{rid}: {r.size} bytes ({r.size_bits} bits of fields"
                      f"{', after the ID byte' if r.id else ''})")
         for f in r.fields:
-            lines.append("  " + format_field(rd, f))
+            path = paths.get(f.collection)
+            if path is None:
+                path = paths[f.collection] = rd.collection_path(f)
+            lines.append("  " + format_field(rd, f, path))
     return lines
 
 
