@@ -693,7 +693,7 @@ class ReportCodec:
         if kw:
             merged = dict(values or {}, **kw)
         else:
-            merged = values or {}
+            merged = values if values is not None else {}  # an empty ReportValues still carries trailing bytes
         raw, pads = self._raw_for(merged)
         body = self._pack(raw, pads)
         head = bytes([self.report.id]) if self.report.id else b""

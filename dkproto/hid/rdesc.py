@@ -256,7 +256,7 @@ def parse_rdesc(text: str) -> KernelDump:
             break  # the input mapping follows the reports
         m = _REPORT_RE.match(line)
         if m:
-            cur_r = KernelReport(m.group(1).lower(), int(m.group(2) or 0))
+            cur_r = KernelReport(m.group(1).lower(), _int(m.group(2) or "0", "report ID", n))
             reports.append(cur_r)
             cur_f = None
             in_usages = 0
