@@ -8,9 +8,12 @@ Apple's class names, snake_case methods whose docstrings name the Apple symbol (
 - :mod:`~dkproto.iokit.memory` memory descriptors
 - :mod:`~dkproto.iokit.user_client` ``IOUserClient``, ``@external_method``, dispatch checks
 - :mod:`~dkproto.iokit.connect` the app side (``io_service_open``, ``io_connect_call_*``)
-- :mod:`~dkproto.iokit.personality`, :mod:`~dkproto.iokit.matching` Info.plist and QA1076 matching
+- :mod:`~dkproto.iokit.personality`, :mod:`~dkproto.iokit.matching` Info.plist and matching
 - :mod:`~dkproto.iokit.status` IOReturn <-> exception mapping helpers
-- :mod:`~dkproto.iokit.usb_host`, :mod:`~dkproto.iokit.hid`, :mod:`~dkproto.iokit.serial` families
+- :mod:`~dkproto.iokit.family` the family registry that matching and the runner iterate
+- :mod:`~dkproto.iokit.usb_host` (+ :mod:`~dkproto.iokit.usb_matching`), :mod:`~dkproto.iokit.hid`,
+  :mod:`~dkproto.iokit.serial`, :mod:`~dkproto.iokit.resources` the families; importing this
+  package registers them all
 """
 
 from __future__ import annotations
@@ -37,10 +40,26 @@ from dkproto.iokit.connect import (
     io_service_open,
     kIOConnectMethodVarOutputSize,
 )
+from dkproto.iokit.family import Family, families, register_family, unregister_family
+from dkproto.iokit.hid import (
+    HIDEvent,
+    IOHIDInterface,
+    IOHIDReportType,
+    IOUserHIDDevice,
+    IOUserHIDEventService,
+)
 from dkproto.iokit.memory import IOBufferMemoryDescriptor, IOMemoryDescriptor, IOMemoryMap
 from dkproto.iokit.queue import IODispatchQueue
+from dkproto.iokit.resources import IOUserResources
+from dkproto.iokit.serial import IOUserSerial, SerialPort, SerialPortInterface, SerialRing
 from dkproto.iokit.service import IOService, ServiceState, start_service
 from dkproto.iokit.status import check_ioreturn, ioreturn_of, is_stall, is_timeout
+from dkproto.iokit.usb_host import (
+    IOUSBHostDevice,
+    IOUSBHostInterface,
+    IOUSBHostPipe,
+    tIOUSBHostConnectionSpeed,
+)
 from dkproto.iokit.user_client import (
     IOUserClient,
     IOUserClientMethodArguments,
@@ -51,19 +70,33 @@ from dkproto.iokit.user_client import (
 )
 
 __all__ = [
+    "Family",
+    "HIDEvent",
     "IOBufferMemoryDescriptor",
     "IOConnect",
     "IODispatchQueue",
+    "IOHIDInterface",
+    "IOHIDReportType",
     "IOMemoryDescriptor",
     "IOMemoryMap",
     "IONotificationPort",
     "IOService",
+    "IOUSBHostDevice",
+    "IOUSBHostInterface",
+    "IOUSBHostPipe",
     "IOUserClient",
     "IOUserClientMethodArguments",
     "IOUserClientMethodDispatch",
+    "IOUserHIDDevice",
+    "IOUserHIDEventService",
+    "IOUserResources",
+    "IOUserSerial",
     "MethodResult",
     "OSAction",
     "RemoteService",
+    "SerialPort",
+    "SerialPortInterface",
+    "SerialRing",
     "ServiceState",
     "UserClientServer",
     "async_reference",
@@ -71,6 +104,7 @@ __all__ = [
     "create_action",
     "describe_dispatch_table",
     "external_method",
+    "families",
     "io_connect_call_async_method",
     "io_connect_call_async_scalar_method",
     "io_connect_call_async_struct_method",
@@ -88,5 +122,8 @@ __all__ = [
     "is_timeout",
     "kIOConnectMethodVarOutputSize",
     "kIOUserClientVariableStructureSize",
+    "register_family",
     "start_service",
+    "tIOUSBHostConnectionSpeed",
+    "unregister_family",
 ]

@@ -489,7 +489,7 @@ def io_connect_map_memory64(connect: IOConnect, memory_type: int, options: int =
     if md is None:
         raise BadArgumentError(f"CopyClientMemoryForType({memory_type}) returned no descriptor")
     client.memory[memory_type] = (md, opts)
-    view = md.create_mapping().get_address()
+    view: memoryview = md.create_mapping().get_address()
     from dkproto.iokit.user_client import kIOUserClientMemoryReadOnly
 
     return view.toreadonly() if opts & kIOUserClientMemoryReadOnly else view

@@ -13,6 +13,11 @@ the event service reads fields by their layout, as ``IOHIDInterface::processRepo
 elements. Report buffers carry the report-ID byte only when the descriptor declares report
 IDs (the DriverKit convention, driverkit.md 8.2); hidapi's ID prefix is normalized here.
 Timestamps are ``time.monotonic_ns()``.
+
+The module registers the HID families (:mod:`~dkproto.iokit.family`): ``IOHIDInterface`` as a
+provider (HID matching keys; published on a HID ``IOUSBHostInterface`` of a described device, and
+from ``hid://`` transports), ``IOUserHIDEventService`` and ``IOUserHIDDevice`` as driver classes
+with their family entitlements (driverkit.md 5.1).
 """
 
 from __future__ import annotations
@@ -34,11 +39,17 @@ from dkproto.errors import (
     UnsupportedError,
 )
 from dkproto.iokit.action import OSAction, create_action
+from dkproto.iokit.family import Family, register_family
+from dkproto.iokit.matching import Candidate, MatchResult, compare_properties
 from dkproto.iokit.memory import IOBufferMemoryDescriptor, IOMemoryDescriptor
+from dkproto.iokit.personality import Personality
 from dkproto.iokit.service import IOService, ServiceState, start_service
 from dkproto.ioreturn import IOReturn
 
 __all__ = [
+    "ENT_FAMILY_HID_DEVICE",
+    "ENT_FAMILY_HID_EVENTSERVICE",
+    "ENT_TRANSPORT_HID",
     "HIDEvent",
     "IOHIDInterface",
     "IOHIDReportType",
@@ -63,6 +74,10 @@ kIOHIDProductKey = "Product"
 kIOHIDSerialNumberKey = "SerialNumber"
 kIOHIDPrimaryUsagePageKey = "PrimaryUsagePage"
 kIOHIDPrimaryUsageKey = "PrimaryUsage"
+
+ENT_TRANSPORT_HID = "com.apple.developer.driverkit.transport.hid"
+ENT_FAMILY_HID_DEVICE = "com.apple.developer.driverkit.family.hid.device"
+ENT_FAMILY_HID_EVENTSERVICE = "com.apple.developer.driverkit.family.hid.eventservice"
 
 _log = logging.getLogger(__name__)
 
@@ -513,3 +528,57 @@ class IOUserHIDDevice(IOService):
 
     def _system_get_report(self, md: IOMemoryDescriptor, report_type: int, report_id: int) -> int:
         return self._system_call(self.get_report, md, report_type, report_id)
+
+
+# ---- the HID families (docs/iokit.md, "Add a DriverKit family") -------------------------------
+
+#: The keys an ``IOHIDInterface`` personality is matched on (besides ``DeviceUsagePairs``).
+_HID_KEYS = frozenset({kIOHIDVendorIDKey, kIOHIDProductIDKey, kIOHIDPrimaryUsagePageKey,
+                       kIOHIDPrimaryUsageKey, kIOHIDTransportKey, "DeviceUsagePage", "DeviceUsage",
+                       kIOHIDLocationIDKey, kIOHIDVersionNumberKey, kIOHIDCountryCodeKey})
+
+
+def _score(p: Personality, c: Candidate, keys: dict[str, Any], res: MatchResult) -> int | None:
+    """Every HID key present must equal the interface's (usages: among its usage pairs); the score is
+    ``IOProbeScore``."""
+    hid = {k: v for k, v in keys.items() if k in _HID_KEYS or k == "DeviceUsagePairs"}
+    for k in keys:
+        if k not in hid:
+            res.warnings.append(f"{k} is not a {c.provider_class} matching key: ignored")
+    return p.io_probe_score if compare_properties(hid, c.properties, res.reasons) else None
+
+
+def _nubs_on_interface(parent: Candidate) -> list[Candidate]:
+    """The ``IOHIDInterface`` a HID-class USB interface publishes, when its top-level usages are known."""
+    dev, intf = parent.device, parent.interface
+    if dev is None or intf is None or intf.bInterfaceClass != 3 or not intf.hid_usages:
+        return []
+    page, usage = intf.hid_usages[0]
+    props = {kIOHIDVendorIDKey: dev.idVendor, kIOHIDProductIDKey: dev.idProduct, kIOHIDTransportKey: "USB",
+             kIOHIDPrimaryUsagePageKey: page, kIOHIDPrimaryUsageKey: usage,
+             "DeviceUsagePairs": [{"DeviceUsagePage": p, "DeviceUsage": u} for p, u in intf.hid_usages]}
+    label = f"IOHIDInterface #{intf.bInterfaceNumber} (usage 0x{page:02x}:0x{usage:02x})"
+    return [Candidate(IOHIDInterface.__name__, props, label, dev, intf)]
+
+
+def _publish(transport: Any, watch: float | None) -> tuple[IOService, list[IOService]]:
+    """The runner's hook: one interface nub over the ``hid://`` transport."""
+    nub = IOHIDInterface.from_transport(transport)
+    return nub, [nub]
+
+
+def _default_url(p: Personality) -> str | None:
+    """``hid://VVVV:PPPP`` from a personality's integer ``VendorID`` and ``ProductID``."""
+    vid, pid = p.properties.get(kIOHIDVendorIDKey), p.properties.get(kIOHIDProductIDKey)
+    return f"hid://{vid:04x}:{pid:04x}" if isinstance(vid, int) and isinstance(pid, int) else None
+
+
+# transport.hid is the entitlement for code using IOHIDInterface directly; an event service needs
+# family.hid.eventservice instead (driverkit.md 5.1), which its IOClass names. Boolean: no check here.
+register_family(Family(
+    IOHIDInterface, entitlement=ENT_TRANSPORT_HID, score=_score, published_on=("IOUSBHostInterface",),
+    children=_nubs_on_interface, schemes=("hid",), publish=_publish, default_url=_default_url))
+register_family(Family(IOUserHIDEventService, entitlement=ENT_FAMILY_HID_EVENTSERVICE,
+                       io_classes=("AppleUserHIDEventService",)))
+register_family(Family(IOUserHIDDevice, entitlement=ENT_FAMILY_HID_DEVICE,
+                       io_classes=("AppleUserHIDDevice", "AppleUserUSBHostHIDDevice")))

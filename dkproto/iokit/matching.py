@@ -1,24 +1,17 @@
-"""Matching personalities against devices, with Apple's USB precedence tables (QA1076).
+"""Matching personalities against devices: the nubs a device publishes, and each personality
+scored against each nub of its ``IOProviderClass``, with the reasons.
 
-A device becomes provider *candidates* (nubs): one ``IOUSBHostDevice`` and one
-``IOUSBHostInterface`` per interface (alternate setting 0) of the configuration macOS
-selects (the first, index 0), plus an ``IOHIDInterface`` for a HID interface whose usages
-are known, and the ``IOUserResources`` root. Each personality is compared with each
-candidate of its ``IOProviderClass``:
+Nothing here names a family: the candidates (nubs) and the rules come from the registered
+families (:mod:`~dkproto.iokit.family`). A described device (:class:`USBDeviceInfo`, from a
+descriptor set, a capture or a live device) publishes the nubs of the families with a ``nubs``
+hook (the USB device and its interfaces, :mod:`~dkproto.iokit.usb_matching`), each followed by
+the nubs published on it (an ``IOHIDInterface`` on a HID interface); families without a device
+(``IOUserResources``) add theirs when a personality names them.
 
-1. every USB key present must match (``"*"`` matches anything; ``idProductMask`` is ANDed
-   with the device's idProduct before comparing; ``idProductArray`` lists accepted products);
-2. the set of keys present must be one of Apple's combinations (driverkit.md 3.4 table),
-   which gives the score; the vendor rows need class 0xFF, the class rows need class != 0xFF;
-3. score = row score - 1000 per wildcard + ``IOProbeScore`` (which a USB personality should
-   not have: reported as a warning).
-
+Each personality is compared with each candidate of its ``IOProviderClass``: ``IOPropertyMatch``
+first (every family), then the family's scorer (QA1076 for USB, the HID keys, ``IOResourceMatch``).
 Per candidate and ``IOMatchCategory`` the highest score wins. Every result carries the
 reasons, so ``dkproto match`` can say why each personality matches or not.
-
-Where the reference is unconfirmed (driverkit.md 3.4, 9): ``idProductArray`` scores like
-``idProduct``; IOUSBHost* keep QA1076's scores. Interfaces are taken from configuration
-index 0 only, as macOS configures a device before interface matching.
 """
 
 from __future__ import annotations
@@ -26,99 +19,34 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dkproto._paths import read_file
 from dkproto.errors import BadArgumentError, DecodeError
-from dkproto.iokit.personality import (
-    DriverBundle,
-    Entitlements,
-    Personality,
-    family_entitlement_for,
-    matching_value_problem,
-)
+from dkproto.iokit.family import families, family_entitlement_for, family_for
+from dkproto.iokit.personality import ENT_DRIVERKIT, DriverBundle, Personality
+
+if TYPE_CHECKING:
+    from dkproto.iokit.usb_matching import Row
 
 __all__ = [
-    "DEVICE_TABLE",
-    "INTERFACE_TABLE",
     "Candidate",
     "MatchReport",
     "MatchResult",
     "USBDeviceInfo",
     "USBInterfaceInfo",
     "candidates_for",
-    "check_transport_entitlement",
+    "compare_properties",
     "device_from_descriptors",
     "device_from_dict",
+    "format_value",
     "load_devices",
     "match",
     "score_personality",
 ]
 
-WILDCARD = "*"
 #: A device JSON file larger than this (64 MiB) is refused unread.
 MAX_DEVICE_FILE = 64 << 20
-WILDCARD_COST = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    """One line of a precedence table: required keys, keys also allowed, and the class rule."""
-
-    score: int
-    required: frozenset[str]
-    allowed: frozenset[str]
-    class_key: str
-    vendor_specific: bool | None  # True: class must be 0xFF; False: must not; None: no rule
-    text: str
-
-
-_DCLS = frozenset({"bDeviceClass", "bDeviceSubClass", "bDeviceProtocol"})
-_ICLS = frozenset({"bInterfaceClass", "bInterfaceSubClass", "bInterfaceProtocol"})
-
-
-def _r(score: int, req: str, allowed: frozenset[str], key: str, vs: bool | None, text: str) -> Row:
-    return Row(score, frozenset(req.split()), allowed, key, vs, text)
-
-
-#: QA1076 device personality rows (IOUSBDevice; DriverKit IOUSBHostDevice), best first.
-DEVICE_TABLE: tuple[Row, ...] = (
-    _r(100000, "idVendor idProduct bcdDevice", _DCLS, "bDeviceClass", None, "idVendor + idProduct + bcdDevice"),
-    _r(90000, "idVendor idProduct", _DCLS, "bDeviceClass", None, "idVendor + idProduct"),
-    _r(80000, "idVendor bDeviceSubClass bDeviceProtocol", frozenset({"bDeviceClass"}), "bDeviceClass", True,
-       "idVendor + bDeviceSubClass + bDeviceProtocol (bDeviceClass 0xFF)"),
-    _r(70000, "idVendor bDeviceSubClass", frozenset({"bDeviceClass"}), "bDeviceClass", True,
-       "idVendor + bDeviceSubClass (bDeviceClass 0xFF)"),
-    _r(60000, "bDeviceClass bDeviceSubClass bDeviceProtocol", frozenset(), "bDeviceClass", False,
-       "bDeviceClass + bDeviceSubClass + bDeviceProtocol (bDeviceClass != 0xFF)"),
-    _r(50000, "bDeviceClass bDeviceSubClass", frozenset(), "bDeviceClass", False,
-       "bDeviceClass + bDeviceSubClass (bDeviceClass != 0xFF)"),
-)
-
-#: QA1076 interface personality rows (IOUSBInterface; DriverKit IOUSBHostInterface), best first.
-INTERFACE_TABLE: tuple[Row, ...] = (
-    _r(100000, "idVendor idProduct bInterfaceNumber bConfigurationValue bcdDevice", _ICLS, "bInterfaceClass", None,
-       "idVendor + idProduct + bInterfaceNumber + bConfigurationValue + bcdDevice"),
-    _r(90000, "idVendor idProduct bInterfaceNumber bConfigurationValue", _ICLS, "bInterfaceClass", None,
-       "idVendor + idProduct + bInterfaceNumber + bConfigurationValue"),
-    _r(80000, "idVendor bInterfaceSubClass bInterfaceProtocol", frozenset({"bInterfaceClass"}), "bInterfaceClass",
-       True, "idVendor + bInterfaceSubClass + bInterfaceProtocol (bInterfaceClass 0xFF)"),
-    _r(70000, "idVendor bInterfaceSubClass", frozenset({"bInterfaceClass"}), "bInterfaceClass", True,
-       "idVendor + bInterfaceSubClass (bInterfaceClass 0xFF)"),
-    _r(60000, "bInterfaceClass bInterfaceSubClass bInterfaceProtocol", frozenset(), "bInterfaceClass", False,
-       "bInterfaceClass + bInterfaceSubClass + bInterfaceProtocol (bInterfaceClass != 0xFF)"),
-    _r(50000, "bInterfaceClass bInterfaceSubClass", frozenset(), "bInterfaceClass", False,
-       "bInterfaceClass + bInterfaceSubClass (bInterfaceClass != 0xFF)"),
-)
-
-#: Keys that decide the row (idProductMask/idProductArray count as idProduct).
-_DEVICE_SCORING = frozenset({"idVendor", "idProduct", "bcdDevice"}) | _DCLS
-_INTERFACE_SCORING = frozenset({"idVendor", "idProduct", "bcdDevice", "bInterfaceNumber",
-                                "bConfigurationValue"}) | _ICLS
-#: Keys that only constrain (must match if present) without changing the row.
-_CONSTRAINTS = frozenset({"locationID", "USBSpeed", "USBPortType", "bAlternateSetting"})
-_HID_KEYS = frozenset({"VendorID", "ProductID", "PrimaryUsagePage", "PrimaryUsage", "Transport",
-                       "DeviceUsagePage", "DeviceUsage", "LocationID", "VersionNumber", "CountryCode"})
 
 
 @dataclass(slots=True)
@@ -308,38 +236,21 @@ class Candidate:
 
 
 def candidates_for(dev: USBDeviceInfo, *, config_index: int = 0) -> list[Candidate]:
-    """The nubs a device publishes: the device, its interfaces (alt 0 of config index 0) and
-    IOHIDInterface nubs for HID interfaces whose top-level usages are known."""
-    dprops = {"idVendor": dev.idVendor, "idProduct": dev.idProduct, "bcdDevice": dev.bcdDevice,
-              "bDeviceClass": dev.bDeviceClass, "bDeviceSubClass": dev.bDeviceSubClass,
-              "bDeviceProtocol": dev.bDeviceProtocol}
-    if dev.speed is not None:
-        dprops["USBSpeed"] = dev.speed
-    if dev.locationID is not None:
-        dprops["locationID"] = dev.locationID
-    out = [Candidate("IOUSBHostDevice", dprops, f"IOUSBHostDevice {dev.label}", dev)]
-    if dev.config_order and config_index < len(dev.config_order):
-        cv = dev.config_order[config_index]
-        for intf in dev.configurations[cv]:
-            if intf.bAlternateSetting != 0:
-                continue
-            props = dict(dprops)
-            for k in ("bDeviceClass", "bDeviceSubClass", "bDeviceProtocol"):
-                props.pop(k)
-            props.update(bConfigurationValue=intf.bConfigurationValue, bInterfaceNumber=intf.bInterfaceNumber,
-                         bAlternateSetting=0, bInterfaceClass=intf.bInterfaceClass,
-                         bInterfaceSubClass=intf.bInterfaceSubClass, bInterfaceProtocol=intf.bInterfaceProtocol)
-            out.append(Candidate("IOUSBHostInterface", props,
-                                 f"IOUSBHostInterface #{intf.bInterfaceNumber} (class 0x{intf.bInterfaceClass:02x}/"
-                                 f"0x{intf.bInterfaceSubClass:02x}/0x{intf.bInterfaceProtocol:02x})", dev, intf))
-            if intf.bInterfaceClass == 3 and intf.hid_usages:
-                page, usage = intf.hid_usages[0]
-                hprops = {"VendorID": dev.idVendor, "ProductID": dev.idProduct, "Transport": "USB",
-                          "PrimaryUsagePage": page, "PrimaryUsage": usage,
-                          "DeviceUsagePairs": [{"DeviceUsagePage": p, "DeviceUsage": u} for p, u in intf.hid_usages]}
-                out.append(Candidate("IOHIDInterface", hprops,
-                                     f"IOHIDInterface #{intf.bInterfaceNumber} (usage 0x{page:02x}:0x{usage:02x})",
-                                     dev, intf))
+    """The nubs a device publishes (configuration index ``config_index``), in publication order:
+    each family's ``nubs``, each followed by the nubs other families publish on it."""
+    out: list[Candidate] = []
+
+    def publish(c: Candidate) -> None:
+        out.append(c)
+        for fam in families():
+            if fam.children is not None and c.provider_class in fam.published_on:
+                for child in fam.children(c):
+                    publish(child)
+
+    for fam in families():
+        if fam.nubs is not None:
+            for c in fam.nubs(dev, config_index):
+                publish(c)
     return out
 
 
@@ -365,114 +276,16 @@ class MatchResult:
                 "won": self.won, "entitled": self.entitled, "reasons": self.reasons, "warnings": self.warnings}
 
 
-def _fmt(v: Any, key: str = "") -> str:
+def format_value(v: Any, key: str = "") -> str:
+    """How reasons show a value: ``0x..`` (two digits for ``b*`` keys, four otherwise), else ``repr``."""
     if isinstance(v, int) and not isinstance(v, bool):
         return f"0x{v:02x}" if key.startswith("b") and not key.startswith("bcd") else f"0x{v:04x}"
     return repr(v)
 
 
-def _as_int(key: str, v: Any) -> int | str:
-    """A USB matching value as given: an integer in range or ``'*'``; never a string converted."""
-    problem = matching_value_problem(key, v)
-    if problem:
-        raise BadArgumentError(f"matching key {problem}")
-    if not (v == WILDCARD or (isinstance(v, int) and not isinstance(v, bool))):
-        raise BadArgumentError(f"matching key {key} is {v!r}, must be an integer or '*'")
-    return v  # type: ignore[no-any-return]
-
-
-def _compare_usb(keys: dict[str, Any], props: dict[str, Any], reasons: list[str]) -> tuple[bool, int, set[str]]:
-    """Rule 1: every present key matches. Returns (ok, wildcards, scoring keys present)."""
-    wild = 0
-    present: set[str] = set()
-    ok = True
-    for key in ("idProductMask", "idProductArray"):
-        problem = matching_value_problem(key, keys[key]) if key in keys else None
-        if problem:
-            raise BadArgumentError(f"matching key {problem}")
-    for key, want in keys.items():
-        if key in ("idProductMask", "idProductArray"):
-            continue
-        want = _as_int(key, want)
-        have = props.get(key)
-        if key == "idProduct":
-            present.add(key)
-            if want == WILDCARD:
-                wild += 1
-                reasons.append("idProduct '*' (wildcard, -1000)")
-                continue
-            mask = keys.get("idProductMask")
-            if mask is not None and have is not None:
-                if (have & int(mask)) == (int(want) & int(mask)):
-                    reasons.append(f"idProduct {_fmt(have)} & mask {_fmt(int(mask))} == {_fmt(int(want) & int(mask))}")
-                    continue
-            elif have == want:
-                reasons.append(f"idProduct {_fmt(have)} matches")
-                continue
-            arr = keys.get("idProductArray")
-            if isinstance(arr, list) and have in arr:
-                reasons.append(f"idProduct {_fmt(have)} is in idProductArray")
-                continue
-            reasons.append(f"idProduct {_fmt(have)} != {_fmt(want)}" + (f" under mask {_fmt(int(mask))}" if mask else ""))
-            ok = False
-            continue
-        if key not in props:
-            reasons.append(f"{key} is not a property of this provider")
-            ok = False
-            continue
-        present.add(key)
-        if want == WILDCARD:
-            wild += 1
-            reasons.append(f"{key} '*' (wildcard, -1000)")
-        elif have == want:
-            reasons.append(f"{key} {_fmt(have, key)} matches")
-        else:
-            reasons.append(f"{key} {_fmt(have, key)} != {_fmt(want, key)}")
-            ok = False
-    if "idProduct" not in keys and "idProductArray" in keys:
-        present.add("idProduct")
-        arr = keys["idProductArray"]
-        have = props.get("idProduct")
-        if isinstance(arr, list) and have in arr:
-            reasons.append(f"idProduct {_fmt(have)} is in idProductArray (scored like idProduct: [unconfirmed])")
-        else:
-            reasons.append(f"idProduct {_fmt(have)} not in idProductArray {[_fmt(a) for a in arr or []]}")
-            ok = False
-    if "idProductMask" in keys and "idProduct" not in keys:
-        reasons.append("idProductMask without idProduct is ignored")
-    return ok, wild, present
-
-
-def _pick_row(table: tuple[Row, ...], present: set[str], scoring: frozenset[str], cls_value: int,
-              reasons: list[str]) -> Row | None:
-    keys = present & scoring
-    for row in table:
-        if not row.required <= keys or not keys <= row.required | row.allowed:
-            continue
-        if row.vendor_specific is True and cls_value != 0xFF:
-            reasons.append(f"row {row.score} ({row.text}) needs {row.class_key} 0xFF; the provider has "
-                           f"0x{cls_value:02x}")
-            continue
-        if row.vendor_specific is False and cls_value == 0xFF:
-            reasons.append(f"row {row.score} ({row.text}) needs {row.class_key} != 0xFF; the provider has 0xFF "
-                           "(vendor-specific: match with idVendor)")
-            continue
-        return row
-    # Not a table combination: say which row is nearest.
-    best = min(table, key=lambda r: (len(r.required - keys) + len(keys - r.required - r.allowed), -r.score))
-    missing = sorted(best.required - keys)
-    extra = sorted(keys - best.required - best.allowed)
-    hint = []
-    if missing:
-        hint.append(f"add {', '.join(missing)}")
-    if extra:
-        hint.append(f"drop {', '.join(extra)}")
-    reasons.append(f"keys {{{', '.join(sorted(keys)) or 'none'}}} are not one of Apple's combinations; nearest is "
-                   f"row {best.score} ({best.text})" + (f": {' and '.join(hint)}" if hint else ""))
-    return None
-
-
-def _compare_generic(keys: dict[str, Any], props: dict[str, Any], reasons: list[str]) -> bool:
+def compare_properties(keys: dict[str, Any], props: dict[str, Any], reasons: list[str]) -> bool:
+    """Each key equals the provider's property (``DeviceUsagePairs``, ``DeviceUsagePage``/``DeviceUsage``:
+    found among the provider's usage pairs); appends a reason per key. ``IOPropertyMatch`` and HID keys."""
     ok = True
     for key, want in keys.items():
         if key == "DeviceUsagePairs":
@@ -485,16 +298,17 @@ def _compare_generic(keys: dict[str, Any], props: dict[str, Any], reasons: list[
         if key in ("DeviceUsagePage", "DeviceUsage"):
             pairs = props.get("DeviceUsagePairs") or []
             hit = any(p.get(key) == want for p in pairs)
-            reasons.append(f"{key} {_fmt(want)} {'found' if hit else 'not found'} in the device's usage pairs")
+            found = "found" if hit else "not found"
+            reasons.append(f"{key} {format_value(want)} {found} in the device's usage pairs")
             ok &= hit
             continue
         if key not in props:
             reasons.append(f"{key} is not a property of this provider")
             ok = False
         elif props[key] == want:
-            reasons.append(f"{key} {_fmt(want, key)} matches")
+            reasons.append(f"{key} {format_value(want, key)} matches")
         else:
-            reasons.append(f"{key} {_fmt(props[key], key)} != {_fmt(want, key)}")
+            reasons.append(f"{key} {format_value(props[key], key)} != {format_value(want, key)}")
             ok = False
     return ok
 
@@ -505,84 +319,17 @@ def score_personality(p: Personality, c: Candidate) -> MatchResult:
     if p.io_provider_class != c.provider_class:
         res.reasons.append(f"IOProviderClass {p.io_provider_class} is not {c.provider_class}")
         return res
-    keys = p.matching_keys()
+    fam = family_for(c.provider_class)
+    if fam is None or fam.score is None:
+        res.reasons.append(f"no DriverKit family is registered for IOProviderClass {c.provider_class}")
+        return res
     pm = p.properties.get("IOPropertyMatch")
-    if isinstance(pm, dict) and not _compare_generic(pm, c.properties, res.reasons):
+    if isinstance(pm, dict) and not compare_properties(pm, c.properties, res.reasons):
         return res
-    if c.provider_class in ("IOUSBHostDevice", "IOUSBHostInterface"):
-        device = c.provider_class == "IOUSBHostDevice"
-        scoring = _DEVICE_SCORING if device else _INTERFACE_SCORING
-        usb_keys = {}
-        for k, v in keys.items():
-            if k in scoring or k in _CONSTRAINTS or k in ("idProductMask", "idProductArray"):
-                usb_keys[k] = v
-            else:
-                res.warnings.append(f"{k} is not a {c.provider_class} matching key: ignored")
-        try:
-            ok, wild, present = _compare_usb(usb_keys, c.properties, res.reasons)
-        except BadArgumentError as exc:
-            res.reasons.append(str(exc))
-            return res
-        if not ok:
-            return res
-        cls_value = c.properties["bDeviceClass" if device else "bInterfaceClass"]
-        row = _pick_row(DEVICE_TABLE if device else INTERFACE_TABLE, present, scoring, cls_value, res.reasons)
-        if row is None:
-            return res
-        res.row, res.wildcards = row, wild
-        res.score = row.score - WILDCARD_COST * wild + p.io_probe_score
-        res.reasons.append(f"QA1076 row {row.score}: {row.text}" + (f", {wild} wildcard(s)" if wild else ""))
-        if "IOProbeScore" in p.properties:
-            res.warnings.append(f"IOProbeScore {p.io_probe_score} on a USB personality: Apple says never add it "
-                                "(driverkit.md 3.4); it was added to the score")
-        res.matched = True
-        return res
-    if c.provider_class == "IOUserResources":
-        want = p.properties.get("IOResourceMatch")
-        if want is not None and want != "IOKit":
-            res.reasons.append(f"IOResourceMatch {want!r}: only 'IOKit' is published here")
-            return res
-        res.reasons.append("IOUserResources always matches (IOResourceMatch IOKit)")
-    else:
-        hid = {k: v for k, v in keys.items() if k in _HID_KEYS or k == "DeviceUsagePairs"}
-        for k in keys:
-            if k not in hid:
-                res.warnings.append(f"{k} is not a {c.provider_class} matching key: ignored")
-        if not _compare_generic(hid, c.properties, res.reasons):
-            return res
-    res.score = p.io_probe_score
-    res.matched = True
+    score = fam.score(p, c, p.matching_keys(), res)
+    if score is not None:
+        res.score, res.matched = score, True
     return res
-
-
-def check_transport_entitlement(ents: Entitlements | None, c: Candidate) -> tuple[bool | None, str]:
-    """Do the dext's ``transport.usb`` dictionaries allow this device (driverkit.md 7.1)?
-
-    A dictionary allows the device when each of its keys present matches (``idVendor`` "*"
-    is the development-only variant); the exact comparison Apple uses is [unconfirmed].
-    Returns ``(None, why)`` when there is nothing to check.
-    """
-    if ents is None or c.device is None:
-        return None, "no entitlements to check"
-    dicts = ents.transport_usb
-    if not dicts:
-        return False, "com.apple.developer.driverkit.transport.usb is missing: the dext may not drive USB devices"
-    props = dict(c.properties)
-    dev = c.device
-    props.update(idVendor=dev.idVendor, idProduct=dev.idProduct, bcdDevice=dev.bcdDevice,
-                 bDeviceClass=dev.bDeviceClass, bDeviceSubClass=dev.bDeviceSubClass,
-                 bDeviceProtocol=dev.bDeviceProtocol)
-    for i, d in enumerate(dicts):
-        reasons: list[str] = []
-        try:
-            ok, _, _ = _compare_usb(d, props, reasons)
-        except BadArgumentError as exc:
-            reasons.append(str(exc))
-            ok = False
-        if ok:
-            dev_only = " (idVendor '*': development only)" if d.get("idVendor") == WILDCARD else ""
-            return True, f"transport.usb[{i}] allows it: {'; '.join(reasons)}{dev_only}"
-    return False, f"no transport.usb dictionary allows idVendor 0x{dev.idVendor:04x} idProduct 0x{dev.idProduct:04x}"
 
 
 @dataclass(slots=True)
@@ -604,34 +351,40 @@ class MatchReport:
                 "results": [r.as_dict() for r in self.results]}
 
 
-def match(bundle: DriverBundle, devices: list[USBDeviceInfo], *, user_resources: bool = True) -> MatchReport:
+def match(bundle: DriverBundle, devices: list[USBDeviceInfo], *, standalone: bool = True) -> MatchReport:
     """Match every personality of ``bundle`` against every device's candidates.
 
-    Winner per candidate and ``IOMatchCategory``: the highest score (ties keep plist order).
-    Entitlements, when the bundle has them, mark each USB result allowed or not
-    (``transport.usb``) and note a missing family entitlement.
+    ``standalone``: also the nubs that exist without a device (``IOUserResources``), for the
+    classes the personalities name. Winner per candidate and ``IOMatchCategory``: the highest
+    score (ties keep plist order). Entitlements, when the bundle has them, mark each result
+    allowed or not (the provider family's transport entitlement) and note a missing family
+    entitlement.
     """
     results: list[MatchResult] = []
     cands: list[Candidate] = []
     for dev in devices:
         cands.extend(candidates_for(dev))
-    if user_resources and any(p.io_provider_class == "IOUserResources" for p in bundle.personalities):
-        cands.append(Candidate("IOUserResources", {"IOResourceMatch": "IOKit"}, "IOUserResources"))
+    if standalone:
+        named = {p.io_provider_class for p in bundle.personalities}
+        for fam in families():
+            if fam.standalone is not None and fam.name in named:
+                cands.extend(fam.standalone())
     for c in cands:
         rs = [score_personality(p, c) for p in bundle.personalities]
+        provider = family_for(c.provider_class)
         by_cat: dict[str, MatchResult] = {}
         for r in rs:
             if not r.matched:
                 continue
             if bundle.entitlements is not None:
-                if c.provider_class.startswith("IOUSBHost"):
-                    r.entitled, why = check_transport_entitlement(bundle.entitlements, c)
+                if provider is not None and provider.check_entitlement is not None:
+                    r.entitled, why = provider.check_entitlement(bundle.entitlements, c)
                     r.reasons.append(why)
-                fam = family_entitlement_for(r.personality.io_class)
-                if fam and bundle.entitlements.get(fam) is not True:
-                    r.warnings.append(f"IOClass {r.personality.io_class} needs entitlement {fam}")
-                if bundle.entitlements.get("com.apple.developer.driverkit") is not True:
-                    r.warnings.append("com.apple.developer.driverkit is not true")
+                ent = family_entitlement_for(r.personality.io_class)
+                if ent and bundle.entitlements.get(ent) is not True:
+                    r.warnings.append(f"IOClass {r.personality.io_class} needs entitlement {ent}")
+                if bundle.entitlements.get(ENT_DRIVERKIT) is not True:
+                    r.warnings.append(f"{ENT_DRIVERKIT} is not true")
             cat = r.personality.io_match_category
             best = by_cat.get(cat)
             if best is None or (r.score or 0) > (best.score or 0):

@@ -5,8 +5,8 @@ A personality is the matching dictionary the kernel compares with providers
 (your class), the USB or HID matching keys, optional ``IOProbeScore``, ``IOMatchCategory``,
 ``IOPropertyMatch``, ``IOResourceMatch``, and any dictionaries such as
 ``UserClientProperties`` that ``Create`` reads. Entitlements (driverkit.md 7.1) decide whether
-the dext may drive a device (``com.apple.developer.driverkit.transport.usb``) and which
-family it may use.
+the dext may drive a device (each provider family's transport entitlement) and which
+family classes it may use (:mod:`~dkproto.iokit.family`).
 """
 
 from __future__ import annotations
@@ -21,23 +21,17 @@ from dkproto.errors import BadArgumentError, DecodeError, DkError, NotFoundError
 
 __all__ = [
     "ENT_DRIVERKIT",
-    "ENT_TRANSPORT_USB",
     "DriverBundle",
     "Entitlements",
     "Personality",
-    "family_entitlement_for",
     "load_bundle",
     "load_entitlements",
     "load_info_plist",
     "matching_value_problem",
+    "value_kind",
 ]
 
 ENT_DRIVERKIT = "com.apple.developer.driverkit"
-ENT_TRANSPORT_USB = "com.apple.developer.driverkit.transport.usb"
-ENT_TRANSPORT_HID = "com.apple.developer.driverkit.transport.hid"
-ENT_FAMILY_HID_DEVICE = "com.apple.developer.driverkit.family.hid.device"
-ENT_FAMILY_HID_EVENTSERVICE = "com.apple.developer.driverkit.family.hid.eventservice"
-ENT_FAMILY_SERIAL = "com.apple.developer.driverkit.family.serial"
 
 #: Personality keys that are not matching keys (IOKit bookkeeping and driver properties).
 NON_MATCHING_KEYS = frozenset({
@@ -46,15 +40,6 @@ NON_MATCHING_KEYS = frozenset({
     "IOKitDebug", "IOUserServerOneProcess", "UserClientProperties", "IOTTYBaseName", "IOTTYSuffix",
     "IOServiceDEXTEntitlements", "IOMatchDefer",
 })
-
-#: kernel IOClass -> the family entitlement it needs (driverkit.md 5.1, 7.1).
-_FAMILY_ENT = {
-    "AppleUserHIDDevice": ENT_FAMILY_HID_DEVICE,
-    "AppleUserUSBHostHIDDevice": ENT_FAMILY_HID_DEVICE,
-    "AppleUserHIDEventService": ENT_FAMILY_HID_EVENTSERVICE,
-    "IOUserSerial": ENT_FAMILY_SERIAL,
-}
-
 
 #: An Info.plist or .entitlements larger than this (16 MiB) is refused unread.
 MAX_PLIST_BYTES = 16 << 20
@@ -76,7 +61,8 @@ STR_KEYS = frozenset({"IOProviderClass", "IOClass", "IOUserClass", "IOMatchCateg
                       "IOResourceMatch", "Transport", "IOTTYBaseName", "IOTTYSuffix"})
 
 
-def _kind(v: Any) -> str:
+def value_kind(v: Any) -> str:
+    """A plist value as error messages name it: ``a string ('0xff00')``, ``an array``..."""
     names = {bool: "a boolean", str: "a string", int: "an integer", float: "a real", dict: "a dictionary",
              list: "an array", bytes: "data"}
     return f"{names.get(type(v), type(v).__name__)} ({v!r})" if not isinstance(v, (dict, list)) else names[type(v)]
@@ -90,10 +76,10 @@ def matching_value_problem(key: str, value: Any) -> str | None:
     """
     if key == "idProductArray":
         if not isinstance(value, list):
-            return f"idProductArray is {_kind(value)}, must be an array of integers 0..0xFFFF"
+            return f"idProductArray is {value_kind(value)}, must be an array of integers 0..0xFFFF"
         for i, v in enumerate(value):
             if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= _U16:
-                return f"idProductArray[{i}] is {_kind(v)}, must be an integer 0..0xFFFF"
+                return f"idProductArray[{i}] is {value_kind(v)}, must be an integer 0..0xFFFF"
         return None
     spec = INT_KEYS.get(key)
     if spec is None:
@@ -103,7 +89,7 @@ def matching_value_problem(key: str, value: Any) -> str | None:
         return None
     allowed = f"an integer 0..0x{hi:X}" + (" or '*'" if wildcard else "")
     if isinstance(value, bool) or not isinstance(value, int):
-        return f"{key} is {_kind(value)}, must be {allowed}"
+        return f"{key} is {value_kind(value)}, must be {allowed}"
     if not 0 <= value <= hi:
         return f"{key} {value} is out of range, must be {allowed}"
     return None
@@ -119,18 +105,18 @@ def _check_personality(props: dict[str, Any], where: str) -> None:
         if problem:
             raise bad(problem, key)
         if key in STR_KEYS and not isinstance(value, str):
-            raise bad(f"{key} is {_kind(value)}, must be a string", key)
+            raise bad(f"{key} is {value_kind(value)}, must be a string", key)
     score = props.get("IOProbeScore")
     if score is not None and (isinstance(score, bool) or not isinstance(score, int)
                               or not -(1 << 31) <= score < 1 << 31):
-        raise bad(f"IOProbeScore is {_kind(score)}, must be a 32-bit integer", "IOProbeScore")
+        raise bad(f"IOProbeScore is {value_kind(score)}, must be a 32-bit integer", "IOProbeScore")
     for key in ("IOPropertyMatch", "UserClientProperties"):
         if key in props and not isinstance(props[key], dict):
-            raise bad(f"{key} is {_kind(props[key])}, must be a dictionary", key)
+            raise bad(f"{key} is {value_kind(props[key])}, must be a dictionary", key)
     ucp = props.get("UserClientProperties") or {}
     for key in ("IOClass", "IOUserClass"):
         if key in ucp and not isinstance(ucp[key], str):
-            raise bad(f"UserClientProperties/{key} is {_kind(ucp[key])}, must be a string", key)
+            raise bad(f"UserClientProperties/{key} is {value_kind(ucp[key])}, must be a string", key)
     ents = ucp.get("IOServiceDEXTEntitlements")
     if ents is not None and not (isinstance(ents, str) or (isinstance(ents, list) and all(
             isinstance(g, str) or (isinstance(g, list) and all(isinstance(n, str) for n in g)) for g in ents))):
@@ -141,16 +127,12 @@ def _check_personality(props: dict[str, Any], where: str) -> None:
         items = pairs if isinstance(pairs, list) else [pairs]
         for i, pair in enumerate(items):
             if not isinstance(pair, dict):
-                raise bad(f"DeviceUsagePairs[{i}] is {_kind(pair)}, must be a dictionary", "DeviceUsagePairs")
+                raise bad(f"DeviceUsagePairs[{i}] is {value_kind(pair)}, must be a dictionary",
+                          "DeviceUsagePairs")
             for k, v in pair.items():
                 problem = matching_value_problem(k, v) if k in INT_KEYS else f"unknown key {k}"
                 if problem:
                     raise bad(f"DeviceUsagePairs[{i}]: {problem}", "DeviceUsagePairs")
-
-
-def family_entitlement_for(io_class: str | None) -> str | None:
-    """The family entitlement an ``IOClass`` needs, or None (``IOUserService``)."""
-    return _FAMILY_ENT.get(io_class or "")
 
 
 @dataclass(slots=True)
@@ -213,10 +195,10 @@ class Entitlements:
         """The value of entitlement ``key``."""
         return self.values.get(key, default)
 
-    @property
-    def transport_usb(self) -> list[dict[str, Any]]:
-        """``com.apple.developer.driverkit.transport.usb``: the list of device dictionaries."""
-        v = self.values.get(ENT_TRANSPORT_USB)
+    def dictionaries(self, key: str) -> list[dict[str, Any]]:
+        """An entitlement holding a dictionary or an array of them (``transport.usb``), as a list;
+        entries that are not dictionaries are left out."""
+        v = self.values.get(key)
         if isinstance(v, dict):
             return [v]
         return [d for d in v if isinstance(d, dict)] if isinstance(v, list) else []
@@ -270,12 +252,12 @@ def load_info_plist(path: str | Path) -> DriverBundle:
     info = _read_plist(path, "Info.plist")
     bundle_id = info.get("CFBundleIdentifier", "")
     if not isinstance(bundle_id, str):
-        raise DecodeError(f"CFBundleIdentifier is {_kind(bundle_id)}, must be a string",
+        raise DecodeError(f"CFBundleIdentifier is {value_kind(bundle_id)}, must be a string",
                           descriptor=f"Info.plist {path}", rule="CFBundleIdentifier")
     pers = info.get("IOKitPersonalities")
     if not isinstance(pers, dict) or not pers:
         problem = ("no IOKitPersonalities dictionary" if pers is None or pers == {} else
-                   f"IOKitPersonalities is {_kind(pers)}, must be a dictionary of personalities")
+                   f"IOKitPersonalities is {value_kind(pers)}, must be a dictionary of personalities")
         raise DecodeError(problem, descriptor=f"Info.plist {path}", rule="IOKitPersonalities")
     out = []
     for name, props in pers.items():
@@ -299,21 +281,17 @@ def load_entitlements(path: str | Path) -> Entitlements:
     """Read a ``.entitlements`` plist.
 
     Raises:
-        DecodeError: not a plist, or a ``transport.usb`` entry that is not a dictionary of
-            integer (or ``"*"``) matching keys; the message names the entry and key.
+        DecodeError: not a plist, or a family's entitlement with a wrong value (``transport.usb``:
+            an entry that is not a dictionary of integer or ``"*"`` matching keys); the message
+            names the entry and key.
     """
+    from dkproto.iokit.family import families
+
     values = _read_plist(path, "entitlements")
-    usb = values.get(ENT_TRANSPORT_USB)
-    if usb is not None:
-        where = f"entitlements {path}: {ENT_TRANSPORT_USB}"
-        for i, d in enumerate(usb if isinstance(usb, list) else [usb]):
-            if not isinstance(d, dict):
-                raise DecodeError(f"entry [{i}] is {_kind(d)}, must be a dictionary", descriptor=where,
-                                  rule=ENT_TRANSPORT_USB)
-            for key, value in d.items():
-                problem = matching_value_problem(key, value)
-                if problem:
-                    raise DecodeError(f"entry [{i}]: {problem}", descriptor=where, rule=key)
+    for fam in families():
+        key = fam.entitlement
+        if fam.validate_entitlement is not None and key and values.get(key) is not None:
+            fam.validate_entitlement(values[key], f"entitlements {path}: {key}")
     return Entitlements(values=values, path=str(path))
 
 

@@ -1,11 +1,13 @@
 """Run a prototype driver on a device: what ``dkproto run devices/<driver>.py`` does, as a library.
 
 1. load the driver module, its ``Info.plist`` and entitlements (beside it);
-2. open the device (``--device URL``, else the module's ``DEFAULT_DEVICE``, else a URL made from
-   the personality's ``idVendor``/``idProduct`` or ``VendorID``/``ProductID``) and publish its nubs
-   (:func:`~dkproto.iokit.usb_host.attach_device` or :meth:`IOHIDInterface.from_transport`);
-3. match the personalities against the live nubs (QA1076 scores); refuse a device the
-   ``transport.usb`` entitlement does not allow (kIOReturnNotPermitted);
+2. open the device (``--device URL``, else the module's ``DEFAULT_DEVICE``, else a URL a family
+   makes from a personality: ``idVendor``/``idProduct``, ``VendorID``/``ProductID``) and publish its
+   nubs with the family that publishes the URL's scheme (USB: the device and its interfaces; HID:
+   an ``IOHIDInterface``); with no device at all, a standalone family's nub (``IOUserResources``)
+   when a personality names it;
+3. match the personalities against the live nubs (each family's rules); refuse a device the
+   provider family's transport entitlement does not allow (kIOReturnNotPermitted);
 4. ``init`` + ``Start`` the winning ``IOUserClass`` on its nub;
 5. hand the driver to an app (in-process, or over a Unix socket for another process);
 6. stop cleanly: on unplug the nub terminates (drivers stop first); :meth:`RunningDriver.stop`
@@ -24,8 +26,16 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from dkproto.errors import BadArgumentError, DkError, DkTimeoutError, NotFoundError, NotPermittedError
-from dkproto.iokit.matching import Candidate, MatchResult, check_transport_entitlement, score_personality
+from dkproto.errors import (
+    BadArgumentError,
+    DkError,
+    DkTimeoutError,
+    NotFoundError,
+    NotPermittedError,
+    UnsupportedError,
+)
+from dkproto.iokit.family import families, family_for, family_of, publisher_for
+from dkproto.iokit.matching import Candidate, MatchResult, score_personality
 from dkproto.iokit.personality import DriverBundle, Entitlements, Personality, load_bundle, load_entitlements
 from dkproto.iokit.service import IOService, ServiceState, start_service
 from dkproto.iokit.status import user_code_error
@@ -112,35 +122,46 @@ class RunningDriver:
                                  f"{timeout:g} s (does its stop() block?)")
 
 
-def _default_url(module: ModuleType, bundle: DriverBundle) -> str:
+def _default_url(module: ModuleType, bundle: DriverBundle) -> str | None:
+    """``DEFAULT_DEVICE``, else the first URL a provider family makes from a personality."""
     url = getattr(module, "DEFAULT_DEVICE", None)
     if isinstance(url, str):
         return url
     for p in bundle.personalities:
-        props = p.properties
-        if p.io_provider_class.startswith("IOUSBHost") and isinstance(props.get("idVendor"), int) \
-                and isinstance(props.get("idProduct"), int):
-            return f"usb://{props['idVendor']:04x}:{props['idProduct']:04x}"
-        if p.io_provider_class == "IOHIDInterface" and isinstance(props.get("VendorID"), int) \
-                and isinstance(props.get("ProductID"), int):
-            return f"hid://{props['VendorID']:04x}:{props['ProductID']:04x}"
-    raise BadArgumentError("no device: pass --device URL (no DEFAULT_DEVICE in the driver and no idVendor/idProduct "
-                           "in its personalities)")
+        fam = family_for(p.io_provider_class)
+        made = fam.default_url(p) if fam is not None and fam.default_url is not None else None
+        if made:
+            return made
+    return None
 
 
-def _publish(url: Any, watch: float | None) -> tuple[IOService, list[IOService]]:
+def _publish(device: Any, bundle: DriverBundle, watch: float | None
+             ) -> tuple[str, IOService, list[IOService]]:
+    """Publish the nubs to match: ``(what was published, root nub, every nub)``."""
+    if device is None:  # no device: the nub of a standalone family a personality names
+        named = {p.io_provider_class for p in bundle.personalities}
+        for fam in families():
+            if fam.standalone is not None and fam.publish is not None and fam.name in named:
+                return (fam.name, *fam.publish(None, watch))
+        raise BadArgumentError("no device: pass --device URL (no DEFAULT_DEVICE in the driver and no "
+                               "idVendor/idProduct in its personalities)")
     from dkproto.transport import open_transport
 
-    transport = open_transport(url) if isinstance(url, str) else url
-    if transport.scheme == "hid":
-        from dkproto.iokit.hid import IOHIDInterface
+    transport = open_transport(device) if isinstance(device, str) else device
+    publisher = publisher_for(transport.scheme)
+    if publisher is None or publisher.publish is None:
+        raise UnsupportedError(f"{device}: no DriverKit family publishes the nubs of {transport.scheme}:// "
+                               "devices")
+    return (str(device), *publisher.publish(transport, watch))
 
-        nub = IOHIDInterface.from_transport(transport)
-        return nub, [nub]
-    from dkproto.iokit.usb_host import attach_device
 
-    dev = attach_device(transport, watch=watch)
-    return dev, [dev, *dev.interfaces]
+def _candidate(nub: IOService) -> Candidate:
+    """A live nub as matching sees it (its family's class, properties, and the device behind it)."""
+    fam = family_of(nub)
+    c = Candidate(fam.name if fam is not None else type(nub).__name__, dict(nub.properties), nub.get_name())
+    if fam is not None and fam.device_info is not None:
+        c.device = fam.device_info(nub)
+    return c
 
 
 def run_driver(driver_path: str | Path, device: Any = None, *, info_plist: str | Path | None = None,
@@ -160,12 +181,9 @@ def run_driver(driver_path: str | Path, device: Any = None, *, info_plist: str |
     bundle = load_bundle(plist, entitlements)
     app_ents_path = Path(app_entitlements) if app_entitlements else driver_path.parent / "app.entitlements"
     app_ents = load_entitlements(app_ents_path).values if app_ents_path.is_file() else None
-    url = device or _default_url(module, bundle)
-    nub, nubs = _publish(url, watch)
+    url, nub, nubs = _publish(device or _default_url(module, bundle), bundle, watch)
     try:
-        cands = [Candidate(type(n).__name__, dict(n.properties), n.get_name()) for n in nubs]
-        for c, n in zip(cands, nubs):
-            c.device = getattr(n, "_dk_info", None)
+        cands = [_candidate(n) for n in nubs]
         best: tuple[MatchResult, IOService] | None = None
         why: list[str] = []
         for c, n in zip(cands, nubs):
@@ -180,16 +198,9 @@ def run_driver(driver_path: str | Path, device: Any = None, *, info_plist: str |
         if best is None:
             raise NotFoundError(f"no personality of {plist} matches {url}: " + "; ".join(why))
         result, provider = best
-        if bundle.entitlements is not None and result.candidate.provider_class.startswith("IOUSBHost"):
-            dev = provider if type(provider).__name__ == "IOUSBHostDevice" else provider.get_provider()
-            assert dev is not None  # an interface nub always has its device as provider
-            from dkproto.iokit.matching import device_from_dict
-
-            info = device_from_dict({k: dev.properties[k] for k in ("idVendor", "idProduct", "bcdDevice",
-                                                                     "bDeviceClass", "bDeviceSubClass",
-                                                                     "bDeviceProtocol")})
-            result.candidate.device = info
-            ok, why_ent = check_transport_entitlement(bundle.entitlements, result.candidate)
+        fam = family_for(result.candidate.provider_class)
+        if bundle.entitlements is not None and fam is not None and fam.check_entitlement is not None:
+            ok, why_ent = fam.check_entitlement(bundle.entitlements, result.candidate)
             if ok is False:
                 raise NotPermittedError(f"{bundle.entitlements.path}: {why_ent}")
         p = result.personality

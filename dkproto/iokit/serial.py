@@ -14,6 +14,10 @@ Rings (``SerialPortInterface``): power-of-two sizes given as log2 (default 14 = 
 producer index PI and consumer index CI. Index wrap is [unconfirmed] in Apple's docs; dkproto
 uses free-running 32-bit indices taken modulo the size. The system's calls into the driver run
 on the driver's default queue, as in DriverKit.
+
+The module registers ``IOUserSerial`` as a driver-class family (:mod:`~dkproto.iokit.family`):
+a personality with ``IOClass`` ``IOUserSerial`` needs ``family.serial`` (driverkit.md 6, 7.1).
+Its provider is another family's nub (``IOUSBHostInterface`` for a USB serial adapter).
 """
 
 from __future__ import annotations
@@ -21,12 +25,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dkproto.errors import BadArgumentError, DkTimeoutError, NoDeviceError, NotOpenError
+from dkproto.iokit.family import Family, register_family
 from dkproto.iokit.service import IOService, ServiceState
 
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
 __all__ = [
+    "ENT_FAMILY_SERIAL",
     "PD_RS232_PARITY_ANY",
     "PD_RS232_PARITY_DEFAULT",
     "PD_RS232_PARITY_EVEN",
@@ -49,6 +58,8 @@ PD_RS232_PARITY_MARK = 4
 PD_RS232_PARITY_SPACE = 5
 PD_RS232_PARITY_ANY = 6
 kSerialQueueLogSizeDefault = 14  # 16 KiB, what ConnectQueues creates for NULL inputs
+
+ENT_FAMILY_SERIAL = "com.apple.developer.driverkit.family.serial"
 
 _U32 = 0xFFFFFFFF
 
@@ -341,8 +352,11 @@ class SerialPort:
     def _gone(self) -> None:
         self.closed = True
 
-    def __enter__(self) -> SerialPort:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+register_family(Family(IOUserSerial, entitlement=ENT_FAMILY_SERIAL, io_classes=("IOUserSerial",)))

@@ -209,7 +209,7 @@ class IOService:
         finally:
             if self._state is not ServiceState.FREED:
                 self._run_override("free", self.free)
-                if self._state is not ServiceState.FREED:
+                if not self._freed():  # free() may have returned without calling super().free()
                     IOService.free(self)
 
     def _run_override(self, name: str, method: Callable[..., Any], *args: Any) -> None:
@@ -221,6 +221,10 @@ class IOService:
     def wait_terminated(self, timeout: float | None = 5.0) -> bool:
         """Wait until the service is freed after ``terminate`` (no DriverKit counterpart)."""
         return self._terminated.wait(timeout)
+
+    def _freed(self) -> bool:
+        """True once ``free`` has run (read after calling an override, which may change the state)."""
+        return self._state is ServiceState.FREED
 
     @property
     def is_inactive(self) -> bool:
@@ -369,7 +373,7 @@ def start_service(service: IOService, provider: IOService | None) -> IOService:
             IOService.stop(service, provider)
         if service.state in (ServiceState.INITIALIZED, ServiceState.STOPPED):
             service._run_override("free", service.free)  # the start failure is the one raised
-            if service.state is not ServiceState.FREED:
+            if not service._freed():
                 IOService.free(service)
         raise
     if service.state is not ServiceState.STARTED:

@@ -19,6 +19,10 @@ Timestamps are ``time.monotonic_ns()`` nanoseconds, not mach ticks (driverkit.md
 When the device disappears (an I/O fails with ``kIOReturnNoDevice``, or :meth:`IOUSBHostDevice.watch`
 sees it gone), the device nub terminates: its interfaces and every driver on them are stopped,
 clients first, as on an unplug in macOS.
+
+The module registers the two USB provider families (:mod:`~dkproto.iokit.family`): scored with
+QA1076's tables (:mod:`~dkproto.iokit.usb_matching`), gated by ``transport.usb``, published from
+any transport no other family claims (``usb://``, ``sim://``, ``spy+usb://``...).
 """
 
 from __future__ import annotations
@@ -38,10 +42,20 @@ from dkproto.errors import (
     NotOpenError,
 )
 from dkproto.iokit.action import OSAction
-from dkproto.iokit.matching import USBDeviceInfo, device_from_descriptors
+from dkproto.iokit.family import ANY_SCHEME, Family, register_family
+from dkproto.iokit.matching import USBDeviceInfo, device_from_descriptors, device_from_dict
 from dkproto.iokit.memory import IOBufferMemoryDescriptor, IOMemoryDescriptor
+from dkproto.iokit.personality import Personality
 from dkproto.iokit.queue import IODispatchQueue
 from dkproto.iokit.service import IOService, ServiceState, start_service
+from dkproto.iokit.usb_matching import (
+    ENT_TRANSPORT_USB,
+    check_transport_entitlement,
+    score_device,
+    score_interface,
+    usb_nubs,
+    validate_transport_usb,
+)
 from dkproto.ioreturn import IOReturn
 
 __all__ = [
@@ -762,3 +776,37 @@ def iter_pipes(interface: IOUSBHostInterface) -> Iterator[IOUSBHostPipe]:
     """Copy every pipe of an open interface."""
     for ep in interface.endpoint_descriptors():
         yield interface.copy_pipe(int(ep["bEndpointAddress"]))
+
+
+# ---- the USB families (docs/iokit.md, "Add a DriverKit family") -------------------------------
+
+_DEVICE_KEYS = ("idVendor", "idProduct", "bcdDevice", "bDeviceClass", "bDeviceSubClass", "bDeviceProtocol")
+
+
+def _publish(transport: Any, watch: float | None) -> tuple[IOService, list[IOService]]:
+    """The runner's hook: attach the device; the device nub and its interface nubs are matched."""
+    dev = attach_device(transport, watch=watch)
+    return dev, [dev, *dev.interfaces]
+
+
+def _device_info(nub: IOService) -> USBDeviceInfo | None:
+    """The device fields ``transport.usb`` is compared with, from a device nub or an interface's device."""
+    dev = nub.device if isinstance(nub, IOUSBHostInterface) else nub
+    if not isinstance(dev, IOUSBHostDevice):
+        return None
+    return device_from_dict({k: dev.properties[k] for k in _DEVICE_KEYS})
+
+
+def _default_url(p: Personality) -> str | None:
+    """``usb://VVVV:PPPP`` from a personality's integer ``idVendor`` and ``idProduct``."""
+    vid, pid = p.properties.get("idVendor"), p.properties.get("idProduct")
+    return f"usb://{vid:04x}:{pid:04x}" if isinstance(vid, int) and isinstance(pid, int) else None
+
+
+register_family(Family(
+    IOUSBHostDevice, entitlement=ENT_TRANSPORT_USB, validate_entitlement=validate_transport_usb,
+    check_entitlement=check_transport_entitlement, score=score_device, nubs=usb_nubs, schemes=(ANY_SCHEME,),
+    publish=_publish, device_info=_device_info, default_url=_default_url))
+register_family(Family(
+    IOUSBHostInterface, entitlement=ENT_TRANSPORT_USB, check_entitlement=check_transport_entitlement,
+    score=score_interface, device_info=_device_info, default_url=_default_url))

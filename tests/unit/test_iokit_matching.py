@@ -14,11 +14,8 @@ from corpus_path import USB_DIR, USB_SETS, oracle_path
 from dkproto.cli import cli
 from dkproto.errors import DecodeError, NotFoundError
 from dkproto.iokit.matching import (
-    DEVICE_TABLE,
-    INTERFACE_TABLE,
     Candidate,
     candidates_for,
-    check_transport_entitlement,
     device_from_descriptors,
     device_from_dict,
     load_devices,
@@ -26,6 +23,7 @@ from dkproto.iokit.matching import (
     score_personality,
 )
 from dkproto.iokit.personality import DriverBundle, Entitlements, Personality, load_info_plist
+from dkproto.iokit.usb_matching import DEVICE_TABLE, INTERFACE_TABLE, check_transport_entitlement
 
 USB_ITEMS = USB_SETS
 
