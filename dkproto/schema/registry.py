@@ -1,11 +1,23 @@
 """How a descriptor's bytes find their Construct schema.
 
 Framing (splitting a blob into descriptors by ``bLength``) is done by the walker in
-:mod:`dkproto.usb.tree`; each descriptor's exact ``bLength`` slice is then decoded by the
+:mod:`dkproto.usb.walker`; each descriptor's exact ``bLength`` slice is then decoded by the
 schema that :func:`lookup` picks from its ``bDescriptorType``, its subtype byte and where it
 stands (:class:`Context`). Class modules (``cdc``, ``audio``, ``uvc``, ...) contribute a
 *selector* through :func:`register_class`; standard descriptors through
 :func:`register_standard`.
+
+Where the selectors come from (all registered before the first :func:`lookup`, in this order):
+
+1. :data:`BUILTIN_MODULES`, the schema modules shipped with dkproto (``dkproto.schema.<name>``):
+   the one list of them;
+2. the ``dkproto.schemas`` entry-point group (:data:`ENTRY_POINT_GROUP`): another package adds
+   a class module without editing dkproto by declaring
+   ``[project.entry-points."dkproto.schemas"] myclass = "mypkg.myclass"``;
+3. any :func:`register_class` / :func:`register_standard` call made at run time.
+
+A schema module registers its selectors when it is imported (calls at module level). The
+recipe is in docs/descriptors.md, "Adding a class-specific descriptor".
 
 A schema must round-trip: ``struct.build(struct.parse(raw)) == raw`` for the bytes it is
 given. Fields keep the spec's spelling (``bLength``, ``bDescriptorType``,
@@ -24,13 +36,18 @@ whose descriptors are looked up one by one. A test checks the cached choice agai
 
 from __future__ import annotations
 
+import importlib
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from importlib import metadata
 from typing import Any
 
 from construct import Construct
 
 __all__ = [
+    "BUILTIN_MODULES",
+    "ENTRY_POINT_GROUP",
     "SELECTOR_PREFIX",
     "UNCACHED_TYPES",
     "Context",
@@ -38,10 +55,31 @@ __all__ = [
     "Schema",
     "Selector",
     "generation",
+    "loaded_modules",
     "lookup",
     "register_class",
     "register_standard",
 ]
+
+log = logging.getLogger(__name__)
+
+#: The schema modules shipped with dkproto (``dkproto.schema.<name>``), imported in this order
+#: before the first lookup (importing one registers its selectors). A new module in
+#: ``dkproto/schema/`` is added here.
+BUILTIN_MODULES = (
+    "usb",  # chapter 9: device, configuration, interface, endpoint, string, IAD...
+    "bos",  # BOS and device capabilities
+    "hub",  # hub (0x29) and SuperSpeed hub (0x2A)
+    "hid",  # HID descriptor
+    "cdc",  # CDC functional descriptors
+    "audio",  # USB Audio 1.0 / 2.0
+    "midi",  # MIDI streaming
+    "uvc",  # USB Video
+    "dfu",  # DFU functional descriptor
+)
+#: The entry-point group of schema modules from other packages; each entry's value names a
+#: module, imported after :data:`BUILTIN_MODULES`.
+ENTRY_POINT_GROUP = "dkproto.schemas"
 
 #: Turns a field's value into its meaning ("Audio", "Self Powered, Remote Wakeup", "1 ms").
 #: ``container`` is the whole parsed descriptor, for meanings that depend on other fields.
@@ -112,11 +150,17 @@ _CLASS_SELECTORS: dict[int, list[Selector]] = {}
 _STANDARD: dict[int, Selector] = {}
 _GENERIC_CLASS: list[Selector] = []
 _loaded = False
+_modules: list[str] = []  # imported by _load(), in order
 _generation = 0
 
 
 def generation() -> int:
-    """A number that changes whenever a selector is registered (caches of choices drop then)."""
+    """A number that changes whenever a selector is registered (caches of choices drop then).
+
+    The schema modules are loaded first (:data:`BUILTIN_MODULES`, the entry points), so a cache
+    checked against this number never outlives their selectors.
+    """
+    _load()
     return _generation
 
 
@@ -143,20 +187,39 @@ def register_standard(descriptor_type: int, selector: Selector) -> Selector:
     return selector
 
 
+def _entry_points() -> list[metadata.EntryPoint]:
+    """The ``dkproto.schemas`` entry points of the installed packages, by name."""
+    return sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
+
+
 def _load() -> None:
+    """Import the schema modules (built-ins, then entry points) once, before the first lookup.
+
+    An entry point that fails to import is skipped with one warning (logger
+    ``dkproto.schema.registry``) naming it: its descriptors then stay undecoded, and the rest of
+    dkproto keeps working.
+    """
     global _loaded
     if _loaded:
         return
     _loaded = True
-    # Importing a schema module registers its selectors.
-    import importlib
-
-    for mod in ("usb", "bos", "hub", "hid", "cdc", "audio", "midi", "uvc", "dfu"):
+    for name in BUILTIN_MODULES:
+        _modules.append(importlib.import_module(f"dkproto.schema.{name}").__name__)
+    for ep in _entry_points():
         try:
-            importlib.import_module(f"dkproto.schema.{mod}")
-        except ModuleNotFoundError as exc:  # a class module not written yet
-            if exc.name != f"dkproto.schema.{mod}":
-                raise
+            ep.load()
+        except Exception as exc:  # noqa: BLE001 - another package's bug must not stop decoding
+            log.warning("schema module %r (entry point %r of group %s) failed to import: %s: %s; "
+                        "its descriptors stay undecoded", ep.value, ep.name, ENTRY_POINT_GROUP,
+                        type(exc).__name__, exc)
+            continue
+        _modules.append(ep.value)
+
+
+def loaded_modules() -> list[str]:
+    """The schema modules imported so far, in order (built-ins, then entry points)."""
+    _load()
+    return list(_modules)
 
 
 def lookup(descriptor_type: int, raw: bytes, ctx: Context) -> Schema | None:

@@ -10,9 +10,11 @@ The stable entry points::
 See ``docs/descriptors.md``.
 """
 
+from dkproto.usb.model import DescriptorSet, Node
+from dkproto.usb.parser import parse
 from dkproto.usb.render import render_as, render_hex, render_json, render_text, to_json
 from dkproto.usb.sources import from_bytes, from_hex, from_json, load, load_embedded_example, load_folder
-from dkproto.usb.tree import DescriptorSet, Node, parse, walk
+from dkproto.usb.walker import walk
 
 __all__ = [
     "DescriptorSet",

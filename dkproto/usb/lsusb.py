@@ -1,4 +1,4 @@
-"""Read ``lsusb -v`` output and compare it with a :class:`~dkproto.usb.tree.DescriptorSet`.
+"""Read ``lsusb -v`` output and compare it with a :class:`~dkproto.usb.model.DescriptorSet`.
 
 Used by the corpus oracle test (``descriptors/oracle/usb/*.lsusb``) and by the QEMU lab,
 which runs ``lsusb -v`` next to ``dkproto dump`` in the same VM.
@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from dkproto.usb.tree import DescriptorSet, Node
+from dkproto.usb.model import DescriptorSet, Node
 
 __all__ = ["compare_with_lsusb", "parse_lsusb"]
 
@@ -172,7 +172,7 @@ def compare_with_lsusb(descriptor_set: DescriptorSet, lsusb_text: str) -> list[s
             out.append(f"{label}: interface associations dkproto {len(iads)} lsusb {len(theirs['iads'])}")
         for j, (iad, their_iad) in enumerate(zip(iads, theirs["iads"])):
             _compare(f"{label} interface association {j}", _fields(iad), their_iad, out)
-        mine = {}
+        mine: dict[tuple[int, int], Node] = {}
         for iface in cfg.interfaces:
             if iface.fields is not None:
                 mine.setdefault((iface.fields.bInterfaceNumber, iface.fields.bAlternateSetting), iface)

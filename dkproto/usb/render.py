@@ -1,4 +1,4 @@
-"""Three views of a :class:`~dkproto.usb.tree.DescriptorSet`: text, JSON and annotated hex.
+"""Three views of a :class:`~dkproto.usb.model.DescriptorSet`: text, JSON and annotated hex.
 
 * :func:`render_text`: a tree like ``lsusb -v``, but every descriptor decoded: each field
   with its value and meaning (class names, attributes, units, strings); undecoded
@@ -9,8 +9,9 @@
   ``dkproto dump file.json`` reloads it to identical bytes.
 * :func:`render_hex`: one descriptor a line, indented by depth, annotated with offset and
   name, in sections (``[descriptors]``, ``[bos]``, one ``[extra]`` per standalone
-  descriptor, one ``[string LANGID INDEX]`` per string); it reloads through the hex-text
-  loader to identical bytes, extras and strings.
+  descriptor, one ``[string LANGID INDEX]`` per string, one ``[hid report INTERFACE]`` per HID
+  report descriptor); it reloads through the hex-text loader to identical bytes, extras,
+  strings and report descriptors.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 from dkproto.schema._fields import bcd
 from dkproto.schema.enums import descriptor_type_name, langid_name
-from dkproto.usb.tree import DescriptorSet, Node
+from dkproto.usb.model import DescriptorSet, Node
 
 __all__ = [
     "FORMAT_NAME",
@@ -232,6 +233,11 @@ def iter_text(ds: DescriptorSet) -> Iterator[str]:
                 out.append(f"  [0x{langid:04x}] {index:>3}        (undecoded) {node.raw.hex(' ')}")
             if node.error:
                 out.append(f"    ** {node.error}")
+    if ds.hid_report_descriptors:
+        out.append("HID Report Descriptors:")
+        for number, data in sorted(ds.hid_report_descriptors.items()):
+            out.append(f"  interface {number}: {len(data)} bytes")
+            out.extend(f"    {data[i:i + 16].hex(' ')}" for i in range(0, len(data), 16))
     if ds.warnings:
         out.append(f"Warnings ({len(ds.warnings)}):")
         for warn in ds.warnings:
@@ -312,6 +318,9 @@ def _json_parts(ds: DescriptorSet) -> list[tuple[str, Any]]:
             entry["wLANGID"] = list(node.fields.wLANGID)
         strings.append(entry)
     parts.append(("strings", strings))
+    if ds.hid_report_descriptors:
+        parts.append(("hid_report_descriptors", [{"interface": number, "hex": data.hex()}
+                                                 for number, data in sorted(ds.hid_report_descriptors.items())]))
     parts.append(("errors", [
         {"offset": e.offset, "descriptor": e.descriptor, "rule": e.rule, "message": str(e)} for e in ds.errors
     ]))
@@ -409,6 +418,9 @@ def iter_hex(ds: DescriptorSet) -> Iterator[str]:
         if node.key == "string":
             text = " " + repr(bytes(node.fields.bString).decode("utf-16-le", errors="replace"))
         out.append(f"{node.raw.hex(' ')}  # string {index}{text}")
+    for number, data in sorted(ds.hid_report_descriptors.items()):
+        out.append(f"[hid report {number}]")
+        out.extend(data[i:i + 16].hex(" ") for i in range(0, len(data), 16))
     for warn in ds.warnings:
         out.append(f"# warning: {warn}")
     for err in ds.errors:

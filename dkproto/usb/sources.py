@@ -14,10 +14,13 @@ File formats, detected from the content (not the extension):
   ``[extra]`` starts one standalone descriptor read outside the sysfs layout (device
   qualifier, hub class descriptor, other-speed configuration: ``DescriptorSet.extras``, as
   ``extra_descriptors_hex`` in JSON), ``[string LANGID INDEX]`` starts one string
-  descriptor. ``dkproto dump --format hex`` output is in this format.
+  descriptor, ``[hid report INTERFACE]`` one HID report descriptor. ``dkproto dump --format hex``
+  output is in this format.
 
-Live devices are read through pyusb with the ``libusb-package`` backend (no system libusb
-needed); on Linux, a device that cannot be opened is read from sysfs instead.
+Live devices are found through pyusb with the ``libusb-package`` backend (no system libusb
+needed) and read through their ``usb://BUS/ADDRESS`` transport
+(:func:`dkproto.usb.read.read_descriptor_set`); on Linux, a device that cannot be opened is read
+from sysfs instead.
 """
 
 from __future__ import annotations
@@ -41,7 +44,9 @@ from dkproto.errors import (
     NotFoundError,
     NotPermittedError,
 )
-from dkproto.usb.tree import MAX_EXTRAS, DescriptorSet, parse
+from dkproto.usb.bounds import MAX_EXTRAS
+from dkproto.usb.model import DescriptorSet
+from dkproto.usb.parser import parse
 
 __all__ = [
     "EMBEDDED_EXAMPLE",
@@ -67,7 +72,7 @@ _HEX_COMMENT = re.compile(r"(#|//).*$")
 # -- files -------------------------------------------------------------------------------
 
 #: The longest descriptor file read: the largest descriptors blob a device can present
-#: (:data:`~dkproto.usb.tree.MAX_DESCRIPTORS`, 16,711,443 bytes) as spaced hex text (3
+#: (:data:`~dkproto.usb.bounds.MAX_DESCRIPTORS`, 16,711,443 bytes) as spaced hex text (3
 #: characters a byte) fits, with room for comments, a BOS and strings.
 MAX_FILE_BYTES = 128 * 1024 * 1024
 
@@ -103,7 +108,7 @@ def load(target: str | os.PathLike[str], *, lazy: bool = False) -> DescriptorSet
 
     Args:
         target: a file path; ``descriptors/<name>`` works with or without ``.json``.
-        lazy: keep no tree of the descriptors (see :func:`dkproto.usb.tree.parse`); what
+        lazy: keep no tree of the descriptors (see :func:`dkproto.usb.parser.parse`); what
             ``dkproto dump`` uses, so that memory holds one configuration at a time.
 
     Raises:
@@ -202,6 +207,7 @@ def from_hex(text: str, *, source: str = "", lazy: bool = False) -> DescriptorSe
     blobs: dict[str, list[str]] = {"descriptors": [], "bos": []}
     strings: dict[tuple[int, int], list[str]] = {}
     extras: list[list[str]] = []
+    reports: dict[int, list[str]] = {}
     current: list[str] = blobs["descriptors"]
     text = text.removeprefix("\ufeff")
     for lineno, line in enumerate(_text_lines(text), 1):
@@ -220,6 +226,15 @@ def from_hex(text: str, *, source: str = "", lazy: bool = False) -> DescriptorSe
                                       "configuration)", descriptor=where, rule="[extra]")
                 current = []
                 extras.append(current)
+            elif section.group(4) is not None:
+                number = _int_or_none(section.group(4))
+                if number is None or not 0 <= number <= 255:
+                    raise DecodeError(f"line {lineno}: HID report section {stripped[:40]!r}: the interface "
+                                      "number is 0..255", descriptor=where, rule="[hid report INTERFACE]")
+                if number in reports:
+                    raise DecodeError(f"line {lineno}: a second [hid report {number}] section", descriptor=where,
+                                      rule="[hid report INTERFACE]")
+                current = reports.setdefault(number, [])
             else:
                 try:
                     key = (int(section.group(2), 0), int(section.group(3), 0))
@@ -245,7 +260,8 @@ def from_hex(text: str, *, source: str = "", lazy: bool = False) -> DescriptorSe
         current.append(body)
     out: dict[str, bytes] = {}
     for name, parts in (*blobs.items(), *((f"string {k}", v) for k, v in strings.items()),
-                        *((f"extra {i + 1}", v) for i, v in enumerate(extras))):
+                        *((f"extra {i + 1}", v) for i, v in enumerate(extras)),
+                        *((f"hid report {k}", v) for k, v in reports.items())):
         joined = "".join(parts)
         if len(joined) % 2:
             raise DecodeError(f"{name}: odd number of hex digits ({len(joined)})", descriptor=where,
@@ -255,10 +271,19 @@ def from_hex(text: str, *, source: str = "", lazy: bool = False) -> DescriptorSe
     # an empty [extra] section holds no descriptor: nothing to walk
     extra_bytes = [out[f"extra {i + 1}"] for i in range(len(extras)) if out[f"extra {i + 1}"]]
     return parse(out["descriptors"], out["bos"] or None, strings=str_bytes, extras=extra_bytes, source=source,
-                 meta={"format": "hex"}, lazy=lazy)
+                 meta={"format": "hex"}, lazy=lazy,
+                 hid_report_descriptors={k: out[f"hid report {k}"] for k in reports})
 
 
-_SECTION = re.compile(r"\[\s*(descriptors|bos|extra|string\s+(\S+)\s+(\S+))\s*\]", re.IGNORECASE)
+def _int_or_none(text: str) -> int | None:
+    try:
+        return int(text, 0)
+    except ValueError:
+        return None
+
+
+_SECTION = re.compile(r"\[\s*(descriptors|bos|extra|string\s+(\S+)\s+(\S+)|hid\s+report\s+(\S+))\s*\]",
+                      re.IGNORECASE)
 _HEX_NOISE = re.compile(r"0[xX]|[\s,;:]")
 _NOT_HEX = re.compile(r"[^0-9a-fA-F]")
 
@@ -314,11 +339,20 @@ def from_json(obj: Any, *, source: str = "", lazy: bool = False) -> DescriptorSe
             raise bad(key, f"a second string with langid {numbers[0]} and index {numbers[1]}")
         strings[string_id] = hexfield(f"{key}.hex", item.get("hex"))
     extras = [hexfield(f"extra_descriptors_hex[{i}]", h) for i, h in enumerate(listfield("extra_descriptors_hex"))]
+    reports: dict[int, bytes] = {}
+    for i, item in enumerate(listfield("hid_report_descriptors")):
+        key = f"hid_report_descriptors[{i}]"
+        number = item.get("interface") if isinstance(item, dict) else None
+        if type(number) is not int or not 0 <= number <= 255:
+            raise bad(key, "needs an object with interface (an integer 0..255) and hex")
+        if number in reports:
+            raise bad(key, f"a second report descriptor for interface {number}")
+        reports[number] = hexfield(f"{key}.hex", item.get("hex"))
     if "meta" in obj and not isinstance(obj["meta"], dict):
         raise bad("meta", f"is {_json_type(obj['meta'])}, not an object")
     ours = obj.get("format") == "dkproto-descriptors"
-    skip = {"descriptors_hex", "bos_descriptor_hex", "strings", "extra_descriptors_hex", *_RECOMPUTED,
-            "format", "version", "meta", "provenance"}
+    skip = {"descriptors_hex", "bos_descriptor_hex", "strings", "extra_descriptors_hex", "hid_report_descriptors",
+            *_RECOMPUTED, "format", "version", "meta", "provenance"}
     if ours:
         skip.add("source")  # the path it was dumped from, not provenance
     meta = {k: v for k, v in obj.items() if k not in skip}
@@ -327,7 +361,8 @@ def from_json(obj: Any, *, source: str = "", lazy: bool = False) -> DescriptorSe
     if "provenance" in obj:
         meta["source"] = obj["provenance"]
     meta["format"] = "dkproto-json" if ours else "corpus-json"
-    return parse(descriptors, bos or None, strings=strings, extras=extras, source=source, meta=meta, lazy=lazy)
+    return parse(descriptors, bos or None, strings=strings, extras=extras, source=source, meta=meta, lazy=lazy,
+                 hid_report_descriptors=reports)
 
 
 def _json_type(value: Any) -> str:
@@ -422,94 +457,31 @@ def find_devices(vid: int | None = None, pid: int | None = None, bus: int | None
     return out
 
 
-def _get_descriptor(dev: Any, dtype: int, index: int, length: int, langid: int = 0) -> bytes:
-    return bytes(dev.ctrl_transfer(0x80, 6, (dtype << 8) | index, langid, length, timeout=1000))
-
-
-def _string_indices(ds: DescriptorSet) -> set[int]:
-    out: set[int] = set()
-    for node in ds.nodes():
-        for name, value in node.field_items():
-            if name.startswith("i") and not name.startswith("id") and isinstance(value, int) and value:
-                out.add(value)
-    return out
-
-
 def read_device(live: LiveDevice) -> DescriptorSet:
-    """Read every descriptor of a live device.
+    """Read every descriptor of a live device through its ``usb://BUS/ADDRESS`` transport.
 
-    Device descriptor, every configuration (``wTotalLength`` each), every string in every
-    LANGID, the BOS when ``bcdUSB`` >= 0x0201, the device qualifier for high-speed devices,
-    and for hubs the hub (0x29) or SuperSpeed hub (0x2A) class descriptor.
-    On Linux, when the device cannot be opened (permissions, busy), the sysfs ``descriptors``
-    file is read instead and the set says so in ``meta["read_from"]``.
+    :func:`dkproto.usb.read.read_descriptor_set` over the transport, opened for control
+    transfers only (no interface claimed, no kernel driver detached): device descriptor, every
+    configuration, the BOS, hub descriptor, device qualifier and other-speed configurations,
+    every string in every LANGID and the HID report descriptors. On Linux, when the device
+    cannot be opened or read (permissions, busy), the sysfs ``descriptors`` file is read instead
+    and the set says so in ``meta["read_from"]``.
 
     Raises:
         NoDeviceError: the device went away.
-        NotPermittedError: it cannot be opened and there is no sysfs fallback.
+        NotPermittedError: it cannot be read and there is no sysfs fallback.
     """
-    import usb.core
+    from dkproto.transport import open_transport  # the live path only: files need no transport
+    from dkproto.usb.read import read_descriptor_set
 
-    dev = live.handle
     source = f"usb:{live.bus:03d}:{live.address:03d}"
     meta: dict[str, Any] = {"bus": live.bus, "address": live.address, "port_path": live.port_path,
                             "speed": live.speed}
     try:
-        device = _get_descriptor(dev, 1, 0, 18)
-        if len(device) < 18:
-            raise DecodeError(f"device descriptor read returned {len(device)} bytes", offset=0,
-                              descriptor="Device Descriptor", rule="bLength")
-        blob = bytearray(device)
-        for index in range(device[17]):
-            head = _get_descriptor(dev, 2, index, 9)
-            total = int.from_bytes(head[2:4], "little") if len(head) >= 4 else len(head)
-            blob += _get_descriptor(dev, 2, index, total) if total > len(head) else head
-        bos = b""
-        bcd_usb = int.from_bytes(device[2:4], "little")
-        if bcd_usb >= 0x0201:
-            try:
-                head = _get_descriptor(dev, 0x0F, 0, 5)
-                total = int.from_bytes(head[2:4], "little") if len(head) >= 4 else 0
-                bos = _get_descriptor(dev, 0x0F, 0, total) if total > len(head) else head
-            except usb.core.USBError:
-                meta["bos_error"] = "BOS request stalled"
-        extras = []
-        if device[4] == 0x09:  # a hub: its class descriptor (USB 2.0 §11.24.2.5, USB 3.2 §10.16.2.4)
-            hub_type = 0x2A if bcd_usb >= 0x0300 else 0x29
-            try:
-                answer = bytes(dev.ctrl_transfer(0xA0, 6, hub_type << 8, 0, 255, timeout=1000))
-                # a root hub may answer the whole 255 bytes asked for: the descriptor is bLength
-                if answer and 2 <= answer[0] <= len(answer):
-                    answer = answer[:answer[0]]
-                extras.append(answer)
-            except usb.core.USBError:
-                meta["hub_descriptor_error"] = "hub descriptor request stalled"
-        if live.speed == 3:  # high speed: the device qualifier describes the other speed
-            try:
-                qualifier = _get_descriptor(dev, 6, 0, 10)
-                extras.append(qualifier[:qualifier[0]] if qualifier and 2 <= qualifier[0] <= len(qualifier)
-                              else qualifier)
-            except usb.core.USBError:
-                meta["device_qualifier_error"] = "device qualifier request stalled"
-        ds = parse(bytes(blob), bos or None, source=source, meta=meta)
-        strings: dict[tuple[int, int], bytes] = {}
-        try:
-            langs = _get_descriptor(dev, 3, 0, 255)
-            strings[(0, 0)] = langs
-            langids = [int.from_bytes(langs[i:i + 2], "little") for i in range(2, len(langs) - 1, 2)]
-            for langid in langids:
-                for index in sorted(_string_indices(ds)):
-                    try:
-                        strings[(langid, index)] = _get_descriptor(dev, 3, index, 255, langid)
-                    except usb.core.USBError:
-                        continue
-        except usb.core.USBError:
-            meta["strings_error"] = "no string descriptor 0"
-        meta["read_from"] = "libusb"
-        return parse(bytes(blob), bos or None, strings=strings, extras=extras, source=source, meta=meta)
-    except usb.core.USBError as exc:
-        if getattr(exc, "errno", None) == 19 or "No such device" in str(exc):
-            raise NoDeviceError(f"{source}: device went away ({exc})", backend_code=exc.errno) from exc
+        ds = read_descriptor_set(open_transport(f"usb://{live.bus}/{live.address}"), source=source, meta=meta)
+    except NoDeviceError:
+        raise
+    except DkError as exc:
         sysfs = live.sysfs_path / "descriptors"
         if sysfs.is_file():
             try:
@@ -518,7 +490,9 @@ def read_device(live: LiveDevice) -> DescriptorSet:
                 raise NotPermittedError(f"{source}: cannot open ({exc}) nor read {sysfs} ({err})") from err
             meta["read_from"] = f"sysfs {sysfs} (libusb: {exc})"
             return parse(data, source=source, meta=meta)
-        raise NotPermittedError(f"{source}: cannot read descriptors: {exc}", backend_code=exc.errno) from exc
+        raise NotPermittedError(f"{source}: cannot read descriptors: {exc}", backend_code=exc.backend_code) from exc
+    ds.meta["read_from"] = "libusb"
+    return ds
 
 
 def iter_live(vid: int | None = None, pid: int | None = None, bus: int | None = None,

@@ -85,19 +85,19 @@ def test_device_qualifier_of_a_high_speed_device(lab_gadget: Any) -> None:
 
 
 def test_sysfs_fallback_when_libusb_cannot_read(lab_gadget: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    import usb.core
-
-    from dkproto.usb import sources
+    from dkproto.errors import NotPermittedError
+    from dkproto.usb import read
 
     g = lab_gadget("hid-mouse")
     bus, address = g.host_address()
     (live,) = find_devices(bus=bus, address=address)
     direct = read_device(live)
 
-    def refused(*_a: Any, **_k: Any) -> bytes:
-        raise usb.core.USBError("Access denied (insufficient permissions)", errno=13)
+    def refused(*_a: Any, **_k: Any) -> Any:
+        raise NotPermittedError("opening usb://: LIBUSB_ERROR_ACCESS (Access denied (insufficient permissions))",
+                                backend_code=-3)
 
-    monkeypatch.setattr(sources, "_get_descriptor", refused)
+    monkeypatch.setattr(read, "read_descriptor_set", refused)  # the read through usb://BUS/ADDRESS is refused
     fallback = read_device(live)
     assert fallback.meta["read_from"].startswith("sysfs ")
     assert fallback.errors == []
