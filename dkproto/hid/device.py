@@ -1,159 +1,66 @@
-"""HID devices through hidapi (hidraw on Linux, IOHIDManager on macOS).
+"""HID devices: a report codec bound to any transport.
 
 [HID 1.11: 7.2 Class-Specific Requests] Input reports come from the interrupt IN pipe
 (:meth:`HidDevice.read`); output reports go out with :meth:`HidDevice.write`; feature reports
 use GET_REPORT/SET_REPORT (:meth:`HidDevice.get_feature`, :meth:`HidDevice.set_feature`).
 
-On Linux the ``hidraw`` flavour of cython-hidapi is used (the kernel's hidraw nodes, with
-usbhid/hid-generic bound as usual); ``DKPROTO_HIDAPI=libusb`` selects the libusb flavour.
-Every hidapi failure is translated in ONE place, :func:`_hidapi_errors`, into the DkError tree
-with the IOReturn a DriverKit driver would see.
+A :class:`HidDevice` holds a :class:`~dkproto.transport.Transport` and a
+:class:`~dkproto.hid.codec.DescriptorCodec` built from the report descriptor read through it
+(:meth:`Transport.report_descriptor`). It does no I/O of its own, so any transport with the HID
+calls serves: ``hid://`` (hidapi: hidraw on Linux, IOHIDManager on macOS), ``usb://...?interface=N``
+(HID class requests and the interrupt pipes through libusb; claiming the interface detaches
+usbhid), ``sim://`` (a simulated device that answers GET_DESCRIPTOR(Report) and the HID class
+requests), and ``spy+`` around any of them.
 
-The report descriptor comes from ``hid_get_report_descriptor`` (hidapi >= 0.14); on Linux,
-when that is missing, from ``/sys/class/hidraw/<node>/device/report_descriptor``.
+Device specs (``HidDevice(spec)``, the ``dkproto hid`` verbs): a transport URL, a hidapi path
+(``/dev/hidraw0``, macOS ``DevSrvsID:...``) or ``VID:PID[:serial]`` (both through ``hid://``).
+Enumeration, and the one hidapi -> DkError mapping, are the HID transport's
+(:mod:`dkproto.transport.hid`); :func:`enumerate_devices` and :class:`HidDeviceInfo` are its.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import os
-import re
-import sys
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from pathlib import Path
-from types import ModuleType
-from typing import Any
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
-from dkproto._paths import read_file
 from dkproto.errors import (
     BadArgumentError,
     DkError,
     DkTimeoutError,
-    ExclusiveAccessError,
-    MissingToolError,
-    NoDeviceError,
     NotFoundError,
     NotOpenError,
-    NotPermittedError,
+    UnsupportedError,
     URLError,
 )
 from dkproto.hid.codec import DescriptorCodec, ReportValues
-from dkproto.hid.parser import MAX_PARSED_BYTES, ReportDescriptor, parse
+from dkproto.hid.parser import ReportDescriptor, parse
+from dkproto.transport import (
+    HID_REPORT_FEATURE,
+    HID_REPORT_INPUT,
+    HID_REPORT_OUTPUT,
+    Transport,
+    open_transport,
+)
+from dkproto.transport.descriptors import hid_interface
+from dkproto.transport.hid import HidDeviceInfo, HIDTransport, enumerate_devices, hidapi_errors
+from dkproto.transport.url import is_url, parse_device_id
 
-__all__ = ["HidDevice", "HidDeviceInfo", "enumerate_devices", "hidapi_module", "parse_device_spec"]
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
-BUS_TYPES = {0: "unknown", 1: "usb", 2: "bluetooth", 3: "i2c", 4: "spi"}
+__all__ = ["HidDevice", "HidDeviceInfo", "enumerate_devices", "find_device", "parse_device_spec"]
 
+#: The transport's mapper under its former name here (kept for ``tests/unit/test_hid_device.py``).
+_hidapi_errors = hidapi_errors
 
-def hidapi_module() -> ModuleType:
-    """The cython-hidapi module to use (``hidraw`` on Linux, ``hid`` elsewhere).
-
-    Raises:
-        MissingToolError: hidapi is not installed.
-    """
-    want = os.environ.get("DKPROTO_HIDAPI", "hidraw" if sys.platform.startswith("linux") else "hid")
-    names = [want, "hid"] if want != "hid" else ["hid"]
-    for name in names:
-        try:
-            return __import__(name)
-        except ImportError:
-            continue
-    raise MissingToolError("hidapi is not installed: pip install hidapi")
-
-
-@contextlib.contextmanager
-def _hidapi_errors(op: str, where: str = "", dev: Any = None) -> Iterator[None]:
-    """Translate hidapi exceptions into DkErrors (the one mapping point)."""
-    try:
-        yield
-    except DkError:
-        raise
-    except (OSError, ValueError) as exc:
-        detail = ""
-        if dev is not None:
-            with contextlib.suppress(Exception):
-                detail = dev.error() or ""
-        msg = str(exc) or detail or exc.__class__.__name__
-        if detail and detail not in msg:
-            msg = f"{msg} ({detail})"
-        text = f"{op} {where}: {msg}".replace("  ", " ")
-        low = msg.lower()
-        code = getattr(exc, "errno", None)
-        if isinstance(exc, ValueError) and "not open" in low:
-            raise NotOpenError(text, backend_code=code) from exc
-        if code in (errno.EACCES, errno.EPERM) or "permission" in low or "access" in low:
-            raise NotPermittedError(text, backend_code=code) from exc
-        if code in (errno.EBUSY,) or "busy" in low:
-            raise ExclusiveAccessError(text, backend_code=code) from exc
-        if code in (errno.ETIMEDOUT,) or "timed out" in low or "timeout" in low:
-            raise DkTimeoutError(text, backend_code=code) from exc
-        if code in (errno.ENODEV, errno.ENOENT, errno.ENXIO) or "open failed" in low or "no such" in low \
-                or "not found" in low or "disconnected" in low:
-            raise NoDeviceError(text, backend_code=code) from exc
-        if code in (errno.EPIPE,) or "pipe" in low or "broken" in low:
-            from dkproto.errors import PipeStalledError
-
-            raise PipeStalledError(text, backend_code=code) from exc
-        if code in (errno.EINVAL,):
-            raise BadArgumentError(text, backend_code=code) from exc
-        raise DkError(text, backend_code=code) from exc
-
-
-@dataclass(frozen=True, slots=True)
-class HidDeviceInfo:
-    """One entry of :func:`enumerate_devices` (hid_device_info)."""
-
-    path: str
-    vendor_id: int
-    product_id: int
-    serial_number: str
-    manufacturer_string: str
-    product_string: str
-    usage_page: int
-    usage: int
-    interface_number: int
-    release_number: int
-    bus_type: str
-
-    @classmethod
-    def from_hidapi(cls, d: Mapping[str, Any]) -> HidDeviceInfo:
-        """From hidapi's dict."""
-        path = d.get("path") or b""
-        return cls(
-            path=path.decode(errors="replace") if isinstance(path, bytes) else str(path),
-            vendor_id=int(d.get("vendor_id") or 0),
-            product_id=int(d.get("product_id") or 0),
-            serial_number=d.get("serial_number") or "",
-            manufacturer_string=d.get("manufacturer_string") or "",
-            product_string=d.get("product_string") or "",
-            usage_page=int(d.get("usage_page") or 0),
-            usage=int(d.get("usage") or 0),
-            interface_number=int(d["interface_number"]) if d.get("interface_number") is not None else -1,
-            release_number=int(d.get("release_number") or 0),
-            bus_type=BUS_TYPES.get(int(d.get("bus_type") or 0), str(d.get("bus_type"))),
-        )
-
-    @property
-    def vid_pid(self) -> str:
-        """``1209:7001``."""
-        return f"{self.vendor_id:04x}:{self.product_id:04x}"
-
-
-def enumerate_devices(vendor_id: int = 0, product_id: int = 0) -> list[HidDeviceInfo]:
-    """Every HID device (hid_enumerate), optionally filtered by VID/PID; sorted by path."""
-    hid = hidapi_module()
-    with _hidapi_errors("enumerate"):
-        found = hid.enumerate(vendor_id, product_id)
-    return sorted((HidDeviceInfo.from_hidapi(d) for d in found), key=lambda i: i.path)
-
-
-_SPEC_RE = re.compile(r"^(?:hid:)?([0-9a-fA-F]{1,4}):([0-9a-fA-F]{1,4})(?::(.+))?$")
+#: hidapi paths on Linux and macOS, and the ``hid:`` prefix of a spec.
+_PATH_PREFIXES = ("/dev/hidraw", "hid:", "DevSrvsID:", "IOService:")
 
 
 def parse_device_spec(spec: str) -> tuple[str | None, int, int, str | None]:
-    """Split ``VID:PID[:serial]`` or a path (``/dev/hidraw0``, ``hid:///dev/hidraw0``).
+    """Split ``VID:PID[:serial]`` (``hid:`` prefix allowed) or a path (``/dev/hidraw0``, ``hid:///dev/hidraw0``).
 
     Returns:
         ``(path, vid, pid, serial)``: path set for a path, else vid/pid (and serial).
@@ -166,77 +73,93 @@ def parse_device_spec(spec: str) -> tuple[str | None, int, int, str | None]:
         raise URLError("empty HID device: give a path (/dev/hidraw0) or VID:PID[:serial]")
     if s.startswith("hid://"):
         return s[len("hid://"):], 0, 0, None
-    m = _SPEC_RE.match(s)
-    if m and not s.startswith("/"):
-        return None, int(m.group(1), 16), int(m.group(2), 16), m.group(3)
-    return s, 0, 0, None
+    ident = None if s.startswith("/") else parse_device_id(s.removeprefix("hid:"), serial=True)
+    if ident is None or ident[1] is None:
+        return s, 0, 0, None
+    return None, ident[0], ident[1], ident[2]
 
 
 def _looks_like_device(spec: str) -> bool:
-    return bool(_SPEC_RE.match(spec)) or spec.startswith(("/dev/hidraw", "hid:", "DevSrvsID:", "IOService:"))
+    """A transport URL, a hidapi path or ``VID:PID[:serial]`` (else: a descriptor file or hex)."""
+    return (is_url(spec) or spec.startswith(_PATH_PREFIXES)
+            or parse_device_id(spec.removeprefix("hid:"), serial=True) is not None)
+
+
+def _transport_for(spec: str) -> Transport:
+    """The (closed) transport a device spec names: a URL as given, anything else through ``hid://``."""
+    if is_url(spec):
+        return open_transport(spec.strip())
+    path, vid, pid, serial = parse_device_spec(spec)
+    if path is not None:
+        return HIDTransport(path=path)
+    url = f"hid://{vid:04x}:{pid:04x}" + (f"?serial={quote(serial)}" if serial is not None else "")
+    return HIDTransport(idVendor=vid, idProduct=pid, serial=serial, url=url)
 
 
 class HidDevice:
-    """An open HID device.
+    """A HID device: reports encoded and decoded with its own report descriptor, over a transport.
 
     Args:
-        spec: a hidapi path (``/dev/hidraw3``) or ``VID:PID[:serial]``.
+        device: a device spec (a transport URL, a hidapi path or ``VID:PID[:serial]``), or a
+            :class:`~dkproto.transport.Transport`. A transport given closed is opened here and
+            closed by :meth:`close`; one given open is left open.
 
     Raises:
         NoDeviceError: nothing matches, or opening failed.
         NotPermittedError: no access (udev rules on Linux, Input Monitoring on macOS).
+        URLError: a malformed spec or URL.
     """
 
-    def __init__(self, spec: str) -> None:
-        self.spec = spec
-        self._hid = hidapi_module()
-        self._dev: Any = None
+    def __init__(self, device: str | Transport) -> None:
+        transport = device if isinstance(device, Transport) else _transport_for(device)
+        self.spec = device if isinstance(device, str) else transport.info.url
+        self.transport = transport
+        self._owned = not transport.is_open
+        if self._owned:
+            transport.open()
+        info = transport.info
+        self.path: str = info.path or info.url
+        self.interface: int = info.interface or 0
+        self._closed = False
         self._descriptor: ReportDescriptor | None = None
         self._codec: DescriptorCodec | None = None
-        path, vid, pid, serial = parse_device_spec(spec)
-        dev = self._hid.device()
-        if path is None:
-            matches = [i for i in enumerate_devices(vid, pid) if serial is None or i.serial_number == serial]
-            if not matches:
-                raise NoDeviceError(f"no HID device {spec} (see dkproto hid list)")
-            path = matches[0].path
-        self.path = path
-        with _hidapi_errors("open", path, dev):
-            dev.open_path(path.encode())
-        self._dev = dev
+        self._pipes: tuple[int | None, int | None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     def close(self) -> None:
-        """Close the device (hid_close); idempotent."""
-        if self._dev is not None:
-            with contextlib.suppress(Exception):
-                self._dev.close()
-            self._dev = None
+        """Close the device (and the transport, when this object opened it); idempotent."""
+        if not self._closed:
+            self._closed = True
+            if self._owned:
+                self.transport.close()
 
-    def __enter__(self) -> HidDevice:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _open_dev(self) -> Any:
-        if self._dev is None:
+    def _open(self) -> Transport:
+        if self._closed:
             raise NotOpenError(f"HID device {self.path} is closed")
-        return self._dev
+        return self.transport
+
+    def _interrupt_pipes(self) -> tuple[int | None, int | None]:
+        """The interface's interrupt IN and OUT endpoints, from the active configuration; ``(None,
+        None)`` on a transport without control transfers (hidapi reads and writes its own pipes)."""
+        if self._pipes is None:
+            try:
+                found = hid_interface(self._open(), self.interface)
+            except UnsupportedError:
+                self._pipes = (None, None)
+            else:
+                self._pipes = (found.in_endpoint, found.out_endpoint)
+        return self._pipes
 
     # -- descriptor --------------------------------------------------------------------------
     def report_descriptor_bytes(self) -> bytes:
-        """The report descriptor (hid_get_report_descriptor; sysfs on Linux as a fallback)."""
-        dev = self._open_dev()
-        getter = getattr(dev, "get_report_descriptor", None)
-        if getter is not None:
-            with _hidapi_errors("get_report_descriptor", self.path, dev):
-                return bytes(getter())
-        node = Path(self.path).name
-        sysfs = Path(f"/sys/class/hidraw/{node}/device/report_descriptor")
-        if sysfs.exists():
-            return read_file(sysfs, max_bytes=MAX_PARSED_BYTES)
-        raise MissingToolError("this hidapi has no get_report_descriptor (needs hidapi >= 0.14)")
+        """The report descriptor, through the transport (:meth:`Transport.report_descriptor`)."""
+        return self._open().report_descriptor()
 
     @property
     def descriptor(self) -> ReportDescriptor:
@@ -256,62 +179,76 @@ class HidDevice:
         sizes = [r.size for r in self.descriptor.reports_of(report_type)]
         return max(sizes, default=64) + 1
 
+    def _payload_len(self, report_type: str, report_id: int) -> int:
+        """Bytes of a report without its ID byte, from the descriptor (64 when it does not say)."""
+        try:
+            return max(self.descriptor.report(report_type, report_id).data_size, 1)
+        except DkError:
+            return 64
+
     # -- I/O -------------------------------------------------------------------------------
     def read(self, timeout_ms: int = 1000, size: int | None = None) -> bytes:
-        """Read one input report (hid_read_timeout), report ID byte included when used.
+        """Read one input report (the interrupt IN pipe), report ID byte included when used.
+
+        A zero-length packet (which ends a report of exactly wMaxPacketSize) is not a report:
+        reading goes on until the timeout.
 
         Raises:
             DkTimeoutError: nothing arrived within ``timeout_ms`` (negative: wait forever).
         """
-        dev = self._open_dev()
+        transport = self._open()
         n = size or self._max_len("input")
-        with _hidapi_errors("read", self.path, dev):
-            data = dev.read(n, timeout_ms)
-        if not data:
-            raise DkTimeoutError(f"read {self.path}: no input report within {timeout_ms} ms")
-        return bytes(data)
+        endpoint = self._interrupt_pipes()[0] or 0x81
+        timeout = 0 if timeout_ms < 0 else max(timeout_ms, 1)
+        deadline = time.monotonic() + timeout / 1000
+        while True:
+            data = transport.read(endpoint, n, timeout)
+            if data:
+                return bytes(data)
+            if timeout:
+                left_ms = int((deadline - time.monotonic()) * 1000)
+                if left_ms <= 0:
+                    raise DkTimeoutError(f"read {self.path}: no input report within {timeout_ms} ms")
+                timeout = left_ms
 
     def read_values(self, timeout_ms: int = 1000) -> ReportValues:
         """Read one input report and decode it."""
         return self.codec.decode(self.read(timeout_ms), "input", strict=False)
 
     def write(self, data: bytes) -> int:
-        """Send an output report (hid_write). ``data`` starts with the report ID (0 if none)."""
-        dev = self._open_dev()
-        with _hidapi_errors("write", self.path, dev):
-            n = dev.write(bytes(data))
-        if n < 0:
-            raise DkError(f"write {self.path}: hid_write failed ({dev.error()})")
-        return int(n)
+        """Send an output report: ``data`` starts with the report ID (0 if none), as in hidapi.
+
+        Through the interrupt OUT pipe when the interface has one (without the 0 of an ID-less
+        report, as on the wire), else SET_REPORT(Output) (``hid_write`` on ``hid://``).
+        Returns the bytes of ``data`` sent.
+        """
+        data = bytes(data)
+        if not data:
+            raise BadArgumentError("an output report starts with its report ID (0 when the descriptor has none)")
+        out_endpoint = self._interrupt_pipes()[1]
+        if out_endpoint is None:
+            return self._open().set_report(HID_REPORT_OUTPUT, data[0], data[1:]) + 1
+        return self._open().write(out_endpoint, data if data[0] else data[1:]) + (0 if data[0] else 1)
 
     def get_feature(self, report_id: int, size: int | None = None) -> bytes:
-        """GET_REPORT(Feature) (hid_get_feature_report); the result starts with the report ID."""
-        dev = self._open_dev()
-        if size is None:
-            try:
-                size = self.descriptor.report("feature", report_id).size
-            except DkError:
-                size = 64
-            size = max(size, 1) + (0 if report_id else 1)
-        with _hidapi_errors("get_feature_report", self.path, dev):
-            data = dev.get_feature_report(report_id, size)
-        return bytes(data)
+        """GET_REPORT(Feature); the result starts with the report ID (0 for an ID-less report).
+
+        ``size`` counts the ID byte (hidapi's buffer length); by default the descriptor's length.
+        """
+        length = size - 1 if size is not None else self._payload_len("feature", report_id)
+        return bytes([report_id]) + self._open().get_report(HID_REPORT_FEATURE, report_id, max(length, 0))
 
     def set_feature(self, data: bytes) -> int:
-        """SET_REPORT(Feature) (hid_send_feature_report); ``data`` starts with the report ID (0 if none)."""
-        dev = self._open_dev()
-        with _hidapi_errors("send_feature_report", self.path, dev):
-            n = dev.send_feature_report(bytes(data))
-        if n < 0:
-            raise DkError(f"set feature {self.path}: hid_send_feature_report failed ({dev.error()})")
-        return int(n)
+        """SET_REPORT(Feature); ``data`` starts with the report ID (0 if none). Returns the bytes sent."""
+        data = bytes(data)
+        if not data:
+            raise BadArgumentError("a feature report starts with its report ID (0 when the descriptor has none)")
+        return self._open().set_report(HID_REPORT_FEATURE, data[0], data[1:]) + 1
 
     def get_input(self, report_id: int, size: int | None = None) -> bytes:
-        """GET_REPORT(Input) (hid_get_input_report)."""
-        dev = self._open_dev()
-        with _hidapi_errors("get_input_report", self.path, dev):
-            data = dev.get_input_report(report_id, size or self._max_len("input"))
-        return bytes(data)
+        """GET_REPORT(Input); the result starts with the report ID (0 for an ID-less report)."""
+        length = (size or self._max_len("input")) - 1
+        return bytes([report_id]) + self._open().get_report(HID_REPORT_INPUT, report_id, max(length, 0))
 
     # -- with names ------------------------------------------------------------------------
     def _wire(self, report_type: str, report_id: int, values: Mapping[str, Any]) -> bytes:
@@ -342,7 +279,7 @@ class HidDevice:
 
 
 def find_device(spec: str) -> HidDeviceInfo:
-    """The enumeration entry for a spec (path or VID:PID[:serial]).
+    """The HID transport's enumeration entry for a spec (path or ``VID:PID[:serial]``).
 
     Raises:
         NotFoundError: nothing matches.

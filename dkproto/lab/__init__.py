@@ -4,7 +4,8 @@ Host side: :func:`prepare` (kernel + initramfs, cached) and :func:`run` (boot, r
 in the host's own environment inside the VM, return its status and output).
 Guest side (inside the VM): :class:`~dkproto.lab.gadget.Gadget` (configfs gadgets and their
 device-side controls), :mod:`dkproto.lab.ffs` (FunctionFS devices in Python) and
-:mod:`dkproto.lab.usbip` (captured descriptor sets as live USB/IP devices).
+:mod:`dkproto.lab.usbip` (captured descriptor sets as live USB/IP devices), both device sides
+on :mod:`dkproto.device`; example device programs are in ``devices/lab/``.
 See ``docs/lab.md``.
 """
 

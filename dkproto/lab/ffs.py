@@ -1,14 +1,20 @@
 """FunctionFS devices written in Python: the device side of the lab's prototypes.
 
-A :class:`FfsDevice` subclass declares one interface (class codes, endpoints, optional HID
-descriptor) and answers control requests through decorator-registered handlers; its
-endpoints are served by threads with plain blocking I/O on the FunctionFS ``epN`` files.
+A :class:`FfsDevice` subclass declares one interface (class codes, endpoints, optional class
+descriptors) and answers control requests through :mod:`dkproto.device`, the device sides' one
+seam: handlers registered with :func:`~dkproto.device.control_request`, the standard requests
+that reach the function (an interface's GET_DESCRIPTOR: HID class and report descriptors) from
+a :class:`~dkproto.device.StandardResponder` over the function's own descriptors, and a STALL
+for a handler raising :class:`~dkproto.errors.PipeStalledError` or a request nobody answers.
+Its endpoints are served by threads with plain blocking I/O on the FunctionFS ``epN`` files.
 Descriptor and string blobs are built with the ``functionfs`` package (PyPI, in the ``lab``
 extra: ``getInterfaceInAllSpeeds``, ``getDescsV2``, ``getStrings``); its AIO event loop is
 not used, because per-endpoint threads make the fault controls (stall, delay, drop) simple
 and deterministic, and TCG speed is the bottleneck anyway.
 
-Control requests (facedancer-style, see ``docs/lab.md``)::
+Control requests (see ``docs/lab.md``; example programs are in ``devices/lab/``)::
+
+    from dkproto.device import ControlRequest, control_request
 
     class Echo(FfsDevice):
         interface = {"bInterfaceClass": 0xFF}
@@ -22,10 +28,10 @@ Control requests (facedancer-style, see ``docs/lab.md``)::
             self.send(0x81, data)                                # queue an IN transfer
 
 An IN handler returns the data (cut to ``wLength``); an OUT handler gets ``req.data`` and
-returns ``None``; raising :class:`Stall` stalls. A request with no handler STALLs and the log
-names the decorator to add. Fault controls: :meth:`FfsDevice.stall` (halt an endpoint until
-the host clears it), :meth:`FfsDevice.delay` and :meth:`FfsDevice.drop` (the next matching
-control request or endpoint transfer is answered late, or never).
+returns ``None``; raising :class:`~dkproto.errors.PipeStalledError` stalls. A request with no
+handler STALLs and the log names the decorator to add. Fault controls: :meth:`FfsDevice.stall`
+(halt an endpoint until the host clears it), :meth:`FfsDevice.delay` and :meth:`FfsDevice.drop`
+(the next matching control request or endpoint transfer is answered late, or never).
 """
 
 from __future__ import annotations
@@ -41,20 +47,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from dkproto.errors import BadArgumentError, DkTimeoutError, MissingToolError, StateError
-from dkproto.schema.enums import Recipient, RequestType
-from dkproto.transport.base import ControlRequest
+from dkproto.device import US_ENGLISH, ControlRequest, RequestHandlers, StandardResponder, control_request
+from dkproto.errors import BadArgumentError, DkTimeoutError, MissingToolError, PipeStalledError, StateError
+
+if TYPE_CHECKING:
+    from dkproto.usb import DescriptorSet
 
 __all__ = [
-    "ControlRequest",
     "Endpoint",
     "FfsDevice",
     "FfsHidDevice",
-    "Stall",
-    "VendorEchoDevice",
-    "control_request",
 ]
 
 # f_fs event types (include/uapi/linux/usb/functionfs.h, enum usb_functionfs_event_type)
@@ -64,43 +68,13 @@ EVENT_SIZE = 12  # struct usb_functionfs_event: 8-byte setup packet, type, 3 pad
 
 _XFER = {"control": 0, "isochronous": 1, "bulk": 2, "interrupt": 3}
 
-STD_GET_DESCRIPTOR = 0x06
 
-
-class Stall(Exception):
-    """Raise in a control-request handler to STALL the request."""
-
-
-def control_request(
-    *,
-    type: str = "vendor",
-    recipient: str = "device",
-    number: int,
-    direction: str | None = None,
-) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register a method as the handler of one control request.
-
-    Args:
-        type: ``standard``, ``class`` or ``vendor`` (bmRequestType bits 6..5).
-        recipient: ``device``, ``interface``, ``endpoint`` or ``other`` (bits 4..0).
-        number: ``bRequest``.
-        direction: ``in`` or ``out``; ``None`` matches both.
-    """
-    if type not in ("standard", "class", "vendor") or recipient.upper() not in Recipient.__members__ \
-            or direction not in (None, "in", "out"):
-        raise BadArgumentError(f"control_request: bad type/recipient/direction {type!r}/{recipient!r}/{direction!r}")
-    if not 0 <= number <= 0xFF:
-        raise BadArgumentError(f"control_request: bRequest {number} is not in 0..255")
-
-    def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
-        keys = getattr(fn, "_dk_requests", [])
-        dirs = ["in", "out"] if direction is None else [direction]
-        for d in dirs:
-            keys.append((RequestType[type.upper()], Recipient[recipient.upper()], number, d == "in"))
-        fn._dk_requests = keys  # type: ignore[attr-defined]
-        return fn
-
-    return mark
+def _functionfs() -> Any:
+    try:
+        import functionfs
+    except ImportError as exc:
+        raise MissingToolError("FunctionFS devices need the 'functionfs' package: pip install 'dkproto[lab]'") from exc
+    return functionfs
 
 
 @dataclass(frozen=True, kw_only=False, slots=True)
@@ -131,12 +105,14 @@ class _Fault:
     count: int = 1
 
 
-class FfsDevice:
+class FfsDevice(RequestHandlers):
     """A FunctionFS function served from Python (one interface).
 
     Subclasses set :attr:`interface`, :attr:`endpoints`, optionally :attr:`class_descriptors`
-    and :attr:`strings`, and register handlers with :func:`control_request`. OUT data arrives
-    in :meth:`on_out`; IN data is queued with :meth:`send`.
+    and :attr:`strings`, and register handlers with :func:`~dkproto.device.control_request`.
+    OUT data arrives in :meth:`on_out`; IN data is queued with :meth:`send`. The standard
+    requests FunctionFS hands the function are answered by :attr:`responder`, made from
+    :meth:`descriptor_set` and :meth:`report_descriptors`.
 
     Args:
         mount: the FunctionFS mount point (holding ``ep0``).
@@ -146,16 +122,6 @@ class FfsDevice:
     endpoints: ClassVar[list[Endpoint]] = []
     class_descriptors: ClassVar[list[Any]] = []
     strings: ClassVar[list[str]] = ["dkproto FunctionFS interface"]
-    _handlers: ClassVar[dict[tuple[int, int, int, bool], str]] = {}
-
-    def __init_subclass__(cls, **kw: Any) -> None:
-        super().__init_subclass__(**kw)
-        table: dict[tuple[int, int, int, bool], str] = {}
-        for klass in reversed(cls.__mro__):
-            for name, value in vars(klass).items():
-                for key in getattr(value, "_dk_requests", ()):
-                    table[key] = name
-        cls._handlers = table
 
     def __init__(self, mount: str | os.PathLike[str]) -> None:
         self.mount = Path(mount)
@@ -170,17 +136,16 @@ class FfsDevice:
         self._ep0: int | None = None
         self._ep_fds: dict[int, int] = {}
         self._in_queues: dict[int, queue.Queue[bytes | None]] = {}
+        self._responder: StandardResponder | None = None
         self.events: list[str] = []
 
     # -- descriptors -----------------------------------------------------------------------------
 
-    def descriptor_blobs(self) -> tuple[bytes, bytes]:
-        """(descriptors, strings) as written to ``ep0`` (FunctionFS v2 format)."""
-        try:
-            import functionfs
-            from functionfs import ch9
-        except ImportError as exc:
-            raise MissingToolError("FunctionFS devices need the 'functionfs' package: pip install 'dkproto[lab]'") from exc
+    def _speed_descriptors(self) -> tuple[list[Any], list[Any], list[Any]]:
+        """The interface's full-, high- and SuperSpeed descriptor lists (``functionfs`` structures)."""
+        functionfs = _functionfs()
+        from functionfs import ch9
+
         eps = []
         for ep in self.endpoints:
             kw: dict[str, Any] = {"bEndpointAddress": ep.address,
@@ -194,15 +159,55 @@ class FfsDevice:
         intf = dict(self.interface)
         intf.setdefault("iInterface", 1)
         fs, hs, ss = functionfs.getInterfaceInAllSpeeds(intf, eps, self.class_descriptors)
+        return list(fs), list(hs), list(ss)
+
+    def descriptor_blobs(self) -> tuple[bytes, bytes]:
+        """(descriptors, strings) as written to ``ep0`` (FunctionFS v2 format)."""
+        functionfs = _functionfs()
+        fs, hs, ss = self._speed_descriptors()
         descs = functionfs.getDescsV2(functionfs.ALL_CTRL_RECIP, fs_list=fs, hs_list=hs, ss_list=ss)
-        strings = functionfs.getStrings({0x0409: list(self.strings)})
+        strings = functionfs.getStrings({US_ENGLISH: list(self.strings)})
         return bytes(functionfs.serialise(descs)), bytes(functionfs.serialise(strings))
+
+    def descriptor_set(self) -> DescriptorSet:
+        """The function as the host sees it at high speed: one configuration holding its interface.
+
+        The interface is number 0, as FunctionFS numbers it in the requests it hands the
+        function; there is no device descriptor (the gadget's is configfs's).
+        """
+        from dkproto.usb import parse
+
+        functionfs = _functionfs()
+        body = b"".join(bytes(functionfs.serialise(d)) for d in self._speed_descriptors()[1])
+        head = struct.pack("<BBHBBBBB", 9, 2, 9 + len(body), 1, 1, 0, 0x80, 50)
+        return parse(head + body, source=f"FunctionFS {type(self).__name__}")
+
+    def report_descriptors(self) -> dict[int, bytes]:
+        """HID report descriptors by interface number, for GET_DESCRIPTOR(0x22). Default: none."""
+        return {}
+
+    def _make_responder(self) -> StandardResponder:
+        return StandardResponder(self.descriptor_set(), report_descriptors=self.report_descriptors(),
+                                 name=type(self).__name__)
+
+    @property
+    def responder(self) -> StandardResponder:
+        """Answers the standard requests FunctionFS hands the function (made by :meth:`start`, or on
+        first use)."""
+        if self._responder is None:
+            self._responder = self._make_responder()
+        return self._responder
+
+    @responder.setter
+    def responder(self, value: StandardResponder) -> None:
+        self._responder = value
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
     def start(self) -> None:
         """Write the descriptors to ``ep0``, open the endpoints and start serving (threads)."""
         descs, strings = self.descriptor_blobs()
+        self._responder = self._make_responder()  # now: the host's first request must not wait for it
         self._ep0 = os.open(self.mount / "ep0", os.O_RDWR)
         os.write(self._ep0, descs)
         os.write(self._ep0, strings)
@@ -301,38 +306,28 @@ class FfsDevice:
                 self._stop.wait(fault.seconds)
                 return
             time.sleep(fault.seconds)
-        key = ((req.bmRequestType >> 5) & 3, req.bmRequestType & 0x1F, req.bRequest, req.direction_in)
-        name = self._handlers.get(key)
         try:
-            if name is None:
-                result = self.on_unhandled(req)
-            else:
-                result = getattr(self, name)(req)
-        except Stall:
+            result = self.handle_control(req)
+        except PipeStalledError:
             self._stall_ep0(req)
             return
         except Exception:
-            self.log.exception("handler %s failed for %s: stalled", name, req.describe())
+            self.log.exception("answering %s failed: stalled", req.describe())
             self._stall_ep0(req)
             return
         try:
             if req.direction_in:
-                os.write(fd, bytes(result or b"")[: req.wLength])
+                os.write(fd, result if isinstance(result, bytes) else b"")
             elif not req.wLength:
                 os.read(fd, 0)  # status stage
         except OSError as exc:
             self.log.info("%s: host went away (%s)", req.describe(), exc.strerror)
 
-    def on_unhandled(self, req: ControlRequest) -> bytes | None:
-        """A request with no handler: STALL, and log which decorator would handle it."""
+    def on_unhandled(self, req: ControlRequest) -> bytes | int | None:
+        """A request nobody answers: recorded in :attr:`unhandled`, logged with the decorator
+        that would handle it, STALLed."""
         self.unhandled.append(req)
-        direction = "in" if req.direction_in else "out"
-        self.log.warning("unhandled %s: STALL. To handle it, add to %s:\n"
-                         "    @control_request(type=%r, recipient=%r, number=0x%02x, direction=%r)\n"
-                         "    def handle_0x%02x(self, req): ...",
-                         req.describe(), type(self).__name__, req.type, req.recipient, req.bRequest,
-                         direction, req.bRequest)
-        raise Stall
+        return super().on_unhandled(req)
 
     def _stall_ep0(self, req: ControlRequest) -> None:
         assert self._ep0 is not None
@@ -476,60 +471,6 @@ class FfsDevice:
             self._faults.setdefault(key, []).append(fault)
 
 
-class VendorEchoDevice(FfsDevice):
-    """The lab's vendor-specific FunctionFS device.
-
-    - bulk OUT 0x02 -> echoed on bulk IN 0x81;
-    - interrupt IN 0x85 (8 bytes, 1 ms): :meth:`notify` queues a report;
-
-    (The addresses are those ``dummy_hcd`` gives these endpoint types, so the host sees the
-    same numbers; on another UDC use :meth:`FfsDevice.host_address`.)
-    - vendor requests (recipient device or interface): 0x01 GET_VERSION (IN, 2 bytes: 0x0100),
-      0x02 SET_VALUE / 0x03 GET_VALUE (OUT stores up to 64 bytes, IN returns them),
-      0x04 ECHO_WVALUE (IN: wValue as 2 bytes, little-endian); anything else STALLs.
-    """
-
-    interface: ClassVar[dict[str, int]] = {"bInterfaceClass": 0xFF, "bInterfaceSubClass": 0x00,
-                                           "bInterfaceProtocol": 0x00}
-    endpoints: ClassVar[list[Endpoint]] = [Endpoint(0x81, "bulk"), Endpoint(0x02, "bulk"),
-                                           Endpoint(0x85, "interrupt", 8, 1)]
-    strings: ClassVar[list[str]] = ["dkproto vendor echo"]
-    VERSION = 0x0100
-
-    def __init__(self, mount: str | os.PathLike[str]) -> None:
-        super().__init__(mount)
-        self.value = b""
-
-    @control_request(type="vendor", recipient="device", number=0x01, direction="in")
-    @control_request(type="vendor", recipient="interface", number=0x01, direction="in")
-    def get_version(self, req: ControlRequest) -> bytes:
-        return struct.pack("<H", self.VERSION)
-
-    @control_request(type="vendor", recipient="device", number=0x02, direction="out")
-    @control_request(type="vendor", recipient="interface", number=0x02, direction="out")
-    def set_value(self, req: ControlRequest) -> None:
-        if len(req.data) > 64:
-            raise Stall
-        self.value = req.data
-
-    @control_request(type="vendor", recipient="device", number=0x03, direction="in")
-    @control_request(type="vendor", recipient="interface", number=0x03, direction="in")
-    def get_value(self, req: ControlRequest) -> bytes:
-        return self.value
-
-    @control_request(type="vendor", recipient="device", number=0x04, direction="in")
-    def echo_wvalue(self, req: ControlRequest) -> bytes:
-        return struct.pack("<H", req.wValue)
-
-    def on_out(self, address: int, data: bytes) -> None:
-        if address == 0x02:
-            self.send(0x81, data)
-
-    def notify(self, report: bytes) -> None:
-        """Queue one interrupt IN report on 0x85."""
-        self.send(0x85, report)
-
-
 @dataclass(kw_only=True)
 class _HidState:
     features: dict[int, bytes] = field(default_factory=dict)
@@ -573,22 +514,17 @@ class FfsHidDevice(FfsDevice):
         d.tail[0].wDescriptorLength = len(self.report_descriptor)
         return [d]
 
-    @control_request(type="standard", recipient="interface", number=STD_GET_DESCRIPTOR, direction="in")
-    def get_descriptor(self, req: ControlRequest) -> bytes:
-        if req.wValue >> 8 == 0x22:
-            return self.report_descriptor
-        if req.wValue >> 8 == 0x21:
-            from functionfs import serialise
-
-            return bytes(serialise(self.class_descriptors[0]))
-        raise Stall
+    def report_descriptors(self) -> dict[int, bytes]:
+        """The report descriptor, for the responder's GET_DESCRIPTOR(0x22) (its HID descriptor is in
+        :attr:`class_descriptors`)."""
+        return {0: self.report_descriptor}
 
     @control_request(type="class", recipient="interface", number=0x01, direction="in")
     def get_report(self, req: ControlRequest) -> bytes:
         report_type, report_id = req.wValue >> 8, req.wValue & 0xFF
         if report_type == 3 and report_id in self.hid.features:
             return self.hid.features[report_id]
-        raise Stall
+        raise PipeStalledError(f"{type(self).__name__}: {req.describe()}: no such report (STALL)")
 
     @control_request(type="class", recipient="interface", number=0x09, direction="out")
     def set_report(self, req: ControlRequest) -> None:
@@ -598,7 +534,7 @@ class FfsHidDevice(FfsDevice):
         elif report_type == 2:
             self.hid.outputs.put(req.data)
         else:
-            raise Stall
+            raise PipeStalledError(f"{type(self).__name__}: {req.describe()}: no such report (STALL)")
 
     @control_request(type="class", recipient="interface", number=0x0A, direction="out")
     def set_idle(self, req: ControlRequest) -> None:

@@ -23,7 +23,7 @@ import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dkproto.errors import (
     BadArgumentError,
@@ -34,6 +34,9 @@ from dkproto.errors import (
     StateError,
 )
 from dkproto.lab.devices import DeviceDefinition, attr_bytes
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["Gadget", "free_udcs", "in_lab", "load_modules"]
 
@@ -300,7 +303,7 @@ class Gadget:
                     pass
         fdir.rmdir()
 
-    def __enter__(self) -> Gadget:
+    def __enter__(self) -> Self:
         try:
             self.create()
             self.bind()

@@ -2,14 +2,17 @@
 
 A :class:`CaptureServer` speaks the USB/IP protocol (``Documentation/usb/usbip_protocol.rst``
 in the kernel tree) for one captured device: it answers ``OP_REQ_IMPORT`` with the device's
-identity and then the URB stream. GET_DESCRIPTOR is answered from the captured bytes (device,
-every configuration, BOS; strings when the capture has them, else STALL), the standard
-requests that change state (SET_CONFIGURATION, SET_INTERFACE, CLEAR_FEATURE...) succeed,
-GET_STATUS returns zeros, and class and vendor requests STALL, except the UVC probe and commit
-controls of a VideoStreaming interface (``uvcvideo`` will not bind without them). Transfers on other endpoints
-stay pending until the host unlinks them (an interrupt IN never completes, OUT data is
-accepted). ``usbip attach`` hands the connection to ``vhci-hcd``, so the kernel, lsusb and
-dkproto see the captured device itself.
+identity and then the URB stream. Control requests go to a :class:`CapturedDevice`, a device
+side on :mod:`dkproto.device`: the standard requests are answered by its
+:class:`~dkproto.device.StandardResponder` from the capture's descriptor set (device, every
+configuration, BOS, strings in every LANGID the capture has, qualifier, other-speed
+configurations and hub descriptor when it carries them; a missing one STALLs; the state
+changing requests act on what the set describes), the UVC probe and commit controls of a
+VideoStreaming interface by a :func:`~dkproto.device.control_request` handler (``uvcvideo``
+will not bind without them), and every other class or vendor request STALLs. Transfers on
+other endpoints stay pending until the host unlinks them (an interrupt IN never completes, OUT
+data is accepted). ``usbip attach`` hands the connection to ``vhci-hcd``, so the kernel, lsusb
+and dkproto see the captured device itself.
 
 The codec functions are pure (tested in ``tests/unit/test_lab_usbip.py``); the server runs
 inside the lab VM.
@@ -18,7 +21,6 @@ inside the lab VM.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import socket
@@ -27,11 +29,23 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dkproto.errors import BadArgumentError, DecodeError, DkTimeoutError, MissingToolError
+from dkproto.device import (
+    ControlRequest,
+    RequestHandlers,
+    StandardResponder,
+    control_request,
+    load_set,
+    set_from_json,
+    set_from_parts,
+)
+from dkproto.errors import BadArgumentError, DecodeError, DkTimeoutError, MissingToolError, PipeStalledError
+
+if TYPE_CHECKING:
+    from dkproto.usb import DescriptorSet
 
 __all__ = [
     "USBIP_VERSION",
@@ -55,6 +69,8 @@ HEADER_SIZE = 48
 EPIPE, ECONNRESET = 32, 104
 #: usb_device_speed values (include/uapi/linux/usb/ch9.h)
 SPEED_FULL, SPEED_HIGH, SPEED_SUPER = 2, 3, 5
+#: The longest capture file read (a corpus item is a few KiB; a device presents at most ~16 MiB).
+MAX_FILE_BYTES = 64 << 20
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -115,60 +131,69 @@ def encode_ret_unlink(seqnum: int, status: int) -> bytes:
     return struct.pack(">IIIIIi", RET_UNLINK, seqnum, 0, 0, 0, status) + b"\0" * 24
 
 
-def _split_descriptors(blob: bytes) -> tuple[bytes, list[bytes]]:
-    """Device descriptor and configuration sets from the sysfs ``descriptors`` layout."""
-    if len(blob) < 18 or blob[1] != 1:
-        raise DecodeError("a capture starts with an 18-byte device descriptor", offset=0,
-                          descriptor="device", rule="bLength")
-    device, rest, configs = blob[:18], blob[18:], []
-    pos = 0
-    while pos < len(rest):
-        if pos + 4 > len(rest) or rest[pos + 1] != 2:
-            raise DecodeError("expected a configuration descriptor", offset=18 + pos,
-                              descriptor="configuration", rule="bDescriptorType")
-        total = struct.unpack_from("<H", rest, pos + 2)[0]
-        if total < 9 or pos + total > len(rest):
-            raise DecodeError(f"wTotalLength {total} runs past the capture", offset=18 + pos + 2,
-                              descriptor="configuration", rule="wTotalLength")
-        configs.append(rest[pos : pos + total])
-        pos += total
-    return device, configs
+class CapturedDevice(RequestHandlers):
+    """A device made of captured descriptor bytes, answering through :mod:`dkproto.device`.
 
+    Standard requests are answered by a :class:`~dkproto.device.StandardResponder` over the
+    capture's :class:`~dkproto.usb.DescriptorSet`; the one class behaviour served is the UVC probe
+    and commit controls (:meth:`uvc_probe_commit`); every other request STALLs, quietly (no
+    behaviour was captured).
 
-@dataclass(kw_only=True)
-class CapturedDevice:
-    """A device made of captured descriptor bytes.
-
-    Attributes:
+    Args:
         device: the 18-byte device descriptor.
         configurations: each configuration set, ``wTotalLength`` bytes.
         bos: the BOS set, or empty.
-        strings: string index -> text (index 0 is the LANGID list, answered automatically).
+        strings: string index -> text, US English (index 0, the LANGID list, is made).
         name: where it came from.
+        descriptor_set: instead of the four above, a whole set (strings in every LANGID,
+            qualifier, other-speed configurations, hub descriptor): what :meth:`load` makes.
     """
 
-    device: bytes
-    configurations: list[bytes]
-    bos: bytes = b""
-    strings: dict[int, str] = field(default_factory=dict)
-    name: str = "capture"
+    responder: StandardResponder
+
+    def __init__(self, *, device: bytes = b"", configurations: list[bytes] | None = None, bos: bytes = b"",
+                 strings: dict[int, str] | None = None, name: str = "capture",
+                 descriptor_set: DescriptorSet | None = None) -> None:
+        if descriptor_set is None:
+            descriptor_set = set_from_parts(device, configurations or [], bos=bos, strings=strings, source=name)
+        elif device or configurations or bos or strings:
+            raise BadArgumentError(f"{name}: give a descriptor set or its parts, not both")
+        self.name = name
+        self.responder = StandardResponder(descriptor_set, name=name)
+        self._video_streaming = {number for cfg in descriptor_set.configurations for iface in cfg.interfaces
+                                 if (iface.get("bInterfaceClass"), iface.get("bInterfaceSubClass")) == (0x0E, 0x02)
+                                 and (number := iface.get("bInterfaceNumber")) is not None}
+
+    @property
+    def descriptor_set(self) -> DescriptorSet:
+        """The set served."""
+        return self.responder.descriptor_set
+
+    @property
+    def device(self) -> bytes:
+        """The 18-byte device descriptor."""
+        return self.responder.device
+
+    @property
+    def configurations(self) -> list[bytes]:
+        """Each configuration, ``wTotalLength`` bytes."""
+        return self.responder.configurations
+
+    @property
+    def bos(self) -> bytes:
+        """The BOS, or empty."""
+        return self.responder.bos
 
     @classmethod
     def from_json(cls, obj: dict[str, Any], name: str = "capture") -> CapturedDevice:
-        """From a corpus-format object (``descriptors_hex``, optional ``bos_descriptor_hex``, ``strings``)."""
-        try:
-            blob = bytes.fromhex(obj["descriptors_hex"])
-        except (KeyError, ValueError) as exc:
-            raise BadArgumentError(f"{name}: needs 'descriptors_hex' (hex of the sysfs descriptors layout)") from exc
-        device, configs = _split_descriptors(blob)
-        strings = {int(k): str(v) for k, v in (obj.get("strings") or {}).items()}
-        return cls(device=device, configurations=configs, bos=bytes.fromhex(obj.get("bos_descriptor_hex") or ""),
-                   strings=strings, name=name)
+        """From a corpus-format object (``descriptors_hex``, optional ``bos_descriptor_hex``,
+        ``strings`` as ``{"1": "text"}``) or a ``dkproto dump --format json`` object."""
+        return cls(descriptor_set=set_from_json(obj, name), name=name)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> CapturedDevice:
-        p = Path(path)
-        return cls.from_json(json.loads(p.read_text()), p.stem)
+        """From a descriptor file: the corpus format, or any format :func:`dkproto.usb.load` reads."""
+        return cls(descriptor_set=load_set(path, max_bytes=MAX_FILE_BYTES), name=Path(path).stem)
 
     @property
     def bcdUSB(self) -> int:
@@ -189,67 +214,39 @@ class CapturedDevice:
 
     def video_streaming_interfaces(self) -> set[int]:
         """Numbers of the UVC VideoStreaming interfaces (class 0x0E, subclass 2)."""
-        return {n for cfg in self.configurations for n, c, sc in _interfaces(cfg) if (c, sc) == (0x0E, 0x02)}
+        return set(self._video_streaming)
 
-    def _uvc_probe(self, bm: int, req: int, value: int, length: int, data: bytes) -> tuple[int, bytes]:
-        """The one piece of class behaviour served: UVC VS_PROBE/VS_COMMIT (UVC 1.5 section 4.3.1.1).
+    @control_request(type="class", recipient="interface", number=0x01, direction="out")  # SET_CUR
+    @control_request(type="class", recipient="interface", number=0x81, direction="in")  # GET_CUR
+    @control_request(type="class", recipient="interface", number=0x82, direction="in")  # GET_MIN
+    @control_request(type="class", recipient="interface", number=0x83, direction="in")  # GET_MAX
+    @control_request(type="class", recipient="interface", number=0x87, direction="in")  # GET_DEF
+    def uvc_probe_commit(self, req: ControlRequest) -> bytes | None:
+        """UVC VS_PROBE/VS_COMMIT of a VideoStreaming interface (UVC 1.5 section 4.3.1.1).
 
         ``uvcvideo`` refuses a device whose probe control stalls, so GET_CUR/MIN/MAX/DEF of
         the probe and commit controls return a plausible probe (format 1, frame 1, 30 fps)
         and SET_CUR is accepted; every other class request still STALLs.
         """
-        if value >> 8 not in (1, 2):
-            return -EPIPE, b""
-        if not bm & 0x80:
-            return (0, b"") if req == 0x01 else (-EPIPE, b"")  # SET_CUR
-        if req not in (0x81, 0x82, 0x83, 0x87):
-            return -EPIPE, b""
+        if req.wIndex & 0xFF not in self._video_streaming or req.wValue >> 8 not in (1, 2):
+            raise PipeStalledError(f"{self.name}: {req.describe()}: not a UVC probe or commit control (STALL)")
+        if not req.is_in:
+            return None
         probe = struct.pack("<HBBIHHHHHII", 1, 1, 1, 333333, 0, 0, 0, 0, 0, 640 * 480 * 2, 1024)
-        return 0, probe.ljust(length, b"\0")[:length]
+        return probe.ljust(req.wLength, b"\0")
+
+    def on_unhandled(self, req: ControlRequest) -> bytes | int | None:
+        """No behaviour was captured for this request: STALL (without the handler hint)."""
+        log.debug("%s: %s: no captured behaviour, STALL", self.name, req.describe())
+        raise PipeStalledError(f"{self.name}: {req.describe()}: no captured behaviour (STALL)")
 
     def control(self, setup: bytes, data: bytes = b"") -> tuple[int, bytes]:
         """Answer one control request: (status, IN data). Status 0 or -EPIPE (STALL)."""
-        bm, req, value, index, length = struct.unpack("<BBHHH", setup)
-        kind = (bm >> 5) & 3
-        if kind == 1 and bm & 0x1F == 1 and (index & 0xFF) in self.video_streaming_interfaces():
-            return self._uvc_probe(bm, req, value, length, data)
-        if kind != 0:
-            return -EPIPE, b""  # class and vendor requests: no behaviour captured
-        if req == 0x06 and bm & 0x80:  # GET_DESCRIPTOR
-            dtype, dindex = value >> 8, value & 0xFF
-            if dtype == 1:
-                return 0, self.device[:length]
-            if dtype == 2 and dindex < len(self.configurations):
-                return 0, self.configurations[dindex][:length]
-            if dtype == 0x0F and self.bos:
-                return 0, self.bos[:length]
-            if dtype == 3:
-                if dindex == 0 and self.strings:
-                    return 0, b"\x04\x03\x09\x04"[:length]
-                text = self.strings.get(dindex)
-                if text is not None and dindex:
-                    enc = text.encode("utf-16-le")
-                    return 0, (bytes([2 + len(enc), 3]) + enc)[:length]
+        try:
+            result = self.handle_control(ControlRequest.from_setup(setup, data))
+        except PipeStalledError:
             return -EPIPE, b""
-        if req == 0x00 and bm & 0x80:  # GET_STATUS
-            return 0, b"\0\0"[:length]
-        if req == 0x08 and bm & 0x80:  # GET_CONFIGURATION
-            return 0, b"\x01"[:length]
-        if req == 0x0A and bm & 0x80:  # GET_INTERFACE
-            return 0, b"\0"[:length]
-        if not bm & 0x80 and req in (0x01, 0x03, 0x05, 0x09, 0x0B, 0x30, 0x31):
-            return 0, b""  # CLEAR/SET_FEATURE, SET_ADDRESS, SET_CONFIGURATION, SET_INTERFACE, SET_SEL, SET_ISOCH_DELAY
-        return -EPIPE, b""
-
-
-def _interfaces(config: bytes) -> list[tuple[int, int, int]]:
-    """(bInterfaceNumber, bInterfaceClass, bInterfaceSubClass) of every interface descriptor."""
-    out, pos = [], 0
-    while pos + 2 <= len(config) and config[pos] >= 2:
-        if config[pos + 1] == 4 and config[pos] >= 9 and pos + 9 <= len(config):
-            out.append((config[pos + 2], config[pos + 5], config[pos + 6]))
-        pos += config[pos]
-    return out
+        return 0, result if isinstance(result, bytes) else b""
 
 
 def encode_op_rep_import(dev: CapturedDevice, busid: str = "1-1", busnum: int = 1, devnum: int = 2) -> bytes:
@@ -337,13 +334,10 @@ class CaptureServer:
     def _devlist(self) -> bytes:
         rep = encode_op_rep_import(self.device, self.busid)[8:]
         head = struct.pack(">HHII", USBIP_VERSION, OP_REP_DEVLIST, 0, 1)
-        intf = b""
-        cfg = self.device.configurations[0] if self.device.configurations else b""
-        pos = 0
-        while pos + 2 <= len(cfg):
-            if cfg[pos + 1] == 4 and cfg[pos + 3] == 0:
-                intf += bytes([cfg[pos + 5], cfg[pos + 6], cfg[pos + 7], 0])
-            pos += max(cfg[pos], 1)
+        configs = self.device.descriptor_set.configurations
+        intf = b"".join(bytes([iface.get("bInterfaceClass", 0), iface.get("bInterfaceSubClass", 0),
+                               iface.get("bInterfaceProtocol", 0), 0])
+                        for iface in (configs[0].interfaces if configs else ()) if iface.get("bAlternateSetting") == 0)
         return head + rep + intf
 
     def _urb_loop(self, conn: socket.socket) -> None:

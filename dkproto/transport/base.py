@@ -10,7 +10,8 @@ The interface is deliberately small (style lesson 5):
 
 * lifecycle: :meth:`Transport.open`, :meth:`Transport.close`, context manager, :attr:`Transport.info`;
 * transfers: :meth:`Transport.control_transfer`, :meth:`Transport.read`, :meth:`Transport.write`,
-  HID reports :meth:`Transport.get_report` / :meth:`Transport.set_report`;
+  HID reports :meth:`Transport.get_report` / :meth:`Transport.set_report` and the report
+  descriptor :meth:`Transport.report_descriptor`;
 * asynchronous transfers: :meth:`Transport.submit` (returns a :class:`Transfer`, calls a
   completion callback) and :meth:`Transport.abort`;
 * USB device management, which only USB-like back ends implement (others raise
@@ -35,8 +36,9 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from dkproto.device.request import ControlRequest  # re-exported: it lives in dkproto.device
 from dkproto.errors import (
     AbortedError,
     BadArgumentError,
@@ -47,7 +49,10 @@ from dkproto.errors import (
     error_for_ioreturn,
 )
 from dkproto.ioreturn import IOReturn
-from dkproto.schema.enums import Recipient, RequestType
+from dkproto.transport.descriptors import read_report_descriptor
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = [
     "DEFAULT_TIMEOUT_MS",
@@ -73,49 +78,6 @@ HID_REPORT_OUTPUT = 1
 HID_REPORT_FEATURE = 2
 
 
-
-@dataclass(frozen=True, slots=True)
-class ControlRequest:
-    """One SETUP packet (USB 2.0 §9.3) and, for OUT requests, its data stage, as a device sees it.
-
-    The one request type of dkproto's device sides: ``sim://`` devices and the lab's FunctionFS
-    devices hand it to their control-request handlers. Attributes use the spec's field names.
-    """
-
-    bmRequestType: int
-    bRequest: int
-    wValue: int
-    wIndex: int
-    wLength: int
-    data: bytes = b""
-
-    @property
-    def is_in(self) -> bool:
-        """Device-to-host (bit 7 of ``bmRequestType``)."""
-        return bool(self.bmRequestType & 0x80)
-
-    direction_in = is_in
-
-    @property
-    def type(self) -> str:
-        """``standard``, ``class``, ``vendor`` or ``reserved`` (bits 6..5)."""
-        return RequestType((self.bmRequestType >> 5) & 3).name.lower()
-
-    @property
-    def recipient(self) -> str:
-        """``device``, ``interface``, ``endpoint``, ``other``, or ``reserved(N)`` (bits 4..0)."""
-        r = self.bmRequestType & 0x1F
-        return Recipient(r).name.lower() if r < 4 else f"reserved({r})"
-
-    def describe(self) -> str:
-        """One line for logs: type, recipient, number, direction and the setup fields."""
-        return (f"{self.type} {self.recipient} request 0x{self.bRequest:02x} "
-                f"({'IN' if self.is_in else 'OUT'}, bmRequestType 0x{self.bmRequestType:02x}, "
-                f"wValue 0x{self.wValue:04x}, wIndex 0x{self.wIndex:04x}, wLength {self.wLength})")
-
-    def __repr__(self) -> str:
-        return (f"ControlRequest(bmRequestType=0x{self.bmRequestType:02x}, bRequest=0x{self.bRequest:02x}, "
-                f"wValue=0x{self.wValue:04x}, wIndex=0x{self.wIndex:04x}, wLength={self.wLength})")
 
 @dataclass(frozen=True, kw_only=True)
 class TransportInfo:
@@ -165,6 +127,8 @@ class TransportInfo:
             out["extra"] = dict(self.extra)
         return out
 
+
+_R = TypeVar("_R")
 
 #: A completion callback: called once with the finished :class:`Transfer`.
 TransferCallback = Callable[["Transfer"], None]
@@ -427,7 +391,7 @@ class Transport(abc.ABC):
         """True between :meth:`open` and :meth:`close`."""
         return self._is_open
 
-    def open(self) -> Transport:
+    def open(self) -> Self:
         """Acquire the device (claim, detach kernel drivers...). Returns ``self``.
 
         Raises:
@@ -450,7 +414,7 @@ class Transport(abc.ABC):
         finally:
             self._close()
 
-    def __enter__(self) -> Transport:
+    def __enter__(self) -> Self:
         return self.open()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -529,7 +493,7 @@ class Transport(abc.ABC):
         iface = self.info.interface or 0
         data = self.control_transfer(0xA1, 0x01, ((report_type + 1) << 8) | report_id, iface,
                                      length + (1 if report_id else 0), timeout)
-        data = bytes(data)  # type: ignore[arg-type]  # IN: always bytes
+        data = bytes(data)  # IN: always bytes
         if report_id and data[:1] == bytes([report_id]):
             data = data[1:]
         return data
@@ -544,6 +508,22 @@ class Transport(abc.ABC):
         wire = (bytes([report_id]) if report_id else b"") + bytes(data)
         sent = self.control_transfer(0x21, 0x09, ((report_type + 1) << 8) | report_id, iface, wire, timeout)
         return max(0, int(sent) - (1 if report_id else 0))
+
+    def report_descriptor(self, interface: int | None = None, timeout: int = DEFAULT_TIMEOUT_MS) -> bytes:
+        """The HID report descriptor of an interface (what ``IOHIDDevice`` parses at start).
+
+        Args:
+            interface: bInterfaceNumber; default the transport's interface (0 when it has none).
+            timeout: milliseconds, per control request.
+
+        The default reads it through control transfers (GET_DESCRIPTOR(Report), HID 1.11 7.1.1,
+        ``wDescriptorLength`` bytes from the interface's HID descriptor): see
+        :func:`dkproto.transport.descriptors.read_report_descriptor`. ``hid://`` asks hidapi.
+
+        Raises:
+            UnsupportedError: not a HID interface, or no way to read it on this transport.
+        """
+        return read_report_descriptor(self, (self.info.interface or 0) if interface is None else interface, timeout)
 
     # ----------------------------------------------------------------- asynchronous transfers
     def submit(self, endpoint: int, data_or_length: bytes | int, callback: TransferCallback | None = None,
@@ -595,7 +575,7 @@ class Transport(abc.ABC):
 
     def get_configuration(self) -> int:
         """GET_CONFIGURATION: the current bConfigurationValue (0 = unconfigured)."""
-        data = bytes(self.control_transfer(0x80, 0x08, 0, 0, 1))  # type: ignore[arg-type]  # IN: bytes
+        data = bytes(self.control_transfer(0x80, 0x08, 0, 0, 1))  # IN: bytes
         return data[0] if data else 0
 
     def claim_interface(self, bInterfaceNumber: int) -> None:
@@ -684,7 +664,7 @@ class _ThreadedAsync:
                     transfer.complete(IOReturn.kIOReturnSuccess, actual_length=n)
             except DkError as exc:
                 transfer.complete(exc.ioreturn, error=exc)
-            except Exception as exc:  # never leave a transfer pending
+            except Exception as exc:  # noqa: BLE001 - never leave a transfer pending
                 transfer.complete(IOReturn.kIOReturnError, error=DkError(f"{type(exc).__name__}: {exc}"))
             finally:
                 with self._cond:
@@ -733,7 +713,7 @@ class TransportWrapper(Transport):
         super().__init__()
         self.inner = inner
 
-    def _call(self, op: str, args: dict[str, Any], fn: Callable[[], Any]) -> Any:
+    def _call(self, op: str, args: dict[str, Any], fn: Callable[[], _R]) -> _R:
         """Run one operation. Override to observe: ``return fn()`` must stay the core."""
         return fn()
 
@@ -757,21 +737,25 @@ class TransportWrapper(Transport):
 
     def read(self, endpoint: int, length: int, timeout: int = DEFAULT_TIMEOUT_MS) -> bytes:
         return self._call("read", {"endpoint": endpoint, "length": length, "timeout": timeout},
-                          lambda: self.inner.read(endpoint, length, timeout))  # type: ignore[no-any-return]
+                          lambda: self.inner.read(endpoint, length, timeout))
 
     def write(self, endpoint: int, data: bytes, timeout: int = DEFAULT_TIMEOUT_MS) -> int:
         return self._call("write", {"endpoint": endpoint, "data": bytes(data), "timeout": timeout},
-                          lambda: self.inner.write(endpoint, data, timeout))  # type: ignore[no-any-return]
+                          lambda: self.inner.write(endpoint, data, timeout))
 
     def get_report(self, report_type: int, report_id: int, length: int,
                    timeout: int = DEFAULT_TIMEOUT_MS) -> bytes:
         return self._call("get_report", {"report_type": report_type, "report_id": report_id, "length": length},
-                          lambda: self.inner.get_report(report_type, report_id, length, timeout))  # type: ignore[no-any-return]
+                          lambda: self.inner.get_report(report_type, report_id, length, timeout))
 
     def set_report(self, report_type: int, report_id: int, data: bytes,
                    timeout: int = DEFAULT_TIMEOUT_MS) -> int:
         return self._call("set_report", {"report_type": report_type, "report_id": report_id, "data": bytes(data)},
-                          lambda: self.inner.set_report(report_type, report_id, data, timeout))  # type: ignore[no-any-return]
+                          lambda: self.inner.set_report(report_type, report_id, data, timeout))
+
+    def report_descriptor(self, interface: int | None = None, timeout: int = DEFAULT_TIMEOUT_MS) -> bytes:
+        return self._call("report_descriptor", {"interface": interface},
+                          lambda: self.inner.report_descriptor(interface, timeout))
 
     def submit(self, endpoint: int, data_or_length: bytes | int, callback: TransferCallback | None = None,
                timeout: int = DEFAULT_TIMEOUT_MS, user_data: Any = None) -> Transfer:
@@ -781,7 +765,7 @@ class TransportWrapper(Transport):
                 callback(transfer)
 
         args = {"endpoint": endpoint, "data_or_length": data_or_length, "timeout": timeout}
-        return self._call("submit", args, lambda: self.inner.submit(  # type: ignore[no-any-return]
+        return self._call("submit", args, lambda: self.inner.submit(
             endpoint, data_or_length, completed, timeout, user_data))
 
     def abort(self, endpoint: int | None = None) -> None:
@@ -792,7 +776,7 @@ class TransportWrapper(Transport):
                    lambda: self.inner.set_configuration(bConfigurationValue))
 
     def get_configuration(self) -> int:
-        return self._call("get_configuration", {}, self.inner.get_configuration)  # type: ignore[no-any-return]
+        return self._call("get_configuration", {}, self.inner.get_configuration)
 
     def claim_interface(self, bInterfaceNumber: int) -> None:
         self._call("claim_interface", {"bInterfaceNumber": bInterfaceNumber},

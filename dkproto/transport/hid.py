@@ -1,8 +1,14 @@
-"""``hid://``: HID devices through hidapi, on :class:`dkproto.hid.device.HidDevice`.
+"""``hid://``: HID devices through hidapi (hidraw on Linux, IOHIDManager on macOS).
+
+This module is the only one of dkproto that imports hidapi (``tests/unit/test_transport_seam.py``
+checks it): the ``hid://`` transport, hidapi's enumeration (:func:`enumerate_devices`) and THE
+hidapi -> DkError mapping (:func:`hidapi_errors`). :class:`dkproto.hid.device.HidDevice` is a
+report codec on top of any transport, this one included.
 
 ``hid:///dev/hidraw0`` opens a hidapi path; ``hid://VID:PID[?serial=S&interface=N&usage_page=N&usage=N&index=N]``
-picks one of hidapi's enumeration entries. The hidapi wrapper, and its ONE hidapi-to-DkError
-mapping, is :mod:`dkproto.hid.device` (the HID area's); this module adapts it to the Transport API:
+picks one of hidapi's enumeration entries. On Linux the ``hidraw`` flavour of cython-hidapi is used
+(the kernel's hidraw nodes, with usbhid/hid-generic bound as usual); ``DKPROTO_HIDAPI=libusb``
+selects the libusb flavour (cython-hidapi's ``hid`` module). The Transport API on hidapi:
 
 * ``read(endpoint, length, timeout)``: the next input report as hidapi delivers it (the
   report-ID byte first when the descriptor declares report IDs); ``endpoint`` is any IN address.
@@ -11,14 +17,35 @@ mapping, is :mod:`dkproto.hid.device` (the HID area's); this module adapts it to
 * ``get_report``/``set_report``: feature reports (``hid_get_feature_report``/``hid_send_feature_report``),
   input reports (``hid_get_input_report``) and output reports (``hid_write``); payloads without
   the report-ID byte, as in the Transport API.
+* ``report_descriptor()``: ``hid_get_report_descriptor`` (hidapi >= 0.14), else sysfs on Linux.
 * no control transfers and no USB management: :class:`~dkproto.errors.UnsupportedError`.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+import contextlib
+import errno
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any, ClassVar, cast
 
-from dkproto.errors import BadArgumentError, NoDeviceError, UnsupportedError
+from dkproto._paths import read_file
+from dkproto.errors import (
+    BadArgumentError,
+    DkError,
+    DkTimeoutError,
+    ExclusiveAccessError,
+    MissingToolError,
+    NoDeviceError,
+    NotOpenError,
+    NotPermittedError,
+    PipeStalledError,
+    UnsupportedError,
+)
 from dkproto.transport.base import (
     DEFAULT_TIMEOUT_MS,
     HID_REPORT_FEATURE,
@@ -27,12 +54,129 @@ from dkproto.transport.base import (
     Transport,
     TransportInfo,
 )
+from dkproto.transport.descriptors import MAX_REPORT_DESCRIPTOR
 from dkproto.transport.url import QueryOptions, parse_url, parse_vid_pid, url_error
 
-__all__ = ["GRAMMAR", "HIDTransport"]
+__all__ = ["BUS_TYPES", "GRAMMAR", "HIDTransport", "HidDeviceInfo", "enumerate_devices", "hidapi_errors",
+           "hidapi_module"]
 
 GRAMMAR = ("hid:///dev/hidrawN (a hidapi path) or "
            "hid://VID:PID[?serial=S&interface=N&usage_page=N&usage=N&index=N]")
+
+#: hid_device_info.bus_type -> its name.
+BUS_TYPES = {0: "unknown", 1: "usb", 2: "bluetooth", 3: "i2c", 4: "spi"}
+
+
+def hidapi_module() -> ModuleType:
+    """The cython-hidapi module to use: ``hidraw`` on Linux (unless ``DKPROTO_HIDAPI=libusb``), ``hid``
+    elsewhere.
+
+    Raises:
+        MissingToolError: hidapi is not installed.
+    """
+    default = "hidraw" if sys.platform.startswith("linux") else "hid"
+    if os.environ.get("DKPROTO_HIDAPI", default) == "hidraw":
+        try:
+            import hidraw
+        except ImportError:
+            pass
+        else:
+            return cast(ModuleType, hidraw)  # hidapi ships no type information
+    try:
+        import hid
+    except ImportError as exc:
+        raise MissingToolError("hidapi is not installed: pip install hidapi") from exc
+    return cast(ModuleType, hid)
+
+
+@contextlib.contextmanager
+def hidapi_errors(op: str, where: str = "", dev: Any = None) -> Iterator[None]:
+    """THE translation of hidapi exceptions into DkErrors (one place, style lesson 7).
+
+    Args:
+        op: the hidapi operation (``read``, ``open``, ``get_feature_report``...).
+        where: the device path, for the message.
+        dev: the hidapi device, whose ``error()`` text is added to the message.
+    """
+    try:
+        yield
+    except DkError:
+        raise
+    except (OSError, ValueError) as exc:
+        detail = ""
+        if dev is not None:
+            with contextlib.suppress(Exception):
+                detail = dev.error() or ""
+        msg = str(exc) or detail or exc.__class__.__name__
+        if detail and detail not in msg:
+            msg = f"{msg} ({detail})"
+        text = f"{op} {where}: {msg}".replace("  ", " ")
+        low = msg.lower()
+        code = getattr(exc, "errno", None)
+        if isinstance(exc, ValueError) and "not open" in low:
+            raise NotOpenError(text, backend_code=code) from exc
+        if code in (errno.EACCES, errno.EPERM) or "permission" in low or "access" in low:
+            raise NotPermittedError(text, backend_code=code) from exc
+        if code in (errno.EBUSY,) or "busy" in low:
+            raise ExclusiveAccessError(text, backend_code=code) from exc
+        if code in (errno.ETIMEDOUT,) or "timed out" in low or "timeout" in low:
+            raise DkTimeoutError(text, backend_code=code) from exc
+        if code in (errno.ENODEV, errno.ENOENT, errno.ENXIO) or "open failed" in low or "no such" in low \
+                or "not found" in low or "disconnected" in low:
+            raise NoDeviceError(text, backend_code=code) from exc
+        if code in (errno.EPIPE,) or "pipe" in low or "broken" in low:
+            raise PipeStalledError(text, backend_code=code) from exc
+        if code in (errno.EINVAL,):
+            raise BadArgumentError(text, backend_code=code) from exc
+        raise DkError(text, backend_code=code) from exc
+
+
+@dataclass(frozen=True, slots=True)
+class HidDeviceInfo:
+    """One entry of :func:`enumerate_devices` (``hid_device_info``)."""
+
+    path: str
+    vendor_id: int
+    product_id: int
+    serial_number: str
+    manufacturer_string: str
+    product_string: str
+    usage_page: int
+    usage: int
+    interface_number: int
+    release_number: int
+    bus_type: str
+
+    @classmethod
+    def from_hidapi(cls, d: Mapping[str, Any]) -> HidDeviceInfo:
+        """From hidapi's dict."""
+        path = d.get("path") or b""
+        return cls(
+            path=path.decode(errors="replace") if isinstance(path, bytes) else str(path),
+            vendor_id=int(d.get("vendor_id") or 0),
+            product_id=int(d.get("product_id") or 0),
+            serial_number=d.get("serial_number") or "",
+            manufacturer_string=d.get("manufacturer_string") or "",
+            product_string=d.get("product_string") or "",
+            usage_page=int(d.get("usage_page") or 0),
+            usage=int(d.get("usage") or 0),
+            interface_number=int(d["interface_number"]) if d.get("interface_number") is not None else -1,
+            release_number=int(d.get("release_number") or 0),
+            bus_type=BUS_TYPES.get(int(d.get("bus_type") or 0), str(d.get("bus_type"))),
+        )
+
+    @property
+    def vid_pid(self) -> str:
+        """``1209:7001``."""
+        return f"{self.vendor_id:04x}:{self.product_id:04x}"
+
+
+def enumerate_devices(vendor_id: int = 0, product_id: int = 0) -> list[HidDeviceInfo]:
+    """Every HID device (``hid_enumerate``), optionally filtered by VID/PID (0: any); sorted by path."""
+    hid = hidapi_module()
+    with hidapi_errors("enumerate"):
+        found = hid.enumerate(vendor_id, product_id)
+    return sorted((HidDeviceInfo.from_hidapi(d) for d in found), key=lambda i: i.path)
 
 
 class HIDTransport(Transport):
@@ -59,9 +203,9 @@ class HIDTransport(Transport):
         self.usage_page = usage_page
         self.usage = usage
         self.index = index
-        self.url = url or (f"hid://{path}" if path else f"hid://{idVendor:04x}:{idProduct:04x}")
-        self.dev: Any = None  # dkproto.hid.device.HidDevice once open
-        self._entry: Any = None  # its HidDeviceInfo
+        self.url = url or (f"hid://{path}" if path else f"hid://{idVendor or 0:04x}:{idProduct or 0:04x}")
+        self.dev: Any = None  # the hidapi device once open
+        self._entry: HidDeviceInfo | None = None
 
     @classmethod
     def from_url(cls, url: str) -> HIDTransport:
@@ -84,9 +228,8 @@ class HIDTransport(Transport):
             raise url_error(url, "give a hidapi path (hid:///dev/hidraw0) or VID:PID", GRAMMAR)
         return cls(path=parsed.path, url=url)
 
+    # ----------------------------------------------------------------- lifecycle
     def _open(self) -> None:
-        from dkproto.hid.device import HidDevice, enumerate_devices
-
         entries = enumerate_devices(self.idVendor or 0, self.idProduct or 0)
         if self.path is None:
             matches = [e for e in entries
@@ -95,20 +238,26 @@ class HIDTransport(Transport):
                        and (self.usage_page is None or e.usage_page == self.usage_page)
                        and (self.usage is None or e.usage == self.usage)]
             if len(matches) <= self.index:
-                raise NoDeviceError(f"no HID device matches {self.url} ({len(matches)} found)")
-            entry = matches[self.index]
-            self.path = entry.path
+                raise NoDeviceError(f"no HID device matches {self.url} ({len(matches)} found; see dkproto hid list)")
+            self._entry = matches[self.index]
+            self.path = self._entry.path
         else:
-            entry = next((e for e in entries if e.path == self.path), None)
-        self._entry = entry
-        self.dev = HidDevice(self.path)
+            self._entry = next((e for e in entries if e.path == self.path), None)
+        dev = hidapi_module().device()
+        with hidapi_errors("open", self.path, dev):
+            dev.open_path(self.path.encode())
+        self.dev = dev
 
     def _close(self) -> None:
-        if self.dev is not None:
-            try:
-                self.dev.close()
-            finally:
-                self.dev = None
+        dev, self.dev = self.dev, None
+        if dev is not None:
+            with contextlib.suppress(Exception):  # a vanished device: hid_close frees it anyway
+                dev.close()
+
+    def _hidapi(self, what: str) -> Any:
+        """The open hidapi device (NotOpenError when closed)."""
+        self._require_open(what)
+        return self.dev
 
     @property
     def info(self) -> TransportInfo:
@@ -123,6 +272,7 @@ class HIDTransport(Transport):
                              extra={"usage_page": e.usage_page, "usage": e.usage, "bus_type": e.bus_type,
                                     "release_number": e.release_number})
 
+    # ----------------------------------------------------------------- transfers
     def control_transfer(self, bmRequestType: int, bRequest: int, wValue: int = 0, wIndex: int = 0,
                          data_or_wLength: bytes | int | None = None,
                          timeout: int = DEFAULT_TIMEOUT_MS) -> bytes | int:
@@ -132,43 +282,63 @@ class HIDTransport(Transport):
 
     def read(self, endpoint: int = 0x81, length: int = 64, timeout: int = DEFAULT_TIMEOUT_MS) -> bytes:
         """The next input report (report-ID byte first when IDs are used); kIOReturnTimeout if none came."""
-        self._require_open("read")
-        return self.dev.read(-1 if timeout == 0 else timeout, length)  # type: ignore[no-any-return]
+        dev = self._hidapi("read")
+        with hidapi_errors("read", self.path or "", dev):
+            data = dev.read(length, -1 if timeout == 0 else timeout)
+        if not data:
+            raise DkTimeoutError(f"read {self.path}: no input report within {timeout} ms")
+        return bytes(data)
 
     def write(self, endpoint: int = 0x01, data: bytes = b"", timeout: int = DEFAULT_TIMEOUT_MS) -> int:
         """Send an output report; ``data[0]`` is the report ID (0 without IDs). Returns bytes written."""
-        self._require_open("write")
+        dev = self._hidapi("write")
         if not data:
             raise BadArgumentError("an output report needs at least the report-ID byte (0 without IDs)")
-        return self.dev.write(bytes(data))  # type: ignore[no-any-return]
+        with hidapi_errors("write", self.path or "", dev):
+            n = dev.write(bytes(data))
+        if n < 0:
+            raise DkError(f"write {self.path}: hid_write failed ({dev.error()})")
+        return int(n)
 
     def get_report(self, report_type: int, report_id: int, length: int,
                    timeout: int = DEFAULT_TIMEOUT_MS) -> bytes:
         """``hid_get_feature_report`` / ``hid_get_input_report``: the payload without the ID byte."""
-        self._require_open("get_report")
+        dev = self._hidapi("get_report")
         if report_type == HID_REPORT_FEATURE:
-            data = self.dev.get_feature(report_id, length + 1)
+            op, getter = "get_feature_report", dev.get_feature_report
         elif report_type == HID_REPORT_INPUT:
-            data = self.dev.get_input(report_id, length + 1)
+            op, getter = "get_input_report", dev.get_input_report
         else:
             raise UnsupportedError("hidapi cannot read back an output report")
-        data = bytes(data)
+        with hidapi_errors(op, self.path or "", dev):
+            data = bytes(getter(report_id, length + 1))
         return data[1:] if data[:1] == bytes([report_id]) else data
 
     def set_report(self, report_type: int, report_id: int, data: bytes,
                    timeout: int = DEFAULT_TIMEOUT_MS) -> int:
         """``hid_send_feature_report`` / ``hid_write``: ``data`` is the payload without the ID byte."""
-        self._require_open("set_report")
+        dev = self._hidapi("set_report")
         wire = bytes([report_id]) + bytes(data)
         if report_type == HID_REPORT_FEATURE:
-            n = self.dev.set_feature(wire)
+            with hidapi_errors("send_feature_report", self.path or "", dev):
+                n = dev.send_feature_report(wire)
+            if n < 0:
+                raise DkError(f"set feature {self.path}: hid_send_feature_report failed ({dev.error()})")
         elif report_type == HID_REPORT_OUTPUT:
-            n = self.dev.write(wire)
+            n = self.write(0x01, wire, timeout)
         else:
             raise UnsupportedError("an input report cannot be sent to the device")
         return max(0, int(n) - 1)
 
-    def report_descriptor(self) -> bytes:
-        """The report descriptor (``hid_get_report_descriptor``, sysfs fallback)."""
-        self._require_open("report_descriptor")
-        return self.dev.report_descriptor_bytes()  # type: ignore[no-any-return]
+    def report_descriptor(self, interface: int | None = None, timeout: int = DEFAULT_TIMEOUT_MS) -> bytes:
+        """The report descriptor of the device opened (``hid_get_report_descriptor``; on Linux, sysfs
+        when this hidapi lacks it). ``interface`` is ignored: a hidapi device is one interface."""
+        dev = self._hidapi("report_descriptor")
+        getter = getattr(dev, "get_report_descriptor", None)
+        if getter is not None:
+            with hidapi_errors("get_report_descriptor", self.path or "", dev):
+                return bytes(getter())
+        sysfs = Path("/sys/class/hidraw") / Path(self.path or "").name / "device" / "report_descriptor"
+        if sysfs.exists():
+            return read_file(sysfs, max_bytes=MAX_REPORT_DESCRIPTOR)
+        raise MissingToolError("this hidapi has no get_report_descriptor (needs hidapi >= 0.14)")

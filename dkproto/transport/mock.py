@@ -89,8 +89,8 @@ class MockTransport(Transport):
                          data_or_wLength: bytes | int | None = None,
                          timeout: int = DEFAULT_TIMEOUT_MS) -> bytes | int:
         is_in = bool(bmRequestType & 0x80)
-        data = b"" if is_in or data_or_wLength is None else bytes(data_or_wLength)  # type: ignore[arg-type]
-        length = int(data_or_wLength or 0) if is_in else len(data)  # type: ignore[arg-type]
+        data = b"" if is_in or data_or_wLength is None else bytes(data_or_wLength)
+        length = int(data_or_wLength or 0) if is_in else len(data)
         result = self._ask(MockRequest(op="control_transfer", bmRequestType=bmRequestType, bRequest=bRequest,
                                        wValue=wValue, wIndex=wIndex, length=length, data=data, timeout=timeout))
         if is_in:

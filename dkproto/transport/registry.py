@@ -45,10 +45,7 @@ def register_scheme(scheme: str, cls: type[Transport]) -> None:
 
 
 def _entry_points() -> dict[str, metadata.EntryPoint]:
-    try:
-        eps = metadata.entry_points(group=ENTRY_POINT_GROUP)
-    except TypeError:  # Python 3.10 without the selectable API
-        eps = metadata.entry_points().get(ENTRY_POINT_GROUP, [])  # type: ignore[attr-defined]
+    eps = metadata.entry_points(group=ENTRY_POINT_GROUP)  # the selectable API (Python >= 3.10)
     return {ep.name.lower(): ep for ep in eps}
 
 

@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import IO, Any, ClassVar
 
@@ -224,10 +224,8 @@ class SerialTransport(Transport):
 
     def _close(self) -> None:
         if self.port is not None:
-            try:
+            with suppress(Exception):  # a vanished device: the fd is released anyway
                 self.port.close()
-            except Exception:  # a vanished device: the fd is released anyway
-                pass
             self.port = None
 
     @property

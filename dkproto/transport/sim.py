@@ -1,11 +1,16 @@
 """``sim://``: an in-process USB device serving a profile, a full back end for unit tests.
 
-A :class:`SimDevice` has descriptors (from bytes or a descriptor file), answers the standard
-requests from them (GET_DESCRIPTOR, GET/SET_CONFIGURATION, GET/SET_INTERFACE, GET_STATUS,
-CLEAR/SET_FEATURE(ENDPOINT_HALT)), dispatches other control requests to handlers registered
-with decorators (facedancer style), and moves endpoint data through queues. An unhandled
-request STALLs, and the log suggests the decorator you would need. Device-side controls:
-:meth:`SimDevice.queue_in`, :meth:`SimDevice.stall`, :meth:`SimDevice.unplug`.
+A :class:`SimDevice` serves a descriptor set (:class:`dkproto.usb.DescriptorSet`, from bytes,
+a descriptor file or a set) through the device side's one seam, :mod:`dkproto.device`: the
+standard requests are answered by a :class:`~dkproto.device.StandardResponder` (every
+descriptor of the set: device, configurations, BOS, strings in every LANGID, device qualifier,
+other-speed configurations, hub descriptor, HID class and report descriptors; GET/SET_CONFIGURATION,
+GET/SET_INTERFACE, GET_STATUS, CLEAR/SET_FEATURE...), other control requests by handlers
+registered with :func:`~dkproto.device.control_request` (on a SimDevice subclass's methods, or
+``@device.control_request(...)`` on one device), and endpoint data moves through queues. An
+unhandled request STALLs (:class:`~dkproto.errors.PipeStalledError`), and the log names the
+decorator you would need. Device-side controls: :meth:`SimDevice.queue_in`,
+:meth:`SimDevice.stall`, :meth:`SimDevice.unplug`.
 
 URL grammar: see :data:`GRAMMAR`. Built-in profile ``loopback``: vendor interface 0 with bulk
 OUT 0x02 looped to bulk IN 0x81 (like the kernel's Loopback gadget) and vendor requests
@@ -17,16 +22,23 @@ from __future__ import annotations
 import collections
 import importlib
 import inspect
-import json
 import logging
 import threading
 import time
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from dkproto._paths import read_file
+from dkproto.device import (
+    ControlRequest,
+    RequestHandlers,
+    StandardResponder,
+    control_request,
+    load_set,
+    set_from_parts,
+    split_descriptors,
+)
 from dkproto.errors import (
     AbortedError,
     BadArgumentError,
@@ -35,11 +47,14 @@ from dkproto.errors import (
     NoDeviceError,
     PipeStalledError,
 )
-from dkproto.schema.enums import Recipient
-from dkproto.transport.base import DEFAULT_TIMEOUT_MS, ControlRequest, Transport, TransportInfo
+from dkproto.transport.base import DEFAULT_TIMEOUT_MS, Transport, TransportInfo
 from dkproto.transport.url import parse_url, url_error
 
-__all__ = ["GRAMMAR", "PROFILES", "ControlRequest", "SimDevice", "SimTransport", "loopback_device"]
+if TYPE_CHECKING:
+    from dkproto.usb import DescriptorSet
+
+__all__ = ["GRAMMAR", "PROFILES", "ControlRequest", "SimDevice", "SimTransport", "control_request",
+           "loopback_device"]
 
 log = logging.getLogger(__name__)
 
@@ -50,40 +65,88 @@ GRAMMAR = ("sim://PROFILE with PROFILE a built-in name (loopback), module:attr (
 #: A descriptor file larger than this (16 MiB) is refused unread.
 MAX_DESCRIPTOR_FILE = 16 << 20
 
-ControlHandler = Callable[["SimDevice", "ControlRequest"], "bytes | int | None"]
+ControlHandler = Callable[["SimDevice", ControlRequest], "bytes | int | None"]
 
 
-
-
-class SimDevice:
+class SimDevice(RequestHandlers):
     """An in-process USB device.
 
     Args:
-        device_descriptor: the 18-byte device descriptor.
+        device_descriptor: the 18-byte device descriptor (None with ``descriptor_set``).
         configurations: each configuration descriptor set (``wTotalLength`` bytes).
-        strings: string descriptors by index (index 0, the LANGID list, is built).
+        strings: US-English string descriptors by index (index 0, the LANGID list, is made).
         name: shown in ``info`` and logs.
+        descriptor_set: instead of the three above, a whole set (strings in every LANGID,
+            BOS, qualifier, other-speed configurations, hub descriptor: see :meth:`from_set`).
+        report_descriptors: HID report descriptors by interface number (GET_DESCRIPTOR 0x22), over
+            those the set carries.
     """
 
-    def __init__(self, device_descriptor: bytes, configurations: list[bytes] | None = None,
-                 strings: dict[int, str] | None = None, name: str = "sim") -> None:
-        if len(device_descriptor) != 18 or device_descriptor[1] != 1:
-            raise BadArgumentError(f"{name}: the device descriptor must be 18 bytes of type 1, "
-                                   f"got {len(device_descriptor)} bytes")
-        self.device_descriptor = bytes(device_descriptor)
-        self.configurations = [bytes(c) for c in (configurations or [])]
-        self.strings = dict(strings or {})
+    responder: StandardResponder
+
+    def __init__(self, device_descriptor: bytes | None, configurations: list[bytes] | None = None,
+                 strings: dict[int, str] | None = None, name: str = "sim", *,
+                 descriptor_set: DescriptorSet | None = None,
+                 report_descriptors: Mapping[int, bytes] | None = None) -> None:
+        if descriptor_set is None:
+            if device_descriptor is None or len(device_descriptor) != 18 or device_descriptor[1] != 1:
+                got = "none" if device_descriptor is None else f"{len(device_descriptor)} bytes"
+                raise BadArgumentError(f"{name}: the device descriptor must be 18 bytes of type 1, got {got}")
+            try:
+                descriptor_set = set_from_parts(device_descriptor, configurations or [], strings=strings,
+                                                source=name)
+            except DkError as exc:
+                raise type(exc)(f"{name}: {exc}", ioreturn=exc.ioreturn) from exc
+        elif device_descriptor is not None or configurations or strings:
+            raise BadArgumentError(f"{name}: give a descriptor set or its parts, not both")
         self.name = name
-        self.configuration = 0
-        self.alternate: dict[int, int] = {}
-        self.halted: set[int] = set()
+        self.responder = StandardResponder(descriptor_set, report_descriptors=report_descriptors, name=name)
         self.plugged = True
-        self._handlers: dict[tuple[int, int], ControlHandler] = {}
         self._out_handlers: dict[int, Callable[[SimDevice, bytes], None]] = {}
         self._in_queues: dict[int, collections.deque[bytes]] = collections.defaultdict(collections.deque)
         self._cond = threading.Condition()
         self._abort_gen: dict[int, int] = collections.defaultdict(int)
         self.log: list[ControlRequest] = []
+
+    # ----------------------------------------------------------------- what it serves
+    @property
+    def descriptor_set(self) -> DescriptorSet:
+        """The set served."""
+        return self.responder.descriptor_set
+
+    @property
+    def device_descriptor(self) -> bytes:
+        """The 18-byte device descriptor served."""
+        return self.responder.device
+
+    @property
+    def configurations(self) -> list[bytes]:
+        """Each configuration served (``wTotalLength`` bytes)."""
+        return self.responder.configurations
+
+    @property
+    def strings(self) -> dict[int, str]:
+        """Strings by index, in the set's first LANGID."""
+        ds = self.responder.descriptor_set
+        langids = ds.langids()
+        first = langids[0] if langids else None
+        return {index: text for (langid, index) in ds.strings
+                if index and (first is None or langid == first) and (text := ds.string(index, langid)) is not None}
+
+    @property
+    def configuration(self) -> int:
+        """The bConfigurationValue set (0: unconfigured)."""
+        return self.responder.configuration
+
+    @property
+    def alternate(self) -> dict[int, int]:
+        """bInterfaceNumber -> the alternate setting selected."""
+        return self.responder.alternates
+
+    @property
+    def halted(self) -> set[int]:
+        """Halted endpoint addresses."""
+        return self.responder.halted
 
     @property
     def idVendor(self) -> int:
@@ -95,66 +158,42 @@ class SimDevice:
         """idProduct from the device descriptor."""
         return int.from_bytes(self.device_descriptor[10:12], "little")
 
+    def endpoint_addresses(self) -> set[int]:
+        """Every endpoint address of every configuration."""
+        return self.responder.endpoint_addresses()
+
+    _endpoints = endpoint_addresses  # the name before dkproto.device; use endpoint_addresses()
+
     # ----------------------------------------------------------------- building
     @classmethod
-    def from_descriptors(cls, blob: bytes, name: str = "sim", strings: dict[int, str] | None = None) -> SimDevice:
-        """From the Linux sysfs ``descriptors`` layout: device descriptor, then each configuration.
+    def from_set(cls, descriptor_set: DescriptorSet, name: str = "sim",
+                 report_descriptors: Mapping[int, bytes] | None = None) -> SimDevice:
+        """Serving a whole :class:`~dkproto.usb.DescriptorSet` (checked: framed as a device presents it)."""
+        try:
+            split_descriptors(descriptor_set.to_bytes())
+        except DkError as exc:
+            raise type(exc)(f"{name}: {exc}", ioreturn=exc.ioreturn) from exc
+        return cls(None, name=name, descriptor_set=descriptor_set, report_descriptors=report_descriptors)
 
-        Only the framing (18 bytes, then ``wTotalLength`` per configuration) is read here; decoding
-        the descriptors is :mod:`dkproto.usb`'s job.
-        """
-        blob = bytes(blob)
-        if len(blob) < 18:
-            raise BadArgumentError(f"{name}: {len(blob)} bytes is too short for a device descriptor (18)")
-        configs, off = [], 18
-        while off < len(blob):
-            if off + 4 > len(blob) or blob[off + 1] != 2:
-                raise BadArgumentError(f"{name}: offset {off}: expected a configuration descriptor (type 2)")
-            total = int.from_bytes(blob[off + 2:off + 4], "little")
-            if total < 9 or off + total > len(blob):
-                raise BadArgumentError(f"{name}: offset {off}: wTotalLength {total} runs past the end "
-                                       f"({len(blob) - off} bytes left)")
-            configs.append(blob[off:off + total])
-            off += total
-        return cls(blob[:18], configs, strings, name)
+    @classmethod
+    def from_descriptors(cls, blob: bytes, name: str = "sim", strings: dict[int, str] | None = None) -> SimDevice:
+        """From the Linux sysfs ``descriptors`` layout: device descriptor, then each configuration."""
+        try:
+            device, configs = split_descriptors(blob)
+        except DkError as exc:
+            raise type(exc)(f"{name}: {exc}", ioreturn=exc.ioreturn) from exc
+        return cls(device, configs, strings, name)
 
     @classmethod
     def from_file(cls, path: str | Path) -> SimDevice:
-        """From a corpus ``.json`` item (``descriptors_hex``) or a raw sysfs ``descriptors`` file."""
+        """From a descriptor file: any format :func:`dkproto.usb.load` reads (corpus or dkproto
+        JSON, hex text, raw sysfs ``descriptors`` bytes), the whole set served."""
         path = Path(path)
         try:
-            raw = read_file(path, max_bytes=MAX_DESCRIPTOR_FILE)
+            ds = load_set(path, max_bytes=MAX_DESCRIPTOR_FILE)
         except DkError as exc:
             raise type(exc)(f"sim: descriptor file {exc}", ioreturn=exc.ioreturn) from exc
-        if path.suffix == ".json":
-            try:
-                item = json.loads(raw)
-                blob = bytes.fromhex(item["descriptors_hex"])
-            except (ValueError, KeyError, TypeError) as exc:
-                raise BadArgumentError(f"sim: {path} is not a corpus item with descriptors_hex ({exc})") from exc
-            return cls.from_descriptors(blob, item.get("name", path.stem))
-        return cls.from_descriptors(raw, path.stem)
-
-    def request_handler(self, bmRequestType: int, bRequest: int) -> Callable[[ControlHandler], ControlHandler]:
-        """Decorator: handle control requests with this exact bmRequestType and bRequest.
-
-        The handler gets ``(device, request)`` and returns the IN data (bytes), or for OUT
-        ``None``/a byte count; raising :class:`~dkproto.errors.PipeStalledError` stalls.
-        """
-        def register(fn: ControlHandler) -> ControlHandler:
-            self._handlers[(bmRequestType, bRequest)] = fn
-            return fn
-        return register
-
-    def vendor_request(self, bRequest: int, direction: str = "in",
-                       recipient: str = "device") -> Callable[[ControlHandler], ControlHandler]:
-        """Decorator: a vendor request (``direction`` ``in``/``out``, ``recipient`` device/interface/endpoint/other)."""
-        return self.request_handler((0x80 if direction == "in" else 0) | 0x40 | Recipient[recipient.upper()], bRequest)
-
-    def class_request(self, bRequest: int, direction: str = "in",
-                      recipient: str = "interface") -> Callable[[ControlHandler], ControlHandler]:
-        """Decorator: a class request (see :meth:`vendor_request`)."""
-        return self.request_handler((0x80 if direction == "in" else 0) | 0x20 | Recipient[recipient.upper()], bRequest)
+        return cls(None, name=str(ds.meta.get("name") or path.stem), descriptor_set=ds)
 
     def on_write(self, endpoint: int) -> Callable[[Callable[[SimDevice, bytes], None]], Callable[[SimDevice, bytes], None]]:
         """Decorator: called with the bytes the host writes to OUT ``endpoint``."""
@@ -197,8 +236,7 @@ class SimDevice:
         """Reconnect (unconfigured, queues emptied)."""
         with self._cond:
             self.plugged = True
-            self.configuration = 0
-            self.halted.clear()
+            self.responder.reset()
             self._in_queues.clear()
 
     # ----------------------------------------------------------------- host side
@@ -208,18 +246,8 @@ class SimDevice:
         if endpoint in self.halted:
             raise PipeStalledError(f"{self.name}: endpoint 0x{endpoint:02x} is halted")
 
-    def _endpoints(self) -> set[int]:
-        eps: set[int] = set()
-        for config in self.configurations:
-            off = 0
-            while off + 2 <= len(config) and config[off] >= 2:
-                if config[off + 1] == 5 and config[off] >= 7 and off + 3 <= len(config):
-                    eps.add(config[off + 2])
-                off += config[off]
-        return eps
-
     def _check_endpoint(self, endpoint: int) -> None:
-        eps = self._endpoints()
+        eps = self.endpoint_addresses()
         if eps and endpoint not in eps:
             raise BadArgumentError(f"{self.name}: no endpoint 0x{endpoint:02x} (endpoints: "
                                    f"{', '.join(f'0x{e:02x}' for e in sorted(eps))})")
@@ -259,69 +287,23 @@ class SimDevice:
 
     def control(self, bmRequestType: int, bRequest: int, wValue: int, wIndex: int,
                 data_or_wLength: bytes | int | None) -> bytes | int:
-        """Serve one control request (standard ones from the descriptors, others from handlers)."""
+        """Serve one control request through :meth:`~dkproto.device.RequestHandlers.handle_control`:
+        a handler, else the standard responder, else a STALL (PipeStalledError)."""
         with self._cond:
             self._check(0)
         is_in = bool(bmRequestType & 0x80)
-        data = b"" if is_in or data_or_wLength is None else bytes(data_or_wLength)  # type: ignore[arg-type]
-        wlength = int(data_or_wLength or 0) if is_in else len(data)  # type: ignore[arg-type]
+        data = b"" if is_in or data_or_wLength is None else bytes(data_or_wLength)
+        wlength = int(data_or_wLength or 0) if is_in else len(data)
         request = ControlRequest(bmRequestType, bRequest, wValue, wIndex, wlength, data)
         self.log.append(request)
-        handler = self._handlers.get((bmRequestType, bRequest))
-        if handler is not None:
-            result = handler(self, request)
-        elif bmRequestType & 0x60 == 0:
-            result = self._standard(request)
-        else:
-            kind = request.type
-            recipient = request.recipient
-            log.warning("%s: no handler for %r; STALL. Add:\n    @device.%s_request(0x%02x, direction=%r, "
-                        "recipient=%r)", self.name, request, kind, bRequest, "in" if is_in else "out", recipient)
-            raise PipeStalledError(f"{self.name}: {kind} request 0x{bRequest:02x} not handled (STALL)")
-        if is_in:
-            return bytes(result or b"")[:wlength]
-        return wlength if result is None else int(result)
-
-    def _standard(self, req: ControlRequest) -> bytes | int | None:
-        recipient = req.bmRequestType & 0x1F
-        if req.bRequest == 0x06 and req.is_in:  # GET_DESCRIPTOR
-            dtype, index = req.wValue >> 8, req.wValue & 0xFF
-            if dtype == 1:
-                return self.device_descriptor
-            if dtype == 2 and index < len(self.configurations):
-                return self.configurations[index]
-            if dtype == 3:
-                if index == 0:
-                    return bytes([4, 3, 0x09, 0x04])
-                if index in self.strings:
-                    text = self.strings[index].encode("utf-16-le")
-                    return bytes([2 + len(text), 3]) + text
-        elif req.bRequest == 0x00 and req.is_in:  # GET_STATUS
-            if recipient == 2:
-                return bytes([1 if req.wIndex & 0xFF in self.halted else 0, 0])
-            return b"\x00\x00"
-        elif req.bRequest == 0x08 and req.is_in:  # GET_CONFIGURATION
-            return bytes([self.configuration])
-        elif req.bRequest == 0x09 and not req.is_in:  # SET_CONFIGURATION
-            values = [c[5] for c in self.configurations if len(c) > 5]
-            if req.wValue != 0 and req.wValue not in values:
-                raise PipeStalledError(f"{self.name}: no configuration {req.wValue}")
-            self.configuration = req.wValue
-            self.alternate.clear()
-            self.halted.clear()
-            return None
-        elif req.bRequest == 0x0A and req.is_in:  # GET_INTERFACE
-            return bytes([self.alternate.get(req.wIndex, 0)])
-        elif req.bRequest == 0x0B and not req.is_in:  # SET_INTERFACE
-            self.alternate[req.wIndex] = req.wValue
-            return None
-        elif req.bRequest in (0x01, 0x03) and recipient == 2 and req.wValue == 0:  # CLEAR/SET_FEATURE(HALT)
+        try:
+            result = self.handle_control(request)
+        finally:
             with self._cond:
-                (self.halted.discard if req.bRequest == 0x01 else self.halted.add)(req.wIndex & 0xFF)
-                self._cond.notify_all()
-            return None
-        raise PipeStalledError(f"{self.name}: standard request 0x{req.bRequest:02x} "
-                               f"(wValue=0x{req.wValue:04x}) not supported (STALL)")
+                self._cond.notify_all()  # a halt cleared or set: blocked readers look again
+        if is_in:
+            return result if isinstance(result, bytes) else b""
+        return wlength if result is None else int(result)
 
 
 def loopback_device() -> SimDevice:
@@ -336,11 +318,11 @@ def loopback_device() -> SimDevice:
     dev.loop(0x02, 0x81)
     store: dict[str, bytes] = {"data": b""}
 
-    @dev.vendor_request(0x01, direction="out")
+    @dev.control_request(type="vendor", number=0x01, direction="out")
     def _store(device: SimDevice, req: ControlRequest) -> None:
         store["data"] = req.data
 
-    @dev.vendor_request(0x02, direction="in")
+    @dev.control_request(type="vendor", number=0x02, direction="in")
     def _fetch(device: SimDevice, req: ControlRequest) -> bytes:
         return store["data"]
 

@@ -15,15 +15,22 @@ from urllib.parse import parse_qsl, unquote
 
 from dkproto.errors import URLError
 
-__all__ = ["ParsedURL", "QueryOptions", "parse_url", "parse_vid_pid", "split_scheme", "url_error"]
+__all__ = ["ParsedURL", "QueryOptions", "is_url", "parse_device_id", "parse_url", "parse_vid_pid", "split_scheme",
+           "url_error"]
 
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9.+-]*)://(.*)$", re.DOTALL)
-_VIDPID_RE = re.compile(r"^(?:0x)?([0-9A-Fa-f]{1,4}):(?:0x)?([0-9A-Fa-f]{1,4})$")
+#: ``VID:PID[:SERIAL]``: hex IDs (optional ``0x``), the PID may be left out (``VID:``), a serial may follow.
+_DEVICE_ID_RE = re.compile(r"(?:0[xX])?([0-9A-Fa-f]{1,4}):(?:(?:0[xX])?([0-9A-Fa-f]{1,4}))?(?::(.+))?", re.DOTALL)
 
 
 def url_error(url: str, problem: str, grammar: str) -> URLError:
     """A URLError whose message says what is wrong and quotes the grammar."""
     return URLError(f"bad transport URL {url!r}: {problem}; expected {grammar}")
+
+
+def is_url(text: str) -> bool:
+    """True when ``text`` starts with ``SCHEME://`` (a transport URL rather than a path or a spec)."""
+    return bool(_SCHEME_RE.match(text.strip()))
 
 
 def split_scheme(url: str, grammar: str = "SCHEME://...") -> tuple[str, str]:
@@ -78,12 +85,34 @@ def parse_url(url: str, grammar: str) -> ParsedURL:
                      query=query, raw_query=raw_query)
 
 
+def parse_device_id(text: str, *, pid_optional: bool = False,
+                    serial: bool = False) -> tuple[int, int | None, str | None] | None:
+    """THE ``VID:PID[:SERIAL]`` parser (URLs, ``dkproto hid`` device specs, ``-d`` selectors).
+
+    VID and PID are hex (1 to 4 digits, optional ``0x``); surrounding blanks are ignored.
+
+    Args:
+        text: the text to parse.
+        pid_optional: accept ``VID:`` (lsusb's ``-d VID:``); the PID is then ``None``.
+        serial: accept ``VID:PID:SERIAL``; otherwise a third part does not match.
+
+    Returns:
+        ``(vid, pid, serial)`` (``pid`` and ``serial`` may be ``None``), or ``None`` when the text
+        is not that shape.
+    """
+    match = _DEVICE_ID_RE.fullmatch(text.strip())
+    if not match or (match.group(2) is None and not pid_optional) or (match.group(3) is not None and not serial):
+        return None
+    pid = int(match.group(2), 16) if match.group(2) is not None else None
+    return int(match.group(1), 16), pid, match.group(3)
+
+
 def parse_vid_pid(text: str) -> tuple[int, int] | None:
     """``"1d6b:0104"`` -> ``(0x1d6b, 0x0104)`` (hex, optional ``0x``); ``None`` if not that shape."""
-    match = _VIDPID_RE.match(text)
-    if not match:
+    found = parse_device_id(text)
+    if found is None or found[1] is None:
         return None
-    return int(match.group(1), 16), int(match.group(2), 16)
+    return found[0], found[1]
 
 
 class QueryOptions:

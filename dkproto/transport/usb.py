@@ -1,44 +1,31 @@
 """``usb://``: any USB device through pyusb and the libusb from ``libusb-package``.
 
-Synchronous calls go through pyusb. Asynchronous transfers (:meth:`USBTransport.submit`,
-DriverKit's ``AsyncIO``) use libusb's own asynchronous API (``libusb_submit_transfer`` and
-completion callbacks) on the **same** libusb library, context and device handle that pyusb
-opened, through the ctypes prototypes pyusb's libusb1 back end already declares. See
-``docs/transports.md`` ("Why asynchronous transfers use libusb's async API") for the choice.
+The USB transport is this module and its private helpers, the only modules of dkproto that
+import pyusb or ``libusb_package`` (``tests/unit/test_transport_seam.py`` checks it):
 
-All libusb and pyusb errors become :class:`~dkproto.errors.DkError` subclasses in one place,
-:func:`usb_error`, which keeps the libusb code in ``backend_code``.
+* :mod:`~dkproto.transport.usb_backend`: the libusb back end and THE libusb/pyusb -> DkError
+  mapping, :func:`usb_error` (which keeps the libusb code in ``backend_code``);
+* :mod:`~dkproto.transport.usb_enum`: :func:`find_devices`, the devices on the bus (no device opened);
+* :mod:`~dkproto.transport.usb_async`: asynchronous transfers (:meth:`USBTransport.submit`,
+  DriverKit's ``AsyncIO``) through libusb's own asynchronous API on the **same** libusb library,
+  context and device handle that pyusb opened. See ``docs/transports.md`` ("Why asynchronous
+  transfers use libusb's async API") for the choice.
+
+Synchronous calls go straight through pyusb.
 """
 
 from __future__ import annotations
 
-import atexit
-import ctypes
-import functools
 import logging
 import sys
 import threading
-import time
-import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
-from dkproto.errors import (
-    AbortedError,
-    BadArgumentError,
-    DkError,
-    DkTimeoutError,
-    ExclusiveAccessError,
-    MissingToolError,
-    NoDeviceError,
-    NotFoundError,
-    NotPermittedError,
-    OverrunError,
-    PipeStalledError,
-    UnsupportedError,
-)
-from dkproto.ioreturn import IOReturn
+import usb.util
+
+from dkproto.errors import DkError, NoDeviceError, UnsupportedError
 from dkproto.transport.base import (
     DEFAULT_TIMEOUT_MS,
     Transfer,
@@ -48,11 +35,29 @@ from dkproto.transport.base import (
     _make_transfer,
 )
 from dkproto.transport.url import QueryOptions, parse_url, parse_vid_pid, url_error
+from dkproto.transport.usb_async import LibusbAsync
+from dkproto.transport.usb_backend import (
+    ENDPOINT_TYPES,
+    LIBUSB_ERRORS,
+    PYUSB_ERRORS,
+    PYUSB_OS_ERRORS,
+    SPEEDS,
+    TRANSFER_STATUS_TO_ERROR,
+    get_backend,
+    probe_gone,
+    udev_rule,
+    usb_error,
+    usb_errors,
+)
+from dkproto.transport.usb_enum import UsbDeviceInfo, find_devices, pyusb_devices
 
 __all__ = [
     "GRAMMAR",
     "LIBUSB_ERRORS",
+    "TRANSFER_STATUS_TO_ERROR",
     "USBTransport",
+    "UsbDeviceInfo",
+    "find_devices",
     "get_backend",
     "udev_rule",
     "usb_error",
@@ -64,127 +69,8 @@ log = logging.getLogger(__name__)
 GRAMMAR = ("usb://VID:PID[?serial=S&index=N&interface=N&config=N&alt=N&detach=1|0] "
            "or usb://BUS/ADDRESS[?...] (VID, PID hex; BUS, ADDRESS decimal)")
 
-# libusb_error codes (libusb.h) -> (name, DkError class, IOReturn)
-LIBUSB_ERRORS: dict[int, tuple[str, type[DkError], IOReturn]] = {
-    -1: ("LIBUSB_ERROR_IO", DkError, IOReturn.kIOReturnIOError),
-    -2: ("LIBUSB_ERROR_INVALID_PARAM", BadArgumentError, IOReturn.kIOReturnBadArgument),
-    -3: ("LIBUSB_ERROR_ACCESS", NotPermittedError, IOReturn.kIOReturnNotPermitted),
-    -4: ("LIBUSB_ERROR_NO_DEVICE", NoDeviceError, IOReturn.kIOReturnNoDevice),
-    -5: ("LIBUSB_ERROR_NOT_FOUND", NotFoundError, IOReturn.kIOReturnNotFound),
-    -6: ("LIBUSB_ERROR_BUSY", ExclusiveAccessError, IOReturn.kIOReturnExclusiveAccess),
-    -7: ("LIBUSB_ERROR_TIMEOUT", DkTimeoutError, IOReturn.kIOReturnTimeout),
-    -8: ("LIBUSB_ERROR_OVERFLOW", OverrunError, IOReturn.kIOReturnOverrun),
-    -9: ("LIBUSB_ERROR_PIPE", PipeStalledError, IOReturn.kUSBHostReturnPipeStalled),
-    -10: ("LIBUSB_ERROR_INTERRUPTED", AbortedError, IOReturn.kIOReturnAborted),
-    -11: ("LIBUSB_ERROR_NO_MEM", DkError, IOReturn.kIOReturnNoMemory),
-    -12: ("LIBUSB_ERROR_NOT_SUPPORTED", UnsupportedError, IOReturn.kIOReturnUnsupported),
-    -99: ("LIBUSB_ERROR_OTHER", DkError, IOReturn.kIOReturnError),
-}
-
-# libusb_transfer_status (asynchronous completions) -> the libusb_error it means
-TRANSFER_STATUS_TO_ERROR: dict[int, int] = {
-    1: -1,   # LIBUSB_TRANSFER_ERROR
-    2: -7,   # LIBUSB_TRANSFER_TIMED_OUT
-    3: -10,  # LIBUSB_TRANSFER_CANCELLED -> aborted
-    4: -9,   # LIBUSB_TRANSFER_STALL
-    5: -4,   # LIBUSB_TRANSFER_NO_DEVICE
-    6: -8,   # LIBUSB_TRANSFER_OVERFLOW
-}
-
-_SPEEDS = {1: "low", 2: "full", 3: "high", 4: "super", 5: "super-plus"}
-_ENDPOINT_TYPES = {0: "control", 1: "isochronous", 2: "bulk", 3: "interrupt"}
-
-
-def udev_rule(idVendor: int | None, idProduct: int | None) -> str:
-    """The udev rule line that gives the logged-in user access to this device on Linux."""
-    vid = f'ATTRS{{idVendor}}=="{idVendor:04x}", ' if idVendor is not None else ""
-    pid = f'ATTRS{{idProduct}}=="{idProduct:04x}", ' if idProduct is not None else ""
-    return f'SUBSYSTEM=="usb", {vid}{pid}MODE="0660", TAG+="uaccess"'
-
-
-def usb_error(exc_or_code: BaseException | int, what: str, *, idVendor: int | None = None,
-              idProduct: int | None = None) -> DkError:
-    """THE translation from libusb/pyusb to dkproto's error tree (one place, style lesson 7).
-
-    Args:
-        exc_or_code: a pyusb ``USBError``/``USBTimeoutError``, ``NotImplementedError`` (pyusb's
-            LIBUSB_ERROR_NOT_SUPPORTED), ``ValueError`` (pyusb argument checks),
-            ``usb.core.NoBackendError``, or a libusb error code (negative int).
-        what: the operation and target, for the message (``"bulk read 0x81"``).
-        idVendor: for the udev rule in LIBUSB_ERROR_ACCESS messages.
-        idProduct: same.
-
-    Returns:
-        The most specific DkError; ``backend_code`` is the libusb error code. The caller raises it
-        ``from`` the original exception.
-    """
-    code: int | None
-    detail = ""
-    if isinstance(exc_or_code, int):
-        code = exc_or_code
-    else:
-        code = getattr(exc_or_code, "backend_error_code", None)
-        detail = getattr(exc_or_code, "strerror", None) or str(exc_or_code)
-        if code is None:
-            name = type(exc_or_code).__name__
-            if name == "USBTimeoutError":
-                code = -7
-            elif name == "NoBackendError":
-                return MissingToolError(f"{what}: no libusb back end ({detail}); "
-                                        "install it with: pip install libusb-package", backend_code=None)
-            elif isinstance(exc_or_code, NotImplementedError):
-                code = -12
-            elif isinstance(exc_or_code, (ValueError, TypeError)):
-                return BadArgumentError(f"{what}: {detail}")
-            else:
-                errno = getattr(exc_or_code, "errno", None)
-                code = {19: -4, 110: -7, 32: -9, 16: -6, 13: -3, 75: -8, 4: -10}.get(errno or 0, -99)
-    name, cls, ioreturn = LIBUSB_ERRORS.get(code, (f"libusb error {code}", DkError, IOReturn.kIOReturnError))
-    message = f"{what}: {name}" + (f" ({detail})" if detail and name not in detail else "")
-    if cls is NotPermittedError and sys.platform.startswith("linux"):
-        message += (f"; to allow it, add the udev rule '{udev_rule(idVendor, idProduct)}' to "
-                    "/etc/udev/rules.d/70-dkproto.rules, then run "
-                    "'sudo udevadm control --reload && sudo udevadm trigger' and replug")
-    return cls(message, ioreturn=ioreturn, backend_code=code)
-
-
-@contextmanager
-def usb_errors(what: str, idVendor: int | None = None, idProduct: int | None = None) -> Iterator[None]:
-    """Context manager: any pyusb/libusb error inside becomes :func:`usb_error`'s DkError."""
-    import usb.core
-
-    try:
-        yield
-    except DkError:
-        raise
-    except (usb.core.USBError, NotImplementedError, ValueError, usb.core.NoBackendError) as exc:
-        raise usb_error(exc, what, idVendor=idVendor, idProduct=idProduct) from exc
-
-
-_BACKEND: Any = None
-
-
-def _pyusb_errors() -> tuple[type[BaseException], ...]:
-    import usb.core
-
-    return (usb.core.USBError, NotImplementedError, ValueError, usb.core.NoBackendError)
-
-
-_PYUSB_ERRORS = _pyusb_errors()
-
-
-def get_backend() -> Any:
-    """pyusb's libusb1 back end on the libusb shipped by ``libusb-package`` (one per process)."""
-    global _BACKEND
-    if _BACKEND is None:
-        try:
-            import libusb_package
-        except ImportError as exc:
-            raise MissingToolError("usb:// needs libusb-package: pip install libusb-package") from exc
-        _BACKEND = libusb_package.get_libusb1_backend()
-        if _BACKEND is None:
-            raise MissingToolError("no libusb-1.0 library found (libusb-package has none for this platform)")
-    return _BACKEND
+# the hot path (read/write) catches this tuple without an attribute lookup
+_PYUSB_ERRORS = PYUSB_ERRORS
 
 
 class USBTransport(Transport):
@@ -226,7 +112,7 @@ class USBTransport(Transport):
         self._detached: set[int] = set()
         self._info: TransportInfo | None = None
         self._ep_types: dict[int, int] = {}
-        self._usb_async: _LibusbAsync | None = None
+        self._usb_async: LibusbAsync | None = None
         self._lock = threading.Lock()
 
     def _make_url(self) -> str:
@@ -279,7 +165,7 @@ class USBTransport(Transport):
             return False
         backend = self.device._ctx.backend
         handle = self.device._ctx.handle.handle
-        return _probe_gone(backend.lib, handle, wait_s)
+        return probe_gone(backend.lib, handle, wait_s)
 
     def _match(self, dev: Any) -> bool:
         if self.bus is not None and (dev.bus != self.bus or dev.address != self.address):
@@ -287,20 +173,16 @@ class USBTransport(Transport):
         if self.idVendor is not None and (dev.idVendor != self.idVendor or dev.idProduct != self.idProduct):
             return False
         if self.serial is not None:
-            import usb.util
-
             try:
                 if usb.util.get_string(dev, dev.iSerialNumber) != self.serial:
                     return False
-            except Exception:  # unreadable serial: not a match
+            except PYUSB_OS_ERRORS:  # unreadable serial: not a match
                 return False
         return True
 
     def _open(self) -> None:
-        import usb.core
-
         with self._errors(f"finding {self.url}"):
-            found = [d for d in usb.core.find(find_all=True, backend=get_backend()) if self._match(d)]
+            found = [d for d in pyusb_devices() if self._match(d)]
         if len(found) <= self.index:
             raise NoDeviceError(f"no USB device matches {self.url}"
                                 + (f" (only {len(found)} match)" if found else ""))
@@ -320,8 +202,6 @@ class USBTransport(Transport):
             raise
 
     def _close(self) -> None:
-        import usb.util
-
         if self._usb_async is not None:
             self._usb_async.shutdown()
             self._usb_async = None
@@ -330,18 +210,18 @@ class USBTransport(Transport):
         for n in sorted(self._claimed):
             try:
                 usb.util.release_interface(self.device, n)
-            except Exception as exc:  # device gone: nothing to release
+            except PYUSB_OS_ERRORS as exc:  # device gone: nothing to release
                 log.debug("release_interface(%d) on close: %s", n, exc)
         self._claimed.clear()
         for n in sorted(self._detached):
             try:
                 self.device.attach_kernel_driver(n)
-            except Exception as exc:
+            except PYUSB_OS_ERRORS as exc:
                 log.debug("attach_kernel_driver(%d) on close: %s", n, exc)
         self._detached.clear()
         try:
             usb.util.dispose_resources(self.device)
-        except Exception as exc:
+        except PYUSB_OS_ERRORS as exc:
             log.debug("dispose_resources on close: %s", exc)
         self._ep_types.clear()
 
@@ -349,24 +229,25 @@ class USBTransport(Transport):
     def info(self) -> TransportInfo:
         if self._info is None and self.device is not None:
             dev = self.device
-            strings: dict[str, str | None] = {}
-            for key, index in (("serial_number", dev.iSerialNumber), ("manufacturer", dev.iManufacturer),
-                               ("product", dev.iProduct)):
-                strings[key] = None
-                if index and self.is_open:
-                    try:
-                        import usb.util
-
-                        strings[key] = usb.util.get_string(dev, index)
-                    except Exception:  # unreadable string: leave it out
-                        pass
             self._info = TransportInfo(url=self.url, scheme="usb", idVendor=dev.idVendor, idProduct=dev.idProduct,
                                        bus=dev.bus, address=dev.address, interface=self.interface,
-                                       speed=_SPEEDS.get(dev.speed or 0), **strings)
+                                       speed=SPEEDS.get(dev.speed or 0), serial_number=self._string(dev.iSerialNumber),
+                                       manufacturer=self._string(dev.iManufacturer),
+                                       product=self._string(dev.iProduct))
         if self._info is None:
             return TransportInfo(url=self.url, scheme="usb", idVendor=self.idVendor, idProduct=self.idProduct,
                                  bus=self.bus, address=self.address, interface=self.interface)
         return self._info
+
+    def _string(self, index: int) -> str | None:
+        """String descriptor ``index`` (when open), or None when there is none or it cannot be read."""
+        if not index or not self.is_open:
+            return None
+        try:
+            return usb.util.get_string(self.device, index)  # type: ignore[no-any-return]
+        except PYUSB_OS_ERRORS as exc:  # unreadable string: leave it out
+            log.debug("string %d of %s: %s", index, self.url, exc)
+            return None
 
     # ----------------------------------------------------------------- transfers
     def control_transfer(self, bmRequestType: int, bRequest: int, wValue: int = 0, wIndex: int = 0,
@@ -417,8 +298,6 @@ class USBTransport(Transport):
 
     def claim_interface(self, bInterfaceNumber: int) -> None:
         """``IOUSBHostInterface::Open``: detach the Linux kernel driver (if ``detach``), then claim."""
-        import usb.util
-
         if self.device is None:
             self._require_open("claim_interface")
         n = bInterfaceNumber
@@ -437,8 +316,6 @@ class USBTransport(Transport):
 
     def release_interface(self, bInterfaceNumber: int) -> None:
         """``IOUSBHostInterface::Close``: release, then reattach the kernel driver we detached."""
-        import usb.util
-
         self._require_open("release_interface")
         n = bInterfaceNumber
         with self._errors(f"releasing interface {n}"):
@@ -489,7 +366,7 @@ class USBTransport(Transport):
 
     def endpoint_type(self, endpoint: int) -> str:
         """``control``, ``isochronous``, ``bulk`` or ``interrupt`` for an endpoint of the current setting."""
-        return _ENDPOINT_TYPES[self._endpoint_info(endpoint)]
+        return ENDPOINT_TYPES[self._endpoint_info(endpoint)]
 
     def _endpoint_info(self, endpoint: int) -> int:
         """Claim the endpoint's interface (as pyusb's read/write would) and return its transfer type."""
@@ -514,13 +391,13 @@ class USBTransport(Transport):
         if ep_type is None:
             ep_type = self._endpoint_info(endpoint)
         if ep_type != 2 and ep_type != 3:
-            raise UnsupportedError(f"asynchronous {_ENDPOINT_TYPES[ep_type]} transfers on endpoint "
+            raise UnsupportedError(f"asynchronous {ENDPOINT_TYPES[ep_type]} transfers on endpoint "
                                    f"0x{endpoint:02x} are not supported; use read()/write()")
         engine = self._usb_async
         if engine is None:
             with self._lock:
                 if self._usb_async is None:
-                    self._usb_async = _LibusbAsync(self)
+                    self._usb_async = LibusbAsync(self)
                 engine = self._usb_async
         engine.submit(transfer, ep_type)
         return transfer
@@ -529,258 +406,3 @@ class USBTransport(Transport):
         """``IOUSBHostPipe::Abort``: cancel in-flight transfers; they complete with kIOReturnAborted."""
         if self._usb_async is not None:
             self._usb_async.abort(endpoint)
-
-
-_ABANDONED: list[Any] = []
-_ENGINES: weakref.WeakSet[_LibusbAsync] = weakref.WeakSet()
-
-
-_ATEXIT_REGISTERED = False
-
-
-def _shutdown_engines() -> None:
-    """Stop event threads before pyusb's finalizers call ``libusb_exit`` at interpreter exit
-    (an event thread still inside ``libusb_handle_events`` would make libusb abort)."""
-    for engine in list(_ENGINES):
-        try:
-            engine.shutdown()
-        except Exception:  # exiting anyway
-            pass
-
-
-def _probe_gone(lib: Any, handle: Any, wait_s: float) -> bool:
-    """Ask libusb for the active configuration until it answers, says NO_DEVICE, or time runs out.
-
-    ``libusb_get_configuration`` reads sysfs or issues an ioctl; it never runs the event loop, so
-    it is safe inside a transfer callback.
-    """
-    import time
-
-    deadline = time.monotonic() + wait_s
-    while True:
-        value = ctypes.c_int()
-        rc = lib.libusb_get_configuration(handle, ctypes.byref(value))
-        if rc == -4:
-            return True
-        if rc == 0 and time.monotonic() >= deadline:
-            return False
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.02)
-
-
-# a pooled libusb transfer: (pointer, struct, address, buffer, capacity, memoryview of the
-# buffer, cancel function)
-_PoolEntry = tuple[Any, Any, int, Any, int, memoryview, Callable[[], None]]
-_SUCCESS = IOReturn.kIOReturnSuccess
-_monotonic_ns = time.monotonic_ns
-
-
-class _Timeval(ctypes.Structure):
-    _fields_ = [("tv_sec", ctypes.c_long), ("tv_usec", ctypes.c_long)]
-
-
-class _LibusbAsync:
-    """libusb asynchronous transfers on pyusb's own context and handle, one event thread.
-
-    libusb transfer structs and their buffers are pooled per endpoint and reused, so a
-    resubmission from a callback costs a few ctypes field writes and ``libusb_submit_transfer``.
-    """
-
-    def __init__(self, transport: USBTransport) -> None:
-        from usb.backend import libusb1 as be
-
-        self.transport = transport
-        backend = transport.device._ctx.backend
-        self.lib = backend.lib
-        self.ctx = backend.ctx
-        self.handle = transport.device._ctx.handle.handle
-        lib = self.lib
-        lib.libusb_cancel_transfer.argtypes = [be._libusb_transfer_p]
-        lib.libusb_cancel_transfer.restype = ctypes.c_int
-        lib.libusb_submit_transfer.restype = ctypes.c_int
-        lib.libusb_handle_events_timeout_completed.argtypes = [ctypes.c_void_p, ctypes.POINTER(_Timeval),
-                                                               ctypes.POINTER(ctypes.c_int)]
-        lib.libusb_handle_events_timeout_completed.restype = ctypes.c_int
-        # The callback takes the transfer's address as a plain integer (the key of _inflight), so a
-        # completion needs no ctypes Structure object; cast to the field's function-pointer type.
-        self._submit_transfer = lib.libusb_submit_transfer
-        self._raw_cb = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(self._on_complete)
-        self._cb = ctypes.cast(self._raw_cb, be._libusb_transfer_cb_fn_p)
-        self._lock = threading.Lock()
-        # address of the libusb_transfer -> (Transfer, pool entry)
-        self._inflight: dict[int, tuple[Transfer, _PoolEntry]] = {}
-        self._pool: dict[int, list[_PoolEntry]] = {}
-        self._stop = False
-        self._idle = False
-        self._wake = threading.Condition()
-        self._thread = threading.Thread(target=self._events, name="dkproto-libusb-events", daemon=True)
-        self._thread.start()
-        _ENGINES.add(self)
-        global _ATEXIT_REGISTERED
-        if not _ATEXIT_REGISTERED:
-            # registered now, after pyusb's back end exists, so that it runs BEFORE pyusb's
-            # finalizers (atexit is last-in, first-out)
-            atexit.register(_shutdown_engines)
-            _ATEXIT_REGISTERED = True
-
-    def _take(self, endpoint: int, ep_type: int, length: int) -> _PoolEntry:
-        """A pooled entry for ``endpoint`` with room for ``length`` bytes, or a new one."""
-        free = self._pool.get(endpoint)
-        while free:
-            try:
-                entry = free.pop()
-            except IndexError:
-                break
-            if entry[4] >= length:
-                return entry
-            self.lib.libusb_free_transfer(entry[0])
-        ptr = self.lib.libusb_alloc_transfer(0)
-        if not ptr:
-            raise DkError("libusb_alloc_transfer failed", ioreturn=IOReturn.kIOReturnNoMemory)
-        cap = max(length, 1)
-        buf = (ctypes.c_ubyte * cap)()
-        t = ptr.contents
-        t.dev_handle = self.handle
-        t.flags = 0
-        t.endpoint = endpoint
-        t.type = ep_type  # LIBUSB_TRANSFER_TYPE_BULK 2 / INTERRUPT 3: the bmAttributes values
-        t.callback = self._cb
-        t.buffer = ctypes.cast(buf, ctypes.c_void_p)
-        t.num_iso_packets = 0
-        key = ctypes.addressof(t)
-        # the buffer as a memoryview (copies in and out without a ctypes call) and the
-        # cancel function for Transfer.cancel(), both made once per pooled struct
-        view = memoryview(buf).cast("B")
-        return ptr, t, key, buf, cap, view, functools.partial(self._cancel, key)
-
-    def submit(self, transfer: Transfer, ep_type: int) -> None:
-        length = transfer.length
-        endpoint = transfer.endpoint
-        free = self._pool.get(endpoint)
-        entry = None
-        if free:  # the common case: a resubmission reuses a struct
-            try:
-                entry = free.pop()
-            except IndexError:  # another thread took the last one
-                pass
-        if entry is None or entry[4] < length:
-            if entry is not None:
-                self.lib.libusb_free_transfer(entry[0])
-            entry = self._take(endpoint, ep_type, length)
-        ptr, t, key, _buf, _cap, view, cancel = entry
-        if length and not endpoint & 0x80:
-            view[:length] = transfer.data
-        t.timeout = transfer.timeout
-        t.length = length
-        transfer._cancel = cancel
-        self._inflight[key] = (transfer, entry)
-        rc = self._submit_transfer(ptr)
-        if self._idle:  # the event thread sleeps: wake it (see _events)
-            with self._wake:
-                self._wake.notify()
-        if rc < 0:
-            self._inflight.pop(key, None)
-            self.lib.libusb_free_transfer(ptr)
-            raise usb_error(rc, f"submitting a transfer on endpoint 0x{transfer.endpoint:02x}",
-                            idVendor=self.transport.idVendor, idProduct=self.transport.idProduct)
-
-    def _on_complete(self, key: int) -> None:
-        item = self._inflight.pop(key, None)
-        if item is None:
-            return
-        transfer, entry = item
-        t = entry[1]
-        status, actual = t.status, t.actual_length
-        endpoint = transfer.endpoint
-        data = entry[5][:actual].tobytes() if endpoint & 0x80 else b""
-        if self._stop:
-            self.lib.libusb_free_transfer(entry[0])
-        else:
-            pool = self._pool.get(endpoint)
-            if pool is None:
-                pool = self._pool[endpoint] = []
-            pool.append(entry)
-        if status == 0:
-            # Transfer.complete() for a success, inlined: this runs once per completion and is
-            # most of the Python work per transfer (docs/performance.md, Transports)
-            if transfer._finished:
-                return
-            transfer.status = _SUCCESS
-            if endpoint & 0x80:
-                transfer.data = data
-            transfer.actual_length = actual
-            transfer.timestamp_ns = _monotonic_ns()
-            transfer._finished = True
-            event = transfer._event
-            if event is not None:
-                event.set()
-            callback = transfer.callback
-            if callback is not None:
-                try:
-                    callback(transfer)
-                except Exception:  # a callback's bug must not kill the completion thread
-                    log.exception("completion callback for endpoint 0x%02x raised", endpoint)
-            return
-        code = TRANSFER_STATUS_TO_ERROR.get(status, -99)
-        if code == -1 and _probe_gone(self.lib, self.handle, 0.3):
-            code = -4  # an unplug often surfaces as LIBUSB_TRANSFER_ERROR first
-        err = usb_error(code, f"asynchronous transfer on endpoint 0x{endpoint:02x}",
-                        idVendor=self.transport.idVendor, idProduct=self.transport.idProduct)
-        transfer.complete(err.ioreturn, data, actual, error=err)
-
-    def _events(self) -> None:
-        """Handle libusb events while asynchronous transfers are in flight; sleep otherwise.
-
-        Sleeping matters: an event thread polling beside pyusb's synchronous calls on the same
-        context makes every synchronous transfer wait for libusb's event lock and the GIL
-        (measured in the lab: 4x slower synchronous I/O after the first asynchronous transfer).
-        """
-        tv = _Timeval(0, 100_000)
-        handle_events = self.lib.libusb_handle_events_timeout_completed
-        wake = self._wake
-        while True:
-            if not self._inflight:
-                with wake:
-                    self._idle = True  # set before looking, so a submit either is seen or notifies
-                    while not self._inflight and not self._stop:
-                        wake.wait(1.0)
-                    self._idle = False
-                    if self._stop and not self._inflight:
-                        return
-            rc = handle_events(self.ctx, ctypes.byref(tv), None)
-            if rc < 0 and rc != -10:
-                log.debug("libusb_handle_events: %d", rc)
-
-    def _cancel(self, key: int) -> None:
-        item = self._inflight.get(key)
-        if item is not None:
-            self.lib.libusb_cancel_transfer(item[1][0])
-
-    def abort(self, endpoint: int | None, wait_s: float = 5.0) -> None:
-        import time
-
-        keys = [k for k, item in list(self._inflight.items()) if endpoint is None or item[0].endpoint == endpoint]
-        for key in keys:
-            self._cancel(key)
-        deadline = time.monotonic() + wait_s
-        while any(k in self._inflight for k in keys) and time.monotonic() < deadline:
-            time.sleep(0.002)
-
-    def shutdown(self) -> None:
-        if self._stop:
-            return
-        self.abort(None)
-        self._stop = True
-        with self._wake:
-            self._wake.notify()
-        self._thread.join(timeout=2)
-        leftover = list(self._inflight.values())
-        _ABANDONED.extend(leftover)  # libusb may still own these buffers: never free them
-        for transfer, _entry in leftover:  # never leave a caller waiting forever
-            transfer.complete(IOReturn.kIOReturnAborted, error=AbortedError(
-                f"transfer on endpoint 0x{transfer.endpoint:02x} abandoned at close"))
-        for free in self._pool.values():
-            for entry in free:
-                self.lib.libusb_free_transfer(entry[0])
-        self._pool.clear()

@@ -1,9 +1,11 @@
 """What is on the bus: the rows of ``dkproto list`` (and its ``-t`` tree).
 
-Devices come from pyusb/libusb (``libusb-package`` backend). Names come from the device's
-own strings when it can be opened, else from usb.ids; on Linux the bound driver of each
+Devices come from the USB transport's enumeration (:func:`dkproto.transport.usb.find_devices`,
+libusb's device list). Names come from the device's own strings when it can be opened (through
+its ``usb://BUS/ADDRESS`` transport), else from usb.ids; on Linux the bound driver of each
 interface and the names the kernel cached (``manufacturer``, ``product``) are read from sysfs,
-which needs no permission.
+which needs no permission. Where there is no sysfs, the interfaces come from the active
+configuration descriptor, read through the transport.
 """
 
 from __future__ import annotations
@@ -13,11 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dkproto.errors import DkError
 from dkproto.schema.enums import Speed, class_name
+from dkproto.transport import open_transport
+from dkproto.transport.descriptors import active_configuration, iter_descriptors
+from dkproto.transport.usb import UsbDeviceInfo, find_devices
 from dkproto.usb import usbids
-from dkproto.usb.sources import LiveDevice, find_devices
 
-__all__ = ["DeviceInfo", "InterfaceInfo", "list_devices", "render_list", "render_tree"]
+__all__ = ["DeviceInfo", "InterfaceInfo", "describe", "list_devices", "render_list", "render_tree"]
 
 SYSFS = Path("/sys/bus/usb/devices")
 
@@ -95,7 +100,7 @@ def _driver(path: Path) -> str | None:
         return None
 
 
-def _interfaces_from_sysfs(live: LiveDevice) -> list[InterfaceInfo]:
+def _interfaces_from_sysfs(live: UsbDeviceInfo) -> list[InterfaceInfo]:
     base = live.sysfs_path
     out = []
     name = base.name if live.port_numbers else f"{live.bus}-0"
@@ -112,46 +117,46 @@ def _interfaces_from_sysfs(live: LiveDevice) -> list[InterfaceInfo]:
     return out
 
 
-def _interfaces_from_libusb(dev: Any) -> list[InterfaceInfo]:
-    try:
-        cfg = dev.get_active_configuration()
-    except Exception:  # noqa: BLE001 - not configured / cannot ask: fall back to the first one
-        try:
-            cfg = dev[0]
-        except Exception:  # noqa: BLE001
-            return []
-    out = []
-    seen = set()
-    for intf in cfg:
-        if intf.bInterfaceNumber in seen:
-            continue
-        seen.add(intf.bInterfaceNumber)
-        out.append(InterfaceInfo(intf.bInterfaceNumber, intf.bInterfaceClass, None))
+def _interfaces_from_configuration(config: bytes) -> list[InterfaceInfo]:
+    """One entry per bInterfaceNumber of a configuration descriptor (its first alternate setting)."""
+    out: list[InterfaceInfo] = []
+    seen: set[int] = set()
+    for desc in iter_descriptors(config):
+        if desc[1] == 0x04 and len(desc) >= 9 and desc[2] not in seen:
+            seen.add(desc[2])
+            out.append(InterfaceInfo(desc[2], desc[5], None))
     return out
 
 
-def _strings(dev: Any) -> tuple[str | None, str | None]:
-    import usb.util
+def _from_device(live: UsbDeviceInfo, strings: bool, interfaces: bool) -> tuple[str | None, str | None,
+                                                                                list[InterfaceInfo]]:
+    """The manufacturer and product strings and the interfaces of the active configuration, asked of
+    the device itself; whatever cannot be read (permission, stall, no langid) is left out."""
+    manufacturer = product = None
+    found: list[InterfaceInfo] = []
+    try:
+        with open_transport(live.url) as t:
+            if strings:
+                manufacturer, product = t.info.manufacturer, t.info.product
+            if interfaces:
+                found = _interfaces_from_configuration(active_configuration(t))
+    except DkError:
+        pass  # names and interfaces fall back (sysfs, usb.ids)
+    return manufacturer, product, found
 
-    out: list[str | None] = []
-    for index in (dev.iManufacturer, dev.iProduct):
-        text = None
-        if index:
-            try:
-                text = usb.util.get_string(dev, index)
-            except Exception:  # noqa: BLE001 - permission, stall, no langid: names fall back
-                text = None
-        out.append(text)
-    return out[0], out[1]
 
-
-def describe(live: LiveDevice) -> DeviceInfo:
-    """A :class:`DeviceInfo` for one live device."""
-    dev = live.handle
-    manufacturer, product = _strings(dev)
-    names_from = "device" if (manufacturer or product) else ""
+def describe(live: UsbDeviceInfo) -> DeviceInfo:
+    """A :class:`DeviceInfo` for one device of :func:`dkproto.transport.usb.find_devices`."""
     sys_path = live.sysfs_path if live.port_numbers else SYSFS / f"usb{live.bus}"
-    if not (manufacturer or product) and sys_path.exists():
+    has_sysfs = sys_path.exists()
+    interfaces = _interfaces_from_sysfs(live) if has_sysfs else []
+    manufacturer = product = None
+    if live.iManufacturer or live.iProduct or not interfaces:
+        manufacturer, product, from_device = _from_device(live, bool(live.iManufacturer or live.iProduct),
+                                                          not interfaces)
+        interfaces = interfaces or from_device
+    names_from = "device" if (manufacturer or product) else ""
+    if not (manufacturer or product) and has_sysfs:
         manufacturer = _read(sys_path / "manufacturer")
         product = _read(sys_path / "product")
         names_from = "sysfs" if (manufacturer or product) else ""
@@ -159,14 +164,11 @@ def describe(live: LiveDevice) -> DeviceInfo:
         manufacturer = usbids.vendor_name(live.idVendor)
         product = usbids.product_name(live.idVendor, live.idProduct)
         names_from = "usb.ids" if (manufacturer or product) else ""
-    interfaces = _interfaces_from_sysfs(live) if sys_path.exists() else []
-    if not interfaces:
-        interfaces = _interfaces_from_libusb(dev)
     return DeviceInfo(
         bus=live.bus, address=live.address, port_path=live.port_path, port_numbers=live.port_numbers,
         idVendor=live.idVendor, idProduct=live.idProduct, speed=live.speed, manufacturer=manufacturer,
-        product=product, names_from=names_from, bDeviceClass=dev.bDeviceClass,
-        driver=_driver(sys_path) if sys_path.exists() else None, interfaces=interfaces,
+        product=product, names_from=names_from, bDeviceClass=live.bDeviceClass,
+        driver=_driver(sys_path) if has_sysfs else None, interfaces=interfaces,
     )
 
 

@@ -6,7 +6,7 @@ Run with ``python -m pytest --lab tests/lab/test_hid.py``.
   API (:class:`dkproto.hid.device.HidDevice`) and through ``dkproto hid watch``;
 * output reports (``write``) reach the device side;
 * feature reports (GET_REPORT/SET_REPORT) go both ways with a FunctionFS HID device
-  (``devices/lab/ffs-hid-ups.json``, :mod:`dkproto.lab.hid_ffs`), since Linux 6.1's configfs
+  (``devices/lab/ffs-hid-ups.json``, ``devices/lab/hid_ups.py``), since Linux 6.1's configfs
   ``hid`` function answers GET_REPORT with zeros and refuses SET_REPORT(Feature);
 * the descriptor read live through hidapi parses to the same layouts as the kernel's own
   parse in ``/sys/kernel/debug/hid/*/rdesc``.
@@ -39,10 +39,11 @@ DEVICES = Path(__file__).resolve().parents[2] / "devices" / "lab"
 def definition_descriptor(name: str) -> bytes:
     """The report descriptor a gadget definition serves (independent of what the host reads)."""
     spec = json.loads((DEVICES / f"{name}.json").read_text())
-    if name == "ffs-hid-ups":
-        from dkproto.lab.hid_ffs import UPS_REPORT_DESCRIPTOR
+    if name == "ffs-hid-ups":  # the FunctionFS example program next to the definition
+        from dkproto.lab.devices import load_definition
+        from dkproto.lab.gadget import load_program
 
-        return UPS_REPORT_DESCRIPTOR
+        return bytes(load_program("hid_ups.py:UPS_REPORT_DESCRIPTOR", load_definition(DEVICES / f"{name}.json")))
     return bytes.fromhex(spec["functions"]["hid.0"]["attrs"]["report_desc"]["hex"])
 
 

@@ -253,7 +253,7 @@ def _ffs_vendor(lab_gadget: Any, lab_definitions: dict[str, Any]) -> Any:
 
 
 def test_vendor_control_requests_functionfs(lab_gadget: Any, lab_definitions: dict[str, Any]) -> None:
-    """Vendor requests to a device written in Python on FunctionFS (dkproto.lab.ffs.VendorEchoDevice)."""
+    """Vendor requests to a device written in Python on FunctionFS (devices/lab/vendor_echo.py)."""
     g = _ffs_vendor(lab_gadget, lab_definitions)
     with open_transport(usb_url(g)) as t:
         assert t.control_transfer(0xC0, 0x01, 0, 0, 2) == b"\x00\x01"  # GET_VERSION, device recipient

@@ -156,19 +156,19 @@ def acm_sim() -> SimDevice:
     sim.line = bytes(7)
     sim.lines: list[int] = []
 
-    @sim.class_request(0x20, "out")
+    @sim.control_request(type="class", recipient="interface", number=0x20, direction="out")
     def set_line_coding(dev, req):
         dev.line = req.data
 
-    @sim.class_request(0x21, "in")
+    @sim.control_request(type="class", recipient="interface", number=0x21, direction="in")
     def get_line_coding(dev, req):
         return dev.line
 
-    @sim.class_request(0x22, "out")
+    @sim.control_request(type="class", recipient="interface", number=0x22, direction="out")
     def set_control_line_state(dev, req):
         dev.lines.append(req.wValue)
 
-    eps = sorted(sim._endpoints())
+    eps = sorted(sim.endpoint_addresses())
     out_ep = [e for e in eps if not e & 0x80 and e != 0][0]
     in_ep = [e for e in eps if e & 0x80 and e != 0x82][-1] if 0x81 in eps else [e for e in eps if e & 0x80][-1]
     sim.test_eps = (out_ep, in_ep)

@@ -56,7 +56,7 @@ def test_vendor_requests_and_unhandled_stall(sim: SimTransport, caplog: pytest.L
     with caplog.at_level(logging.WARNING), pytest.raises(PipeStalledError) as info:
         sim.control_transfer(0xC0, 0x33, 0, 0, 4)
     assert info.value.ioreturn == IOReturn.kUSBHostReturnPipeStalled
-    assert "@device.vendor_request(0x33, direction='in', recipient='device')" in caplog.text
+    assert "@control_request(type='vendor', recipient='device', number=0x33, direction='in')" in caplog.text
 
 
 def test_bulk_loopback_stall_clear_timeout(sim: SimTransport) -> None:
@@ -172,11 +172,11 @@ def make_hid_like() -> SimDevice:
     dev = loopback_device()
     got: list[bytes] = []
 
-    @dev.class_request(0x01, direction="in")  # GET_REPORT
+    @dev.control_request(type="class", recipient="interface", number=0x01, direction="in")  # GET_REPORT
     def get_report(device: SimDevice, req: object) -> bytes:
         return b"\x03\x0a\x0b\x0c\x0d"
 
-    @dev.class_request(0x09, direction="out")  # SET_REPORT
+    @dev.control_request(type="class", recipient="interface", number=0x09, direction="out")  # SET_REPORT
     def set_report(device: SimDevice, req: object) -> None:
         got.append(req.data)
 

@@ -1,12 +1,13 @@
-"""FunctionFS HID devices for the HID lab tests: any report descriptor, feature reports answered.
+"""The ``ffs-hid-ups`` lab device: FunctionFS HID with any report descriptor, feature reports answered.
 
-Built on the lab's FunctionFS framework (:class:`dkproto.lab.ffs.FfsHidDevice`, which answers
+An example device program for the HID lab tests. Built on the lab's FunctionFS framework (:class:`dkproto.lab.ffs.FfsHidDevice`, which answers
 GET_REPORT/SET_REPORT, unlike Linux 6.1's configfs ``hid`` function). :class:`DescriptorHidDevice`
 serves a given report descriptor and starts with every feature report the descriptor declares
 present (zeros, report ID byte first when IDs are used), so the host's GET_REPORT(Feature) for
 any ID is answered; SET_REPORT(Feature) replaces the stored bytes (``device.hid.features``).
 
-``ups_device`` is the factory named by ``devices/lab/ffs-hid-ups.json``: the UPS report
+``ups_device`` is the factory named by ``devices/lab/ffs-hid-ups.json`` (``"program":
+"hid_ups.py:ups_device"``): the UPS report
 descriptor of the corpus (``hid/ups-power-device-hidtools-issue25.json``: Power Device page,
 29 feature reports with IDs, units such as volts and seconds).
 """
