@@ -1,6 +1,10 @@
 """``dkproto hid``: list, parse, decode, watch, feature reports, output reports, usages, lint.
 
-Thin: every command parses its options, calls :mod:`dkproto.hid` and prints the result.
+Thin: every command parses its options, calls :mod:`dkproto.hid` and prints the result. DEVICE
+is what :class:`dkproto.hid.device.HidDevice` binds to: a transport URL (``hid://...``,
+``usb://VID:PID?interface=N``, ``sim://...`` serving a HID interface, ``spy+`` around any of
+them, which shows every transfer on stderr), a hidapi path (``/dev/hidraw0``) or
+``VID:PID[:serial]`` (both through ``hid://``).
 """
 
 from __future__ import annotations
@@ -74,8 +78,8 @@ def list_cmd(as_json: bool) -> None:
 @click.argument("source")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def parse_cmd(source: str, fmt: str) -> None:
-    """Parse the report descriptor of a DEVICE (path or VID:PID) or FILE (JSON, hid-recorder,
-    rdesc, hex, binary, sysfs report_descriptor; or a hex string)."""
+    """Parse the report descriptor of a DEVICE (URL, hidapi path or VID:PID) or FILE (JSON,
+    hid-recorder, rdesc, hex, binary, sysfs report_descriptor; or a hex string)."""
     from dkproto.hid.lint import lint_descriptor
     from dkproto.hid.render import format_items, format_layouts
 
@@ -102,7 +106,8 @@ def parse_cmd(source: str, fmt: str) -> None:
 
 
 @hid_group.command("decode")
-@click.option("--descriptor", "-d", "descriptor", required=True, help="Descriptor file, hex or device.")
+@click.option("--descriptor", "-d", "descriptor", required=True,
+              help="Descriptor file, hex, or a device (URL, hidapi path, VID:PID).")
 @click.option("--type", "report_type", type=click.Choice(["input", "output", "feature"]), default="input")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per report.")
 @click.option("--physical", is_flag=True, help="Also show physical values with units.")
@@ -151,8 +156,9 @@ def decode_cmd(descriptor: str, report_type: str, as_json: bool, physical: bool,
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per report.")
 @click.option("--physical", is_flag=True, help="Also show physical values with units.")
 def watch_cmd(device: str, count: int, timeout: float, as_json: bool, physical: bool) -> None:
-    """Watch a DEVICE's input reports live: decoded, changed values marked with *, timestamps,
-    report rate."""
+    """Watch a DEVICE's input reports live (a URL such as hid://046d:c52b, usb://VID:PID?interface=N,
+    sim://..., spy+URL; a hidapi path; VID:PID[:serial]): decoded, changed values marked with *,
+    timestamps, report rate."""
     from dkproto.hid.device import HidDevice
     from dkproto.hid.render import format_values
 
@@ -203,7 +209,7 @@ def watch_cmd(device: str, count: int, timeout: float, as_json: bool, physical: 
 @click.argument("report_id", type=int)
 @click.option("--json", "as_json", is_flag=True)
 def get_feature_cmd(device: str, report_id: int, as_json: bool) -> None:
-    """GET_REPORT(Feature) REPORT_ID from DEVICE, decoded with its descriptor."""
+    """GET_REPORT(Feature) REPORT_ID from DEVICE (URL, hidapi path or VID:PID), decoded with its descriptor."""
     from dkproto.hid.device import HidDevice
     from dkproto.hid.render import format_values
 
@@ -235,7 +241,8 @@ def _send(device: str, report_id: int, assignments: tuple[str, ...], kind: str) 
 @click.argument("report_id", type=int)
 @click.argument("assignments", nargs=-1)
 def set_feature_cmd(device: str, report_id: int, assignments: tuple[str, ...]) -> None:
-    """SET_REPORT(Feature) REPORT_ID built from name=value ASSIGNMENTS (others 0)."""
+    """SET_REPORT(Feature) REPORT_ID on DEVICE (URL, hidapi path or VID:PID), built from name=value
+    ASSIGNMENTS (others 0)."""
     _send(device, report_id, assignments, "feature")
 
 
@@ -244,7 +251,8 @@ def set_feature_cmd(device: str, report_id: int, assignments: tuple[str, ...]) -
 @click.argument("report_id", type=int)
 @click.argument("assignments", nargs=-1)
 def write_cmd(device: str, report_id: int, assignments: tuple[str, ...]) -> None:
-    """Send output report REPORT_ID built from name=value ASSIGNMENTS (e.g. "Caps Lock"=1)."""
+    """Send output report REPORT_ID to DEVICE (URL, hidapi path or VID:PID), built from name=value
+    ASSIGNMENTS (e.g. "Caps Lock"=1)."""
     _send(device, report_id, assignments, "output")
 
 

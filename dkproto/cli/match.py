@@ -1,10 +1,11 @@
-"""``dkproto match Info.plist [FILES...] [--device URL]``: which personality matches which device, and why.
+"""``dkproto match Info.plist [FILE|URL...] [--device URL]``: which personality matches which device, and why.
 
 A thin command over :mod:`dkproto.iokit.matching`: it loads the bundle (and the
 ``.entitlements`` beside it, or ``--entitlements``), loads devices from descriptor files
-(corpus JSON, device-dict JSON, raw sysfs ``descriptors``) or live devices (``--device``), and
-prints, for every provider nub, each personality of that provider class with its score or the
-reason it does not match.
+(corpus JSON, device-dict JSON, raw sysfs ``descriptors``) or reads them through transport URLs
+(``usb://``, ``sim://``, ``spy+...``: given among the files, or with ``--device``), and prints,
+for every provider nub, each personality of that provider class with its score or the reason it
+does not match.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import click
 from dkproto.errors import BadArgumentError
 from dkproto.iokit.matching import MatchReport, USBDeviceInfo, load_devices, match
 from dkproto.iokit.personality import load_bundle
+from dkproto.transport.url import is_url
 
 
 def _live_device(url: str) -> USBDeviceInfo:
@@ -79,22 +81,28 @@ def format_report(report: MatchReport, verbose: int = 0) -> str:
 
 @click.command("match")
 @click.argument("info_plist", type=click.Path(dir_okay=False))
-@click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
-@click.option("--device", "urls", multiple=True, metavar="URL", help="a live device (transport URL); repeatable")
+@click.argument("sources", metavar="[FILE|URL]...", nargs=-1)
+@click.option("--device", "urls", multiple=True, metavar="URL", help="a device by transport URL (as a URL among "
+              "the FILEs); repeatable")
 @click.option("--entitlements", type=click.Path(dir_okay=False), default=None,
               help="the dext's .entitlements (default: the one beside Info.plist)")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 @click.pass_context
-def match_cmd(ctx: click.Context, info_plist: str, files: tuple[str, ...], urls: tuple[str, ...],
+def match_cmd(ctx: click.Context, info_plist: str, sources: tuple[str, ...], urls: tuple[str, ...],
               entitlements: str | None, as_json: bool) -> None:
-    """Match INFO_PLIST's IOKitPersonalities against devices (descriptor FILES or --device URLs),
-    with Apple's USB precedence tables; say why each personality matches or not."""
-    if not files and not urls:
-        raise BadArgumentError("dkproto match: give descriptor files or --device URL")
+    """Match INFO_PLIST's IOKitPersonalities against devices: descriptor FILEs (descriptors/*.json)
+    and devices at transport URLs (usb://1209:0001, sim://loopback, spy+URL...), in the order given,
+    then the --device URLs; with Apple's USB precedence tables, say why each personality matches
+    or not."""
+    if not sources and not urls:
+        raise BadArgumentError("dkproto match: give descriptor files or device URLs")
     bundle = load_bundle(info_plist, entitlements)
-    devices = []
-    for f in files:
-        devices.extend(load_devices(f))
+    devices: list[USBDeviceInfo] = []
+    for source in sources:
+        if is_url(source):
+            devices.append(_live_device(source.strip()))
+        else:
+            devices.extend(load_devices(source))
     for u in urls:
         devices.append(_live_device(u))
     report = match(bundle, devices)

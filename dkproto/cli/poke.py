@@ -40,7 +40,7 @@ def parse_data(text: str, ascii_mode: bool = False) -> bytes:
     """DATA as bytes: hex by default (spaces, colons, commas, ``0x`` allowed), or escaped text."""
     if ascii_mode:
         try:
-            return codecs.escape_decode(text.encode("utf-8"))[0]  # type: ignore[attr-defined,no-any-return]
+            return codecs.escape_decode(text.encode("utf-8"))[0]
         except ValueError as exc:
             raise BadArgumentError(f"DATA: bad escape in {text!r} ({exc})") from None
     if text == "":

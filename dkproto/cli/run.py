@@ -119,7 +119,8 @@ def _say(line: str) -> None:
 
 @click.command("run")
 @click.argument("driver", type=click.Path(dir_okay=False, exists=True))
-@click.option("--device", metavar="URL", help="the device (usb://, hid://, sim://...); default from the driver")
+@click.option("--device", metavar="URL", help="the device's transport URL (usb://, hid://, sim://...; spy+URL shows "
+              "every transfer); default from the driver")
 @click.option("--app", "app", type=click.Path(dir_okay=False, exists=True), help="app script defining main(service)")
 @click.option("--process", is_flag=True, help="run the app in another process, over a Unix socket")
 @click.option("--plist", type=click.Path(dir_okay=False), help="Info.plist (default: beside the driver)")

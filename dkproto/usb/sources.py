@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from dkproto import _jsonload as jsonload
 from dkproto._paths import find_file, read_file
@@ -51,6 +51,7 @@ from dkproto.usb.parser import parse
 __all__ = [
     "EMBEDDED_EXAMPLE",
     "MAX_FILE_BYTES",
+    "BusDevice",
     "LiveDevice",
     "find_devices",
     "from_bytes",
@@ -457,7 +458,23 @@ def find_devices(vid: int | None = None, pid: int | None = None, bus: int | None
     return out
 
 
-def read_device(live: LiveDevice) -> DescriptorSet:
+class BusDevice(Protocol):
+    """What :func:`read_device` needs of a device on the bus: a :class:`LiveDevice`, or the USB
+    transport's ``UsbDeviceInfo`` (:func:`dkproto.transport.usb.find_devices`)."""
+
+    @property
+    def bus(self) -> int: ...
+    @property
+    def address(self) -> int: ...
+    @property
+    def port_path(self) -> str: ...
+    @property
+    def speed(self) -> int: ...
+    @property
+    def sysfs_path(self) -> Path: ...
+
+
+def read_device(live: BusDevice, *, source: str | None = None) -> DescriptorSet:
     """Read every descriptor of a live device through its ``usb://BUS/ADDRESS`` transport.
 
     :func:`dkproto.usb.read.read_descriptor_set` over the transport, opened for control
@@ -465,7 +482,8 @@ def read_device(live: LiveDevice) -> DescriptorSet:
     configuration, the BOS, hub descriptor, device qualifier and other-speed configurations,
     every string in every LANGID and the HID report descriptors. On Linux, when the device
     cannot be opened or read (permissions, busy), the sysfs ``descriptors`` file is read instead
-    and the set says so in ``meta["read_from"]``.
+    and the set says so in ``meta["read_from"]``. ``source`` names the set (default
+    ``usb:BUS:ADDRESS``; ``dkproto dump`` gives the URL, ``usb://BUS/ADDRESS``).
 
     Raises:
         NoDeviceError: the device went away.
@@ -474,7 +492,7 @@ def read_device(live: LiveDevice) -> DescriptorSet:
     from dkproto.transport import open_transport  # the live path only: files need no transport
     from dkproto.usb.read import read_descriptor_set
 
-    source = f"usb:{live.bus:03d}:{live.address:03d}"
+    source = source or f"usb:{live.bus:03d}:{live.address:03d}"
     meta: dict[str, Any] = {"bus": live.bus, "address": live.address, "port_path": live.port_path,
                             "speed": live.speed}
     try:

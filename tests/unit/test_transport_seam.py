@@ -185,7 +185,7 @@ def test_one_vid_pid_parser() -> None:
 
 #: Modules that still have a VID:PID regex of their own, until the lead switches them to
 #: parse_device_id (the entry must go then: the test says so).
-VID_PID_PENDING = {"cli/dump.py"}  # parse_device_selector
+VID_PID_PENDING: set[str] = set()
 
 
 def test_no_second_vid_pid_regex() -> None:
