@@ -528,7 +528,7 @@ class ReportCodec:
                 d[name] = _bits(packed, low, width)
         obj: dict[str, Any] = {"data": d}
         try:
-            out = self.struct.build(obj)
+            out: bytes = self.struct.build(obj)
         except cs.ConstructError as exc:
             raise EncodeError(f"{self.report.type} report {self.report.id}: {exc}") from exc
         if isinstance(values, ReportValues):

@@ -402,7 +402,7 @@ class Gadget:
             return self.path / "functions" / function
         if not names:
             raise NotFoundError(f"gadget {self.name} has no {prefix} function")
-        return self.path / "functions" / names[0]
+        return self.path / "functions" / str(names[0])
 
     def hidg(self, function: str | None = None) -> str:
         """The device-side ``/dev/hidgN`` of a ``hid`` function (the first by default)."""

@@ -383,7 +383,7 @@ def _generate(steps: list[tuple[Any, ...]], reference: Callable[[bytes], tuple[A
     return namespace[top]  # type: ignore[no-any-return]
 
 
-_FAST: dict[int, Any] = {}
+_FAST: dict[int, tuple[Callable[[bytes], tuple[Any, int]], Any]] = {}
 
 
 def fast_parser(struct: Construct) -> Callable[[bytes], tuple[Any, int]]:
@@ -405,6 +405,7 @@ def fast_parser(struct: Construct) -> Callable[[bytes], tuple[Any, int]]:
         obj.pop("_io", None)
         return obj, stream.tell()
 
+    fn: Callable[[bytes], tuple[Any, int]]
     try:
         steps = _plan(struct)
     except _Unsupported:

@@ -24,6 +24,8 @@ descriptor has exactly the spec's length for its subtype.
 
 from __future__ import annotations
 
+from typing import Any
+
 from construct import Array, Bytes, Int8ul, Int16ul, Int32ul, this
 
 from dkproto.schema.classcommon import (
@@ -156,7 +158,7 @@ def _cdc(
     subtype: int,
     key: str,
     spec: str,
-    fields: list,
+    fields: list[Any],
     meanings: dict[str, Meaning] | None = None,
     length: int | None = None,
 ) -> tuple[int, Schema, int | None]:

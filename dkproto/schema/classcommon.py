@@ -42,15 +42,15 @@ CS_INTERFACE = 0x24
 CS_ENDPOINT = 0x25
 
 #: Bytes a descriptor carries after the spec's fields (normally empty).
-EXTRA: Subconstruct = "extra" / GreedyBytes  # type: ignore[assignment]
+EXTRA: Subconstruct = "extra" / GreedyBytes
 
 
 def cs_header() -> list[Subconstruct]:
     """``bLength``, ``bDescriptorType``, ``bDescriptorSubtype``: every class-specific descriptor's start."""
     return [
-        "bLength" / Int8ul,  # type: ignore[list-item]
-        "bDescriptorType" / Int8ul,  # type: ignore[list-item]
-        "bDescriptorSubtype" / Int8ul,  # type: ignore[list-item]
+        "bLength" / Int8ul,
+        "bDescriptorType" / Int8ul,
+        "bDescriptorSubtype" / Int8ul,
     ]
 
 

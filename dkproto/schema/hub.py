@@ -33,7 +33,7 @@ def hub_characteristics(value: int, superspeed: bool = False) -> str:
 
 
 def _ports_bytes(container: Any) -> int:
-    return container.bNbrPorts // 8 + 1
+    return int(container.bNbrPorts) // 8 + 1
 
 
 HUB = make_schema(

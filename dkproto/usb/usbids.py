@@ -27,9 +27,8 @@ def _db() -> str:
                 with open(path, encoding="utf-8", errors="replace") as fh:
                     _text = "\n" + fh.read()
             else:
-                _text = "\n" + resources.files("dkproto.data").joinpath("usb.ids").read_text(
-                    encoding="utf-8", errors="replace"
-                )
+                raw = resources.files("dkproto.data").joinpath("usb.ids").read_bytes()
+                _text = "\n" + raw.decode("utf-8", errors="replace")
         except OSError:
             _text = "\n"
     return _text
