@@ -17,7 +17,7 @@ from construct import Array, Bytes, this
 from dkproto.schema import enums
 from dkproto.schema._fields import bcd, f, make_schema
 from dkproto.schema.registry import Context, Schema, register_standard
-from dkproto.usb import usbids
+from dkproto import usbids
 
 __all__ = [
     "CONFIGURATION",

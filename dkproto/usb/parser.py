@@ -13,6 +13,7 @@ import gc
 from typing import Any
 
 from dkproto.errors import DecodeError
+from dkproto.schema import usb as usb_schema
 from dkproto.schema._fields import compiled
 from dkproto.usb.bounds import MAX_COMPLAINTS, check_bounds
 from dkproto.usb.model import DescriptorSet, Node
@@ -123,8 +124,6 @@ def parse(
 
 def _strings(ds: DescriptorSet, strings: dict[tuple[int, int], bytes], other: Walker) -> None:
     """Decode the string descriptors into ``ds.strings``."""
-    from dkproto.schema import usb as usb_schema  # it imports dkproto.usb (usbids): not at import time
-
     for (langid, index), raw in sorted(strings.items()):
         node = Node(offset=0, raw=bytes(raw), role="string", blob="string", string_id=(langid, index))
         schema = usb_schema.LANGID_LIST if index == 0 else usb_schema.STRING

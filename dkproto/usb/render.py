@@ -207,7 +207,7 @@ def iter_text(ds: DescriptorSet) -> Iterator[str]:
         out.append(f"# read from {ds.meta['read_from']}")
     vp = ds.vid_pid
     if vp is not None:
-        from dkproto.usb import usbids
+        from dkproto import usbids
 
         names = " ".join(x for x in (usbids.vendor_name(vp[0]), usbids.product_name(*vp)) if x)
         prefix = ""
