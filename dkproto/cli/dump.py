@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import click
 
-from dkproto.errors import BadArgumentError, DecodeError, DkError, NoDeviceError, UnsupportedError
+from dkproto.errors import BadArgumentError, DkError, NoDeviceError, UnsupportedError
 from dkproto.transport.url import is_url, parse_device_id
 from dkproto.usb.model import DescriptorSet
+from dkproto.usb.read import iter_live
 from dkproto.usb.render import iter_render
-from dkproto.usb.sources import load, load_embedded_example, read_device
+from dkproto.usb.sources import load, load_embedded_example
 
 __all__ = ["dump_cmd", "iter_live", "parse_device_selector", "parse_slot_selector", "read_url"]
 
@@ -76,27 +76,6 @@ def read_url(url: str) -> DescriptorSet:
                 raise
             raise UnsupportedError(f"{url}: dump reads descriptors with control transfers, which "
                                    f"{info.scheme}:// does not offer; use a usb:// or sim:// URL") from exc
-
-
-def iter_live(vid: int | None = None, pid: int | None = None, bus: int | None = None,
-              address: int | None = None) -> Iterator[DescriptorSet]:
-    """Every device on the bus matching the selectors, each read through its ``usb://BUS/ADDRESS`` URL.
-
-    On Linux a device that cannot be opened is read from sysfs instead (the header says so); a
-    device that cannot be read at all is a set with one ``read`` error.
-
-    Raises:
-        MissingToolError: no libusb back end.
-    """
-    from dkproto.transport.usb import find_devices
-
-    for dev in find_devices(vid=vid, pid=pid, bus=bus, address=address):
-        try:
-            yield read_device(dev, source=dev.url)
-        except DkError as exc:
-            ds = DescriptorSet(source=dev.url)
-            ds.errors.append(DecodeError(str(exc), descriptor="device", rule="read"))
-            yield ds
 
 
 def _emit(ds: DescriptorSet, fmt: str, end: str = "") -> None:

@@ -23,11 +23,11 @@ __all__ = ["hid_group"]
 
 def _load_descriptor(src: str) -> tuple[Any, list[bytes]]:
     """A parsed descriptor (and recorded reports) from a device spec or a file/hex."""
-    from dkproto.hid.device import HidDevice, _looks_like_device
+    from dkproto.hid.device import HidDevice, is_device_spec
     from dkproto.hid.parser import parse
     from dkproto.hid.sources import load
 
-    if _looks_like_device(src):
+    if is_device_spec(src):
         with HidDevice(src) as dev:
             return parse(dev.report_descriptor_bytes()), []
     s = load(src)

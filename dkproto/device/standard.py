@@ -7,7 +7,8 @@ server). It answers, from the set and its own state:
   string in every LANGID the set has, BOS, device qualifier and other-speed configuration *n*
   (from the set's ``extras``); to an interface: the HID class descriptor (0x21) of a HID
   interface and its report descriptor (0x22) when the set carries one or one is given; and, as the class request a hub
-  answers (``bmRequestType`` 0xA0), the hub descriptor (0x29 or 0x2A) when the set carries one;
+  answers (``bmRequestType`` 0xA0), the hub descriptor (0x29 or 0x2A) when the set carries one (a
+  hub-class set without one STALLs it quietly: the set lacks it, no handler is missing);
 * GET_STATUS (device: self-powered and the remote-wakeup / U1 / U2 / LTM features set;
   interface; endpoint: halted or not), CLEAR_FEATURE / SET_FEATURE (ENDPOINT_HALT,
   DEVICE_REMOTE_WAKEUP, TEST_MODE; U1/U2/LTM_ENABLE and FUNCTION_SUSPEND on a SuperSpeed
@@ -133,6 +134,10 @@ class StandardResponder:
         carried: Mapping[int, bytes] = getattr(ds, "hid_report_descriptors", None) or {}
         self.report_descriptors = {int(k): bytes(v) for k, v in {**carried, **(report_descriptors or {})}.items()}
         self.superspeed = len(self.device) >= 4 and int.from_bytes(self.device[2:4], "little") >= 0x0300
+        #: a hub (bDeviceClass 9, or an interface of class 9): its class GET_DESCRIPTOR(0x29/0x2A) is ours
+        self.is_hub = (len(self.device) > 4 and self.device[4] == 0x09) or any(
+            alt.interface_class == 0x09 for c in self._configs for alts in c.interfaces.values()
+            for alt in alts.values())
         self.configuration = 0
         self.alternates: dict[int, int] = {}
         self.halted: set[int] = set()
@@ -196,10 +201,14 @@ class StandardResponder:
 
     def answers(self, req: ControlRequest) -> bool:
         """True for the requests :meth:`respond` is the answer to (answered, or STALLed as a device
-        would): every standard request, and a hub's class GET_DESCRIPTOR when the set has one."""
+        would): every standard request, and a hub's class GET_DESCRIPTOR: any when the set carries
+        a hub descriptor, 0x29 and 0x2A on a hub-class set without one (STALLed: the set lacks it,
+        so no handler is missing and nothing is logged)."""
         if req.type == "standard":
             return True
-        return bool(self.hub) and req.bmRequestType == 0xA0 and req.bRequest == SR.GET_DESCRIPTOR
+        if req.bmRequestType != 0xA0 or req.bRequest != SR.GET_DESCRIPTOR:
+            return False
+        return bool(self.hub) or (self.is_hub and req.wValue >> 8 in (DT.HUB, DT.SUPERSPEED_HUB))
 
     def respond(self, req: ControlRequest) -> bytes | None:
         """Answer one request: IN data (whole; the caller cuts it to ``wLength``) or None for OUT.
@@ -229,6 +238,8 @@ class StandardResponder:
             found = self._interface_descriptor(dtype, index, req.wIndex & 0xFF)
         if not found:
             where = f" (LANGID 0x{req.wIndex:04x})" if dtype == DT.STRING and index else ""
+            if req.type == "class" and not self.hub:
+                where += " (this hub's descriptor set carries none)"
             raise self._stall(req, f"no {descriptor_type_name(dtype)} descriptor {index}{where}")
         return found
 

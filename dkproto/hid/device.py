@@ -44,16 +44,13 @@ from dkproto.transport import (
     open_transport,
 )
 from dkproto.transport.descriptors import hid_interface
-from dkproto.transport.hid import HidDeviceInfo, HIDTransport, enumerate_devices, hidapi_errors
+from dkproto.transport.hid import HidDeviceInfo, HIDTransport, enumerate_devices
 from dkproto.transport.url import is_url, parse_device_id
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["HidDevice", "HidDeviceInfo", "enumerate_devices", "find_device", "parse_device_spec"]
-
-#: The transport's mapper under its former name here (kept for ``tests/unit/test_hid_device.py``).
-_hidapi_errors = hidapi_errors
+__all__ = ["HidDevice", "HidDeviceInfo", "enumerate_devices", "find_device", "is_device_spec", "parse_device_spec"]
 
 #: hidapi paths on Linux and macOS, and the ``hid:`` prefix of a spec.
 _PATH_PREFIXES = ("/dev/hidraw", "hid:", "DevSrvsID:", "IOService:")
@@ -79,8 +76,9 @@ def parse_device_spec(spec: str) -> tuple[str | None, int, int, str | None]:
     return None, ident[0], ident[1], ident[2]
 
 
-def _looks_like_device(spec: str) -> bool:
-    """A transport URL, a hidapi path or ``VID:PID[:serial]`` (else: a descriptor file or hex)."""
+def is_device_spec(spec: str) -> bool:
+    """True when ``spec`` names a device :class:`HidDevice` binds to: a transport URL, a hidapi path or
+    ``VID:PID[:serial]`` (anything else, the ``dkproto hid`` verbs read as a descriptor file or hex)."""
     return (is_url(spec) or spec.startswith(_PATH_PREFIXES)
             or parse_device_id(spec.removeprefix("hid:"), serial=True) is not None)
 

@@ -164,7 +164,8 @@ class IOHIDInterface(IOService):
         props = {kIOHIDVendorIDKey: info.idVendor or 0, kIOHIDProductIDKey: info.idProduct or 0,
                  kIOHIDTransportKey: "USB", kIOHIDProductKey: info.product or "",
                  kIOHIDManufacturerKey: info.manufacturer or "", kIOHIDSerialNumberKey: info.serial_number or ""}
-        nub = cls(_report_descriptor(transport), props, transport=transport)
+        # Transport.report_descriptor: hid:// asks hidapi (sysfs as its fallback), the others GET_DESCRIPTOR
+        nub = cls(bytes(transport.report_descriptor()), props, transport=transport)
         start_service(nub, None)
         nub.register_service()
         return nub
@@ -285,22 +286,6 @@ class IOHIDInterface(IOService):
             except DkError:
                 pass
         super().stop(provider)
-
-
-def _report_descriptor(transport: Any) -> bytes:
-    """The report descriptor through the transport; on Linux, sysfs if hidapi cannot give it."""
-    try:
-        return bytes(transport.report_descriptor())
-    except (DkError, TypeError, AttributeError) as exc:  # TypeError: hidapi builds differ in signature
-        path = getattr(transport.info, "path", None) or ""
-        from pathlib import Path
-
-        node = Path(path).name
-        sysfs = Path("/sys/class/hidraw") / node / "device" / "report_descriptor"
-        if node.startswith("hidraw") and sysfs.is_file():
-            _log.info("report descriptor of %s from sysfs (hidapi: %s)", path, exc)
-            return sysfs.read_bytes()
-        raise UnsupportedError(f"cannot read the report descriptor of {path or transport}: {exc}") from exc
 
 
 class IOUserHIDEventService(IOService):

@@ -57,6 +57,7 @@ from dkproto.iokit.usb_matching import (
     validate_transport_usb,
 )
 from dkproto.ioreturn import IOReturn
+from dkproto.transport.descriptors import get_descriptor
 
 __all__ = [
     "IOUSBHostDevice",
@@ -148,7 +149,7 @@ class IOUSBHostDevice(IOService):
         super().__init__()
         self.transport = transport
         self._sessions: dict[int, IOService] = {}
-        self._desc_cache: dict[tuple[int, int, int], bytes] = {}
+        self._desc_cache: dict[tuple[int, int, int, int, int], bytes] = {}
         self._gone = False
         self._gone_lock = threading.Lock()
         self._control_queue = IODispatchQueue("IOUSBHostDevice.control")
@@ -246,14 +247,14 @@ class IOUSBHostDevice(IOService):
 
         Cached; otherwise GET_DESCRIPTOR. Returns the descriptor bytes (``len()`` is the actual length).
         """
-        key = (type, index, language_id)
+        key = (type, index, language_id, request_type, request_recipient)
         cached = self._desc_cache.get(key)
         if cached is not None and len(cached) >= length:
             return cached[:length]
         self._require_present("CopyDescriptor")
-        bm = 0x80 | ((request_type & 3) << 5) | (request_recipient & 0x1F)
         try:
-            data = bytes(self.transport.control_transfer(bm, 6, (type << 8) | index, language_id, length))
+            data = get_descriptor(self.transport, type, index, length, wIndex=language_id, recipient=request_recipient,
+                                  request_type=request_type)
         except DkError as exc:
             raise self._io_error(exc) from exc
         if cached is None or len(data) > len(cached):
@@ -752,16 +753,15 @@ def attach_device(transport: Any, *, configure: bool = True, watch: float | None
 
 
 def device_info_from_url(url: str) -> USBDeviceInfo:
-    """Read a live device's descriptors through its transport, for matching (``dkproto match --device``)."""
+    """Read a live device's descriptors through its transport, for matching (``dkproto match --device``):
+    :func:`dkproto.usb.read.read_descriptor_set`, the one reader of a whole set, then the current
+    configuration first."""
     from dkproto.transport import open_transport
+    from dkproto.usb.read import read_descriptor_set
 
     with open_transport(url) as t:
-        dd = bytes(t.control_transfer(0x80, 6, 0x0100, 0, 18))
-        blob = bytearray(dd)
-        for i in range(dd[17]):
-            head = bytes(t.control_transfer(0x80, 6, 0x0200 | i, 0, 9))
-            blob += bytes(t.control_transfer(0x80, 6, 0x0200 | i, 0, int.from_bytes(head[2:4], "little")))
-        info = device_from_descriptors(bytes(blob), name=url, source=url)
+        ds = read_descriptor_set(t, source=url)
+        info = device_from_descriptors(ds.to_bytes(), name=url, source=url)
         try:
             cur = t.get_configuration()
         except DkError:

@@ -14,10 +14,10 @@ from typing import Any
 
 from construct import Array, Bytes, this
 
+from dkproto import usbids
 from dkproto.schema import enums
 from dkproto.schema._fields import bcd, f, make_schema
 from dkproto.schema.registry import Context, Schema, register_standard
-from dkproto import usbids
 
 __all__ = [
     "CONFIGURATION",

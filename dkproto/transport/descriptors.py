@@ -6,25 +6,43 @@ These run on any :class:`~dkproto.transport.base.Transport` with control transfe
 :class:`~dkproto.errors.UnsupportedError`. :meth:`Transport.report_descriptor` is built on
 :func:`read_report_descriptor`; :class:`dkproto.hid.device.HidDevice` finds its interrupt
 endpoints with :func:`hid_interface`.
+
+This module holds THE one implementation of each of these operations:
+
+* :func:`get_descriptor`: one GET_DESCRIPTOR, standard or class, to the device or an interface;
+* :func:`interfaces_of`: the interfaces of a configuration's bytes, with what HID needs of them
+  (class, the report descriptor's ``wDescriptorLength``, the interrupt endpoints);
+* :func:`get_report_descriptor`: GET_DESCRIPTOR(Report) of one interface, ``length`` bytes.
+
+:func:`dkproto.usb.read.read_descriptor_set` (the whole set, every configuration) and
+:mod:`dkproto.iokit` (``IOUSBHostDevice::CopyDescriptor``) use them. The layering runs one way:
+``dkproto.usb`` imports ``dkproto.transport``, never the reverse, so this module reads raw bytes
+(no walker, no schemas) and ``import dkproto.transport`` stays light and free of cycles.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from dkproto.errors import DecodeError, NotFoundError, UnsupportedError
+from dkproto.errors import BadArgumentError, DecodeError, NotFoundError, UnsupportedError
 
 if TYPE_CHECKING:
     from dkproto.transport.base import Transport
 
 __all__ = [
     "MAX_REPORT_DESCRIPTOR",
+    "RECIPIENT_DEVICE",
+    "RECIPIENT_INTERFACE",
+    "REQUEST_TYPE_CLASS",
+    "REQUEST_TYPE_STANDARD",
     "HidInterfaceInfo",
     "active_configuration",
     "get_descriptor",
+    "get_report_descriptor",
     "hid_interface",
+    "interfaces_of",
     "iter_descriptors",
     "read_report_descriptor",
 ]
@@ -33,21 +51,46 @@ __all__ = [
 #: (the kernel's HID_MAX_DESCRIPTOR_SIZE).
 MAX_REPORT_DESCRIPTOR = 4096
 
+#: ``request_type`` of :func:`get_descriptor` (bmRequestType bits 6..5; DriverKit's
+#: ``kIOUSBDeviceRequestTypeValueStandard`` / ``...Class``).
+REQUEST_TYPE_STANDARD, REQUEST_TYPE_CLASS = 0, 1
+#: ``recipient`` of :func:`get_descriptor` (bmRequestType bits 4..0; ``kIOUSBDeviceRequestRecipientValue...``).
+RECIPIENT_DEVICE, RECIPIENT_INTERFACE = 0, 1
+
 _TIMEOUT_MS = 1000
 _DEVICE, _CONFIGURATION, _INTERFACE, _ENDPOINT, _HID, _REPORT = 0x01, 0x02, 0x04, 0x05, 0x21, 0x22
 
 
 def get_descriptor(transport: Transport, descriptor_type: int, index: int = 0, length: int = 255, *,
-                   wIndex: int = 0, recipient: int = 0, timeout: int = _TIMEOUT_MS) -> bytes:
+                   wIndex: int = 0, recipient: int = RECIPIENT_DEVICE, request_type: int = REQUEST_TYPE_STANDARD,
+                   timeout: int = _TIMEOUT_MS) -> bytes:
     """GET_DESCRIPTOR(``descriptor_type``, ``index``) on the default pipe; the bytes the device returned.
 
+    ``bmRequestType`` is ``0x80 | request_type << 5 | recipient``: 0x80 a standard descriptor of
+    the device, 0x81 one of an interface (HID, report), 0xA0 a class descriptor of the device (a
+    hub's 0x29/0x2A), as DriverKit's ``CopyDescriptor(..., requestType, requestRecipient, ...)``.
+
     Args:
-        wIndex: the language ID (strings), or the interface number (class descriptors, ``recipient=1``).
-        recipient: 0 device (standard descriptors), 1 interface (HID class descriptors).
+        wIndex: the language ID (strings), or the interface number (``recipient=1``).
+        recipient: 0 device, 1 interface, 2 endpoint, 3 other.
+        request_type: 0 standard, 1 class, 2 vendor.
+
+    Raises:
+        BadArgumentError: ``request_type`` or ``recipient`` out of range.
     """
-    data = transport.control_transfer(0x80 | recipient, 0x06, (descriptor_type << 8) | index, wIndex, length,
-                                      timeout)
-    return bytes(data)  # IN: always bytes
+    if request_type not in (0, 1, 2) or recipient not in (0, 1, 2, 3):
+        raise BadArgumentError(f"GET_DESCRIPTOR: request type {request_type} (0..2) or recipient {recipient} "
+                               "(0..3) out of range")
+    data = transport.control_transfer(0x80 | request_type << 5 | recipient, 0x06, (descriptor_type << 8) | index,
+                                      wIndex, length, timeout)
+    return b"" if isinstance(data, int) else bytes(data)  # IN: bytes (an int would be a back end's bug)
+
+
+def get_report_descriptor(transport: Transport, interface: int, length: int, timeout: int = _TIMEOUT_MS) -> bytes:
+    """GET_DESCRIPTOR(Report) to ``interface`` (HID 1.11 7.1.1), ``length`` bytes asked (its
+    ``wDescriptorLength``); the bytes the device returned."""
+    return get_descriptor(transport, _REPORT, 0, length, wIndex=interface, recipient=RECIPIENT_INTERFACE,
+                          timeout=timeout)
 
 
 def iter_descriptors(block: bytes) -> Iterator[bytes]:
@@ -95,13 +138,14 @@ def active_configuration(transport: Transport, timeout: int = _TIMEOUT_MS) -> by
 
 @dataclass(frozen=True)
 class HidInterfaceInfo:
-    """One interface of the active configuration (alternate setting 0), as HID needs it.
+    """One interface descriptor (one alternate setting) of a configuration, as HID needs it.
 
     Attributes:
         bInterfaceNumber, bInterfaceClass: from the interface descriptor (HID is class 3).
         report_descriptor_length: wDescriptorLength of the Report entry of its HID descriptor
-            (0x21), or None when it has none.
-        in_endpoint, out_endpoint: its interrupt IN and OUT bEndpointAddress, or None.
+            (0x21, read under a HID interface only), or None when it has none.
+        in_endpoint, out_endpoint: its first interrupt IN and OUT bEndpointAddress, or None.
+        bAlternateSetting: from the interface descriptor.
     """
 
     bInterfaceNumber: int
@@ -109,6 +153,35 @@ class HidInterfaceInfo:
     report_descriptor_length: int | None = None
     in_endpoint: int | None = None
     out_endpoint: int | None = None
+    bAlternateSetting: int = 0
+
+
+def interfaces_of(config: bytes) -> Iterator[HidInterfaceInfo]:
+    """Every interface descriptor of a configuration (``wTotalLength`` bytes), every alternate
+    setting, in order, with what follows it up to the next one: the HID descriptor's Report
+    length (under a HID interface) and the interrupt endpoints. Raw bytes, by ``bLength``
+    (:func:`iter_descriptors`)."""
+    found: HidInterfaceInfo | None = None
+    for desc in iter_descriptors(config):
+        kind = desc[1]
+        if kind == _INTERFACE and len(desc) >= 9:
+            if found is not None:
+                yield found
+            found = HidInterfaceInfo(desc[2], desc[5], bAlternateSetting=desc[3])
+        elif found is None:
+            continue
+        elif kind == _HID and len(desc) >= 6 and found.bInterfaceClass == 3:
+            entries = desc[6:6 + 3 * desc[5]]
+            length = next((int.from_bytes(entries[i + 1:i + 3], "little") for i in range(0, len(entries) - 2, 3)
+                           if entries[i] == _REPORT), found.report_descriptor_length)
+            found = replace(found, report_descriptor_length=length)
+        elif kind == _ENDPOINT and len(desc) >= 4 and desc[3] & 3 == 3:
+            if desc[2] & 0x80 and found.in_endpoint is None:
+                found = replace(found, in_endpoint=desc[2])
+            elif not desc[2] & 0x80 and found.out_endpoint is None:
+                found = replace(found, out_endpoint=desc[2])
+    if found is not None:
+        yield found
 
 
 def hid_interface(transport: Transport, interface: int, timeout: int = _TIMEOUT_MS) -> HidInterfaceInfo:
@@ -118,33 +191,15 @@ def hid_interface(transport: Transport, interface: int, timeout: int = _TIMEOUT_
         NotFoundError: the active configuration has no such interface.
         UnsupportedError: the transport has no control transfers (``hid://``).
     """
-    number = klass = -1
-    length = in_ep = out_ep = None
-    for desc in iter_descriptors(active_configuration(transport, timeout)):
-        kind = desc[1]
-        if kind == _INTERFACE and len(desc) >= 9:
-            if number >= 0:
-                break  # the next interface (or alternate setting): ours is complete
-            if desc[2] == interface and desc[3] == 0:
-                number, klass = desc[2], desc[5]
-        elif number < 0:
-            continue
-        elif kind == _HID and len(desc) >= 6:
-            entries = desc[6:6 + 3 * desc[5]]
-            length = next((int.from_bytes(entries[i + 1:i + 3], "little") for i in range(0, len(entries) - 2, 3)
-                           if entries[i] == _REPORT), length)
-        elif kind == _ENDPOINT and len(desc) >= 4 and desc[3] & 3 == 3:
-            if desc[2] & 0x80:
-                in_ep = in_ep if in_ep is not None else desc[2]
-            else:
-                out_ep = out_ep if out_ep is not None else desc[2]
-    if number < 0:
-        raise NotFoundError(f"interface {interface} is not in the active configuration")
-    return HidInterfaceInfo(number, klass, length, in_ep, out_ep)
+    for info in interfaces_of(active_configuration(transport, timeout)):
+        if info.bInterfaceNumber == interface and info.bAlternateSetting == 0:
+            return info
+    raise NotFoundError(f"interface {interface} is not in the active configuration")
 
 
 def read_report_descriptor(transport: Transport, interface: int, timeout: int = _TIMEOUT_MS) -> bytes:
-    """GET_DESCRIPTOR(Report) of a HID interface (HID 1.11 7.1.1), ``wDescriptorLength`` bytes.
+    """The report descriptor of a HID interface of the active configuration: its HID descriptor's
+    ``wDescriptorLength`` (:func:`hid_interface`), then :func:`get_report_descriptor`.
 
     Raises:
         UnsupportedError: the interface is not HID (bInterfaceClass 3), or the transport has no
@@ -157,4 +212,4 @@ def read_report_descriptor(transport: Transport, interface: int, timeout: int = 
         raise UnsupportedError(f"interface {interface} is not a HID interface (bInterfaceClass "
                                f"0x{info.bInterfaceClass:02x}, not 0x03)")
     length = min(info.report_descriptor_length or MAX_REPORT_DESCRIPTOR, 0xFFFF)
-    return get_descriptor(transport, _REPORT, 0, length, wIndex=interface, recipient=1, timeout=timeout)
+    return get_report_descriptor(transport, interface, length, timeout)

@@ -17,7 +17,8 @@ selects the libusb flavour (cython-hidapi's ``hid`` module). The Transport API o
 * ``get_report``/``set_report``: feature reports (``hid_get_feature_report``/``hid_send_feature_report``),
   input reports (``hid_get_input_report``) and output reports (``hid_write``); payloads without
   the report-ID byte, as in the Transport API.
-* ``report_descriptor()``: ``hid_get_report_descriptor`` (hidapi >= 0.14), else sysfs on Linux.
+* ``report_descriptor()``: ``hid_get_report_descriptor`` (hidapi >= 0.14); on Linux, sysfs when
+  that call is missing or fails.
 * no control transfers and no USB management: :class:`~dkproto.errors.UnsupportedError`.
 """
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import sys
 from collections.abc import Iterator, Mapping
@@ -57,11 +59,16 @@ from dkproto.transport.base import (
 from dkproto.transport.descriptors import MAX_REPORT_DESCRIPTOR
 from dkproto.transport.url import QueryOptions, parse_url, parse_vid_pid, url_error
 
-__all__ = ["BUS_TYPES", "GRAMMAR", "HIDTransport", "HidDeviceInfo", "enumerate_devices", "hidapi_errors",
-           "hidapi_module"]
+__all__ = ["BUS_TYPES", "GRAMMAR", "SYSFS_HIDRAW", "HIDTransport", "HidDeviceInfo", "enumerate_devices",
+           "hidapi_errors", "hidapi_module"]
+
+log = logging.getLogger(__name__)
 
 GRAMMAR = ("hid:///dev/hidrawN (a hidapi path) or "
            "hid://VID:PID[?serial=S&interface=N&usage_page=N&usage=N&index=N]")
+
+#: Where Linux lists hidraw nodes (``hidrawN/device/report_descriptor``).
+SYSFS_HIDRAW = Path("/sys/class/hidraw")
 
 #: hid_device_info.bus_type -> its name.
 BUS_TYPES = {0: "unknown", 1: "usb", 2: "bluetooth", 3: "i2c", 4: "spi"}
@@ -331,14 +338,32 @@ class HIDTransport(Transport):
         return max(0, int(n) - 1)
 
     def report_descriptor(self, interface: int | None = None, timeout: int = DEFAULT_TIMEOUT_MS) -> bytes:
-        """The report descriptor of the device opened (``hid_get_report_descriptor``; on Linux, sysfs
-        when this hidapi lacks it). ``interface`` is ignored: a hidapi device is one interface."""
+        """The report descriptor of the device opened: ``hid_get_report_descriptor``; on Linux, the
+        hidraw node's sysfs ``report_descriptor`` when this hidapi lacks that call or it fails (a
+        build with another signature, an error). ``interface`` is ignored: a hidapi device is one
+        interface. The one fallback: callers (``HidDevice``, ``IOHIDInterface``) just call this.
+
+        Raises:
+            MissingToolError: this hidapi has no ``get_report_descriptor`` and there is no sysfs file.
+            DkError: hidapi's error (:func:`hidapi_errors`) when there is no sysfs file.
+        """
         dev = self._hidapi("report_descriptor")
         getter = getattr(dev, "get_report_descriptor", None)
+        failure: DkError | None = None
         if getter is not None:
-            with hidapi_errors("get_report_descriptor", self.path or "", dev):
-                return bytes(getter())
-        sysfs = Path("/sys/class/hidraw") / Path(self.path or "").name / "device" / "report_descriptor"
-        if sysfs.exists():
+            try:
+                with hidapi_errors("get_report_descriptor", self.path or "", dev):
+                    return bytes(getter())
+            except TypeError as exc:  # hidapi builds differ in its signature
+                failure = UnsupportedError(f"get_report_descriptor {self.path}: {exc}")
+            except DkError as exc:
+                failure = exc
+        node = Path(self.path or "").name
+        sysfs = SYSFS_HIDRAW / node / "device" / "report_descriptor"
+        if node.startswith("hidraw") and sysfs.is_file():
+            if failure is not None:
+                log.info("report descriptor of %s from sysfs (hidapi: %s)", self.path, failure)
             return read_file(sysfs, max_bytes=MAX_REPORT_DESCRIPTOR)
+        if failure is not None:
+            raise failure
         raise MissingToolError("this hidapi has no get_report_descriptor (needs hidapi >= 0.14)")

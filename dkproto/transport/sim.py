@@ -12,9 +12,13 @@ unhandled request STALLs (:class:`~dkproto.errors.PipeStalledError`), and the lo
 decorator you would need. Device-side controls: :meth:`SimDevice.queue_in`,
 :meth:`SimDevice.stall`, :meth:`SimDevice.unplug`.
 
-URL grammar: see :data:`GRAMMAR`. Built-in profile ``loopback``: vendor interface 0 with bulk
-OUT 0x02 looped to bulk IN 0x81 (like the kernel's Loopback gadget) and vendor requests
-0x01 (OUT: store data) and 0x02 (IN: return it), like the ``functionfs`` test gadget.
+URL grammar: see :data:`GRAMMAR`. Built-in profiles (:data:`PROFILES`):
+
+* ``loopback``: vendor interface 0 with bulk OUT 0x02 looped to bulk IN 0x81 (like the kernel's
+  Loopback gadget) and vendor requests 0x01 (OUT: store data) and 0x02 (IN: return it), like the
+  ``functionfs`` test gadget;
+* ``hid-keyboard``: a boot keyboard with LEDs (:class:`SimKeyboard`), so ``dkproto hid
+  parse|watch|write|get-feature sim://hid-keyboard`` work with no code.
 """
 
 from __future__ import annotations
@@ -53,12 +57,12 @@ from dkproto.transport.url import parse_url, url_error
 if TYPE_CHECKING:
     from dkproto.usb import DescriptorSet
 
-__all__ = ["GRAMMAR", "PROFILES", "ControlRequest", "SimDevice", "SimTransport", "control_request",
-           "loopback_device"]
+__all__ = ["BOOT_KEYBOARD_REPORT_DESCRIPTOR", "GRAMMAR", "PROFILES", "ControlRequest", "SimDevice", "SimKeyboard",
+           "SimTransport", "control_request", "hid_keyboard_device", "loopback_device"]
 
 log = logging.getLogger(__name__)
 
-GRAMMAR = ("sim://PROFILE with PROFILE a built-in name (loopback), module:attr (a SimDevice, a SimDevice "
+GRAMMAR = ("sim://PROFILE with PROFILE a built-in name (loopback, hid-keyboard), module:attr (a SimDevice, a SimDevice "
            "subclass or a function annotated '-> SimDevice'), or a path to a descriptor file (corpus .json, "
            "raw sysfs 'descriptors' bytes)")
 
@@ -329,8 +333,121 @@ def loopback_device() -> SimDevice:
     return dev
 
 
+#: The boot keyboard report descriptor of HID 1.11 Appendix E.6: input (8 bytes) a modifier byte, a
+#: reserved byte and 6 key codes (0..101); output (1 byte) 5 LEDs (Num Lock, Caps Lock, Scroll Lock,
+#: Compose, Kana) and 3 bits of padding. No report IDs.
+BOOT_KEYBOARD_REPORT_DESCRIPTOR = bytes.fromhex(
+    "05010906a101"                    # Usage Page (Generic Desktop), Usage (Keyboard), Collection (Application)
+    "050719e029e71500250175019508"    # Usage Page (Keyboard), Usage Min/Max (0xE0-0xE7), 8 x 1 bit
+    "8102"                            # Input (Data, Variable, Absolute): the modifier byte
+    "950175088101"                    # Input (Constant): the reserved byte
+    "95057501050819012905"            # Usage Page (LEDs), Usage Min/Max (1-5), 5 x 1 bit
+    "9102"                            # Output (Data, Variable, Absolute): the LEDs
+    "950175039101"                    # Output (Constant): 3 bits of padding
+    "95067508150025650507190029658100"  # 6 x 8 bits, keys 0..101: Input (Data, Array)
+    "c0")                             # End Collection
+
+
+class SimKeyboard(SimDevice):
+    """The built-in ``hid-keyboard`` profile: a USB boot keyboard with LEDs (pid.codes test VID:PID 1209:0003).
+
+    One HID interface (0: class 3, boot subclass, keyboard protocol) with an interrupt IN endpoint
+    0x81 (8 bytes) and :data:`BOOT_KEYBOARD_REPORT_DESCRIPTOR`; no interrupt OUT, so the LEDs come
+    as SET_REPORT(Output), as a boot keyboard's do. It answers the HID class requests (HID 1.11
+    §7.2): GET_REPORT (input: the last report queued; output: the LEDs), SET_REPORT (output),
+    GET/SET_IDLE and GET/SET_PROTOCOL; a feature report, a report ID or another interface STALLs.
+
+    Device side: :meth:`press` and :meth:`release` queue input reports (:meth:`SimDevice.queue_in`
+    on 0x81); :attr:`leds` is the LED byte the host last set, :attr:`outputs` every one, in order.
+    """
+
+    #: the interface and its interrupt IN endpoint
+    INTERFACE, IN_ENDPOINT = 0, 0x81
+
+    def __init__(self) -> None:
+        rdesc = BOOT_KEYBOARD_REPORT_DESCRIPTOR
+        device = bytes.fromhex("12 01 0002 00 00 00 40 0912 0300 0001 01 02 03 01")
+        config = (bytes.fromhex("09 02 2200 01 01 00 a0 32"   # configuration 1: 1 interface, remote wakeup, 100 mA
+                                "09 04 00 00 01 03 01 01 00"  # interface 0: 1 endpoint, HID, boot, keyboard
+                                "09 21 1101 00 01 22") + len(rdesc).to_bytes(2, "little")
+                  + bytes.fromhex("07 05 81 03 0800 0a"))      # interrupt IN 0x81, 8 bytes, every 10 ms
+        super().__init__(device, [config], {1: "dkproto", 2: "sim hid-keyboard", 3: "0003"},
+                         name="sim://hid-keyboard", report_descriptors={self.INTERFACE: rdesc})
+        self.leds = 0
+        self.outputs: list[bytes] = []
+        self.last_input = bytes(8)
+        self.idle = 0
+        self.protocol = 1  # report protocol; 0 is the boot protocol (the same reports here)
+
+    # ----------------------------------------------------------------- device side
+    def press(self, *keys: int, modifiers: int = 0) -> bytes:
+        """Queue the input report of ``keys`` (Keyboard page usages, at most 6) held with
+        ``modifiers`` (bit 0 Left Control ... bit 7 Right GUI); returns it."""
+        if len(keys) > 6 or not all(0 <= k <= 101 for k in keys) or not 0 <= modifiers <= 0xFF:
+            raise BadArgumentError(f"{self.name}: at most 6 key codes 0..101 and a modifier byte, "
+                                   f"got {keys} and {modifiers}")
+        report = bytes([modifiers, 0, *keys]) + bytes(6 - len(keys))
+        self.last_input = report
+        self.queue_in(self.IN_ENDPOINT, report)
+        return report
+
+    def release(self) -> bytes:
+        """Queue the all-keys-up report; returns it."""
+        return self.press()
+
+    # ----------------------------------------------------------------- HID class requests
+    def _check_request(self, req: ControlRequest, report_types: tuple[int, ...] = ()) -> None:
+        if req.wIndex & 0xFF != self.INTERFACE:
+            raise PipeStalledError(f"{self.name}: {req.describe()}: no HID interface {req.wIndex & 0xFF}")
+        if report_types and (req.wValue >> 8 not in report_types or req.wValue & 0xFF):
+            raise PipeStalledError(f"{self.name}: {req.describe()}: no such report (type {req.wValue >> 8}, "
+                                   f"ID {req.wValue & 0xFF})")
+
+    @control_request(type="class", recipient="interface", number=0x01, direction="in")
+    def get_report(self, req: ControlRequest) -> bytes:
+        """GET_REPORT: input (type 1), the last report; output (type 2), the LEDs."""
+        self._check_request(req, (1, 2))
+        return self.last_input if req.wValue >> 8 == 1 else bytes([self.leds])
+
+    @control_request(type="class", recipient="interface", number=0x09, direction="out")
+    def set_report(self, req: ControlRequest) -> None:
+        """SET_REPORT(Output): the LED byte."""
+        self._check_request(req, (2,))
+        if len(req.data) != 1:
+            raise PipeStalledError(f"{self.name}: {req.describe()}: the LED report is 1 byte, not {len(req.data)}")
+        self.leds = req.data[0]
+        self.outputs.append(req.data)
+
+    @control_request(type="class", recipient="interface", number=0x02, direction="in")
+    def get_idle(self, req: ControlRequest) -> bytes:
+        self._check_request(req)
+        return bytes([self.idle])
+
+    @control_request(type="class", recipient="interface", number=0x0A, direction="out")
+    def set_idle(self, req: ControlRequest) -> None:
+        self._check_request(req)
+        self.idle = req.wValue >> 8
+
+    @control_request(type="class", recipient="interface", number=0x03, direction="in")
+    def get_protocol(self, req: ControlRequest) -> bytes:
+        self._check_request(req)
+        return bytes([self.protocol])
+
+    @control_request(type="class", recipient="interface", number=0x0B, direction="out")
+    def set_protocol(self, req: ControlRequest) -> None:
+        self._check_request(req)
+        if req.wValue > 1:
+            raise PipeStalledError(f"{self.name}: {req.describe()}: protocol 0 (boot) or 1 (report)")
+        self.protocol = req.wValue
+
+
+def hid_keyboard_device() -> SimKeyboard:
+    """The built-in ``hid-keyboard`` profile (:class:`SimKeyboard`)."""
+    return SimKeyboard()
+
+
 #: Built-in profiles: name -> factory.
-PROFILES: dict[str, Callable[[], SimDevice]] = {"loopback": loopback_device}
+PROFILES: dict[str, Callable[[], SimDevice]] = {"loopback": loopback_device, "hid-keyboard": hid_keyboard_device}
 
 
 def _is_factory(obj: Any) -> bool:
@@ -383,7 +500,7 @@ def load_profile(spec: str, url: str = "") -> SimDevice:
         except (KeyboardInterrupt, DkError):
             raise
         except BaseException as exc:
-            from dkproto.iokit.status import user_code_error
+            from dkproto._usercode import user_code_error
 
             raise user_code_error(exc, f"making the {url} device", getattr(module, "__file__", None)) from exc
         if not isinstance(device, SimDevice):

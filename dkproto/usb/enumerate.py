@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dkproto import usbids
 from dkproto.errors import DkError
 from dkproto.schema.enums import Speed, class_name
 from dkproto.transport import open_transport
 from dkproto.transport.descriptors import active_configuration, iter_descriptors
 from dkproto.transport.usb import UsbDeviceInfo, find_devices
-from dkproto import usbids
 
 __all__ = ["DeviceInfo", "InterfaceInfo", "describe", "list_devices", "render_list", "render_tree"]
 

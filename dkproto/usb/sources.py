@@ -17,10 +17,10 @@ File formats, detected from the content (not the extension):
   descriptor, ``[hid report INTERFACE]`` one HID report descriptor. ``dkproto dump --format hex``
   output is in this format.
 
-Live devices are found through pyusb with the ``libusb-package`` backend (no system libusb
-needed) and read through their ``usb://BUS/ADDRESS`` transport
-(:func:`dkproto.usb.read.read_descriptor_set`); on Linux, a device that cannot be opened is read
-from sysfs instead.
+Live devices are found by the USB transport (:func:`dkproto.transport.usb.find_devices`, which
+opens nothing) and read through their ``usb://BUS/ADDRESS`` transport by :mod:`dkproto.usb.read`
+(``read_device``, ``iter_live``; on Linux, a device that cannot be opened is read from sysfs
+instead). This module reads files and bytes only, and imports no transport.
 """
 
 from __future__ import annotations
@@ -28,19 +28,15 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from dkproto import _jsonload as jsonload
 from dkproto._paths import find_file, read_file
 from dkproto.errors import (
     BadArgumentError,
     DecodeError,
-    DkError,
-    MissingToolError,
-    NoDeviceError,
     NotFoundError,
     NotPermittedError,
 )
@@ -51,16 +47,12 @@ from dkproto.usb.parser import parse
 __all__ = [
     "EMBEDDED_EXAMPLE",
     "MAX_FILE_BYTES",
-    "BusDevice",
-    "LiveDevice",
-    "find_devices",
     "from_bytes",
     "from_hex",
     "from_json",
     "load",
     "load_embedded_example",
     "load_folder",
-    "read_device",
     "resolve",
 ]
 
@@ -377,149 +369,3 @@ def _json_type(value: Any) -> str:
 
 
 # -- live devices ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LiveDevice:
-    """A device found on the bus (what ``dkproto list`` shows; ``read_device`` reads it).
-
-    Attributes:
-        bus, address: bus number and device number (``-s BUS:DEVNUM``).
-        port_numbers: port path from the root hub (``1-1.4`` is ``(1, 4)`` on bus 1).
-        idVendor, idProduct: from the device descriptor.
-        speed: libusb speed code (see :class:`dkproto.schema.enums.Speed`).
-        handle: the pyusb ``usb.core.Device``.
-    """
-
-    bus: int
-    address: int
-    port_numbers: tuple[int, ...]
-    idVendor: int
-    idProduct: int
-    speed: int
-    handle: Any
-
-    @property
-    def port_path(self) -> str:
-        """Linux sysfs-style port path (``1-1.4``), or ``BUS-0`` for a root hub."""
-        if not self.port_numbers:
-            return f"usb{self.bus}"
-        return f"{self.bus}-" + ".".join(str(p) for p in self.port_numbers)
-
-    @property
-    def sysfs_path(self) -> Path:
-        """``/sys/bus/usb/devices/<port path>`` (Linux)."""
-        return Path("/sys/bus/usb/devices") / self.port_path
-
-
-def _backend() -> Any:
-    try:
-        import libusb_package
-        import usb.backend.libusb1  # noqa: F401
-    except ImportError as exc:  # pragma: no cover - runtime dependency
-        raise MissingToolError(f"pyusb/libusb-package not installed ({exc}); pip install pyusb libusb-package") \
-            from exc
-    backend = libusb_package.get_libusb1_backend()
-    if backend is None:
-        raise MissingToolError("libusb-package found no libusb library for this platform")
-    return backend
-
-
-def find_devices(vid: int | None = None, pid: int | None = None, bus: int | None = None,
-                 address: int | None = None) -> list[LiveDevice]:
-    """Devices on the bus matching lsusb-style selectors (``-d VID:PID``, ``-s BUS:DEVNUM``).
-
-    Returns an empty list when no USB bus is reachable (for instance in a container).
-    """
-    import usb.core
-
-    backend = _backend()
-    try:
-        found = list(usb.core.find(find_all=True, backend=backend))
-    except (usb.core.USBError, OSError, ValueError):
-        return []
-    out = []
-    for dev in found:
-        if vid is not None and dev.idVendor != vid:
-            continue
-        if pid is not None and dev.idProduct != pid:
-            continue
-        if bus is not None and dev.bus != bus:
-            continue
-        if address is not None and dev.address != address:
-            continue
-        try:
-            ports = tuple(dev.port_numbers or ())
-        except (usb.core.USBError, NotImplementedError):
-            ports = ()
-        out.append(LiveDevice(bus=dev.bus, address=dev.address, port_numbers=ports, idVendor=dev.idVendor,
-                              idProduct=dev.idProduct, speed=int(dev.speed or 0), handle=dev))
-    out.sort(key=lambda d: (d.bus, d.address))
-    return out
-
-
-class BusDevice(Protocol):
-    """What :func:`read_device` needs of a device on the bus: a :class:`LiveDevice`, or the USB
-    transport's ``UsbDeviceInfo`` (:func:`dkproto.transport.usb.find_devices`)."""
-
-    @property
-    def bus(self) -> int: ...
-    @property
-    def address(self) -> int: ...
-    @property
-    def port_path(self) -> str: ...
-    @property
-    def speed(self) -> int: ...
-    @property
-    def sysfs_path(self) -> Path: ...
-
-
-def read_device(live: BusDevice, *, source: str | None = None) -> DescriptorSet:
-    """Read every descriptor of a live device through its ``usb://BUS/ADDRESS`` transport.
-
-    :func:`dkproto.usb.read.read_descriptor_set` over the transport, opened for control
-    transfers only (no interface claimed, no kernel driver detached): device descriptor, every
-    configuration, the BOS, hub descriptor, device qualifier and other-speed configurations,
-    every string in every LANGID and the HID report descriptors. On Linux, when the device
-    cannot be opened or read (permissions, busy), the sysfs ``descriptors`` file is read instead
-    and the set says so in ``meta["read_from"]``. ``source`` names the set (default
-    ``usb:BUS:ADDRESS``; ``dkproto dump`` gives the URL, ``usb://BUS/ADDRESS``).
-
-    Raises:
-        NoDeviceError: the device went away.
-        NotPermittedError: it cannot be read and there is no sysfs fallback.
-    """
-    from dkproto.transport import open_transport  # the live path only: files need no transport
-    from dkproto.usb.read import read_descriptor_set
-
-    source = source or f"usb:{live.bus:03d}:{live.address:03d}"
-    meta: dict[str, Any] = {"bus": live.bus, "address": live.address, "port_path": live.port_path,
-                            "speed": live.speed}
-    try:
-        ds = read_descriptor_set(open_transport(f"usb://{live.bus}/{live.address}"), source=source, meta=meta)
-    except NoDeviceError:
-        raise
-    except DkError as exc:
-        sysfs = live.sysfs_path / "descriptors"
-        if sysfs.is_file():
-            try:
-                data = sysfs.read_bytes()
-            except OSError as err:
-                raise NotPermittedError(f"{source}: cannot open ({exc}) nor read {sysfs} ({err})") from err
-            meta["read_from"] = f"sysfs {sysfs} (libusb: {exc})"
-            return parse(data, source=source, meta=meta)
-        raise NotPermittedError(f"{source}: cannot read descriptors: {exc}", backend_code=exc.backend_code) from exc
-    ds.meta["read_from"] = "libusb"
-    return ds
-
-
-def iter_live(vid: int | None = None, pid: int | None = None, bus: int | None = None,
-              address: int | None = None) -> Iterator[DescriptorSet]:
-    """Read every matching live device (see :func:`find_devices`, :func:`read_device`)."""
-    for live in find_devices(vid, pid, bus, address):
-        try:
-            yield read_device(live)
-        except DkError as exc:
-            ds = DescriptorSet(source=f"usb:{live.bus:03d}:{live.address:03d}")
-            ds.errors.append(DecodeError(str(exc), descriptor="device", rule="read"))
-            yield ds

@@ -67,8 +67,9 @@ def _oracle_differences(slug: str, stdout: str, stderr: str, oracle: str) -> lis
 
 @pytest.mark.parametrize("path", CAPTURES, ids=[p.stem for p in CAPTURES])
 def test_capture_is_a_live_device_and_dump_agrees_with_lsusb(lab_capture: Any, path: Path) -> None:
+    from dkproto.transport.usb import find_devices
     from dkproto.usb.lsusb import compare_with_lsusb
-    from dkproto.usb.sources import find_devices, read_device
+    from dkproto.usb.read import read_device
 
     live = lab_capture(str(path))
     text, err = _lsusb(live.bus, live.address)

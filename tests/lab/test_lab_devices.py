@@ -45,20 +45,24 @@ def _lsusb(bus: int, address: int) -> str:
 
 
 def _dump_vs_lsusb(bus: int, address: int) -> list[str]:
+    from dkproto.transport import open_transport
+    from dkproto.transport.usb import find_devices
     from dkproto.usb.lsusb import compare_with_lsusb
-    from dkproto.usb.sources import find_devices, read_device
+    from dkproto.usb.read import read_descriptor_set
 
-    found = find_devices(bus=bus, address=address)
+    found = find_devices(bus=bus, address=address)  # libusb's device list: nothing is opened
     assert len(found) == 1, f"dkproto finds {len(found)} devices at {bus}:{address}"
-    try:
-        ds = read_device(found[0])
-    finally:
-        _dispose(found[0].handle)  # one pytest process runs every lab test: leave no usbfs handle open
+    (info,) = found
+    # one pytest process runs every lab test: the transport's close leaves no usbfs handle open
+    with open_transport(info.url) as t:
+        ds = read_descriptor_set(t, meta={"bus": info.bus, "address": info.address})
+    assert not t.is_open
     assert not ds.errors, ds.errors
     return compare_with_lsusb(ds, _lsusb(bus, address))
 
 
 def _dispose(handle: Any) -> None:
+    """Release a pyusb device the test opened itself (host side without dkproto's transport)."""
     import usb.util
 
     usb.util.dispose_resources(handle)
@@ -86,12 +90,11 @@ def test_gadget_enumerates_and_dump_agrees_with_lsusb(lab_gadget: Any, name: str
 def test_qemu_device_dump_agrees_with_lsusb(lab_session_items: list[str], name: str) -> None:
     assert name in lab_session_items
     vid, pid = (int(x, 16) for x in _DEFS[name].expect[0].split(":"))
-    from dkproto.usb.sources import find_devices
+    from dkproto.transport.usb import find_devices
 
     found = find_devices(vid=vid, pid=pid)
     assert found, f"{name} ({vid:04x}:{pid:04x}) is not on the bus"
     for live in found:
-        _dispose(live.handle)
         assert _dump_vs_lsusb(live.bus, live.address) == []
 
 

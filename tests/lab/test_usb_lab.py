@@ -16,9 +16,10 @@ import pytest
 from click.testing import CliRunner
 
 from dkproto.cli import cli
+from dkproto.transport.usb import find_devices
 from dkproto.usb import from_bytes
 from dkproto.usb.lsusb import compare_with_lsusb
-from dkproto.usb.sources import find_devices, read_device
+from dkproto.usb.read import read_device
 
 pytestmark = pytest.mark.lab
 

@@ -4,6 +4,7 @@ device side answers, the STALLs, and wLength shorter than the descriptor (USB 2.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ from test_device_sets import (
     DEVICE,
     HID,
     HUB,
+    HUB_CONFIG,
+    HUB_DEVICE,
     LANGIDS,
     OTHER_SPEED,
     QUALIFIER,
@@ -145,6 +148,21 @@ def test_hub_descriptor_is_a_class_request() -> None:
     stalls(hub, 0xA0, 6, 0x2A00, 0, 255)  # a USB 2.0 hub has no SuperSpeed hub descriptor
     stalls(hub, 0x80, 6, 0x2900, 0, 255)  # not a standard request
     stalls(Device(full_set()), 0xA0, 6, 0x2900, 0, 255)  # not a hub: unhandled class request
+
+
+def test_a_hub_set_without_a_hub_descriptor_stalls_it_quietly(caplog: pytest.LogCaptureFixture) -> None:
+    """The class GET_DESCRIPTOR(0x29/0x2A) of a hub whose set lacks the descriptor is the responder's:
+    a STALL, no "add @control_request" warning. The warning stays for requests nobody answers."""
+    caplog.set_level(logging.WARNING, logger="dkproto.device")
+    bare = Device(parse(HUB_DEVICE + HUB_CONFIG))
+    assert bare.responder is not None and bare.responder.is_hub and not bare.responder.hub
+    for kind in (0x2900, 0x2A00):
+        with pytest.raises(PipeStalledError, match="carries none"):
+            bare.handle_control(ControlRequest(0xA0, 6, kind, 0, 255))
+    assert caplog.records == []
+    stalls(bare, 0xA0, 6, 0x2200, 0, 255)  # another class descriptor: nobody answers it
+    stalls(Device(full_set()), 0xA0, 6, 0x2900, 0, 255)  # not a hub
+    assert [r.getMessage().count("@control_request") for r in caplog.records] == [1, 1]
 
 
 def test_get_descriptor_of_other_types_stalls(dev: Device) -> None:

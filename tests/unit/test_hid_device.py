@@ -19,8 +19,9 @@ from dkproto.errors import (
     PipeStalledError,
     URLError,
 )
-from dkproto.hid.device import HidDeviceInfo, _hidapi_errors, _looks_like_device, parse_device_spec
+from dkproto.hid.device import HidDeviceInfo, is_device_spec, parse_device_spec
 from dkproto.ioreturn import IOReturn
+from dkproto.transport.hid import hidapi_errors
 
 
 def test_device_specs() -> None:
@@ -30,8 +31,8 @@ def test_device_specs() -> None:
     assert parse_device_spec("1d6b:0105:dklab-hid-mouse") == (None, 0x1D6B, 0x0105, "dklab-hid-mouse")
     with pytest.raises(URLError):
         parse_device_spec(" ")
-    assert _looks_like_device("/dev/hidraw0") and _looks_like_device("046d:c077")
-    assert not _looks_like_device("mouse.json")
+    assert is_device_spec("/dev/hidraw0") and is_device_spec("046d:c077")
+    assert not is_device_spec("mouse.json")
 
 
 def test_enumeration_entry_from_hidapi() -> None:
@@ -57,7 +58,7 @@ def test_enumeration_entry_from_hidapi() -> None:
     ],
 )
 def test_one_error_mapping(exc: Exception, cls: type[DkError], code: int) -> None:
-    with pytest.raises(cls) as ei, _hidapi_errors("read", "/dev/hidraw9"):
+    with pytest.raises(cls) as ei, hidapi_errors("read", "/dev/hidraw9"):
         raise exc
     assert type(ei.value) is cls and ei.value.ioreturn == code
     assert "read /dev/hidraw9" in str(ei.value) and ei.value.__cause__ is exc

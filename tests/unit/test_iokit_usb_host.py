@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -229,3 +230,31 @@ def test_async_device_request(sim) -> None:
 
 def test_device_isinstance() -> None:
     assert issubclass(IOUSBHostDevice, IOService) and issubclass(IOUSBHostInterface, IOService)
+
+
+def test_copy_descriptor_and_device_info_go_through_the_one_reader() -> None:
+    """CopyDescriptor's requestType/requestRecipient are GET_DESCRIPTOR's (a hub's class descriptor
+    included); ``dkproto match --device`` reads the whole set with read_descriptor_set."""
+    from dkproto.iokit.matching import load_devices
+    from dkproto.iokit.usb_host import device_info_from_url
+    from dkproto.transport.sim import SimDevice
+    from dkproto.usb import parse
+
+    hub = bytes.fromhex("092904e000326400ff")
+    sim = SimDevice.from_set(parse(bytes.fromhex("12011002090002406b1d0101000101020301")
+                                   + bytes.fromhex("0902190001010400e0090400000109000005" "0705810301000c"),
+                                   extras=[hub]), name="hub")
+    dev = attach_device(SimTransport(sim, "sim://hub"), configure=False)
+    try:
+        assert dev.copy_descriptor(0x29, 9, request_type=1) == hub
+        assert (sim.log[-1].bmRequestType, sim.log[-1].wValue) == (0xA0, 0x2900)
+        with pytest.raises(BadArgumentError):
+            dev.copy_descriptor(0x29, 9, request_type=4)
+    finally:
+        dev.terminate()
+    path = Path(__file__).resolve().parents[2] / "descriptors" / "hackrf-one.json"
+    info = device_info_from_url(f"sim://{path}")
+    (from_file,) = load_devices(path)
+    assert (info.idVendor, info.idProduct, info.config_order) == (from_file.idVendor, from_file.idProduct,
+                                                                  from_file.config_order)
+    assert info.configurations == from_file.configurations and info.source == f"sim://{path}"

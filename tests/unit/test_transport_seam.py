@@ -25,9 +25,16 @@ from click.testing import CliRunner
 
 import dkproto
 from dkproto.device import ControlRequest, control_request
-from dkproto.errors import DkTimeoutError, NoDeviceError, NotOpenError, PipeStalledError, UnsupportedError
+from dkproto.errors import (
+    DkError,
+    DkTimeoutError,
+    NoDeviceError,
+    NotOpenError,
+    PipeStalledError,
+    UnsupportedError,
+)
 from dkproto.hid.codec import DescriptorCodec
-from dkproto.hid.device import HidDevice, _looks_like_device, parse_device_spec
+from dkproto.hid.device import HidDevice, is_device_spec, parse_device_spec
 from dkproto.hid.parser import parse
 from dkproto.transport import HID_REPORT_FEATURE, open_transport, usb_enum
 from dkproto.transport import hid as hid_transport
@@ -73,9 +80,7 @@ DYNAMIC_IMPORTS = {
 
 #: Files of other areas whose switch to the transport API the lead applies; an entry must go
 #: when its file is switched (the test says so).
-PENDING = {
-    "usb/sources.py": {"usb", "libusb_package"},  # _backend, find_devices, read_device (see the report)
-}
+PENDING: dict[str, set[str]] = {}
 
 
 def imported_modules(source: str) -> tuple[set[str], bool]:
@@ -179,8 +184,8 @@ def test_one_vid_pid_parser() -> None:
     # the HID specs are parsed by it
     assert parse_device_spec("hid:1d6b:0105:sn") == (None, 0x1D6B, 0x105, "sn")
     assert parse_device_spec("/dev/hidraw3") == ("/dev/hidraw3", 0, 0, None)
-    assert _looks_like_device("usb://1d6b:0105?interface=0") and _looks_like_device("spy+sim://x")
-    assert _looks_like_device("0x046d:0xc077") and not _looks_like_device("descriptors/mouse.json")
+    assert is_device_spec("usb://1d6b:0105?interface=0") and is_device_spec("spy+sim://x")
+    assert is_device_spec("0x046d:0xc077") and not is_device_spec("descriptors/mouse.json")
 
 
 #: Modules that still have a VID:PID regex of their own, until the lead switches them to
@@ -404,6 +409,32 @@ def test_hid_device_over_hidapi(fake_hidapi: dict[str, dict[str, Any]]) -> None:
         HidDevice("/dev/hidraw9")
     with pytest.raises(NoDeviceError, match="no HID device matches"):
         HidDevice("1209:7001:three")
+
+
+def test_hid_report_descriptor_falls_back_to_sysfs_in_the_transport_only(
+        fake_hidapi: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """hid:// reads the hidraw node's sysfs report_descriptor when hidapi's call fails; IOHIDInterface
+    has no fallback of its own (it calls Transport.report_descriptor)."""
+    from dkproto.iokit.hid import IOHIDInterface
+
+    def broken() -> list[int]:
+        raise OSError("get_report_descriptor failed")
+
+    with open_transport("hid:///dev/hidraw0") as t:
+        monkeypatch.setattr(t.dev, "get_report_descriptor", broken)  # type: ignore[attr-defined]
+        monkeypatch.setattr(hid_transport, "SYSFS_HIDRAW", tmp_path)
+        with pytest.raises(DkError, match="get_report_descriptor failed"):
+            t.report_descriptor()  # no sysfs file: hidapi's error
+        (tmp_path / "hidraw0" / "device").mkdir(parents=True)
+        (tmp_path / "hidraw0" / "device" / "report_descriptor").write_bytes(RDESC)
+        assert t.report_descriptor() == RDESC
+        monkeypatch.setattr(t.dev, "get_report_descriptor", lambda size: [])  # type: ignore[attr-defined]
+        assert t.report_descriptor() == RDESC  # another signature: TypeError, sysfs too
+        nub = IOHIDInterface.from_transport(t)
+        try:
+            assert nub.report_descriptor == RDESC
+        finally:
+            nub.stop(None)
 
 
 def test_hid_cli_through_the_transport(fake_hidapi: dict[str, dict[str, Any]]) -> None:

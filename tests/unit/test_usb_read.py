@@ -3,7 +3,7 @@
 Served by ``sim://`` (every corpus set, and two full devices: a high-speed hub with a BOS, hub
 descriptor, device qualifier, other-speed configuration and strings in two LANGIDs, and a HID
 device with its report descriptor), watched through ``spy+``, and broken by a wrapper that
-shortens, lengthens or refuses answers. The live path (``sources.read_device``) is run here on
+shortens, lengthens or refuses answers. The live path (``read.read_device``) is run here on
 ``sim://`` standing in for ``usb://BUS/ADDRESS``.
 """
 
@@ -18,10 +18,12 @@ import pytest
 from usb_corpus import SLUGS, set_path
 
 import dkproto.transport
+from dkproto.device import ControlRequest, control_request
 from dkproto.errors import DecodeError, DkTimeoutError, NoDeviceError, NotPermittedError, PipeStalledError
 from dkproto.transport import open_transport
 from dkproto.transport.base import Transport, TransportWrapper
 from dkproto.transport.sim import SimDevice, SimTransport
+from dkproto.transport.usb import UsbDeviceInfo
 from dkproto.usb import (
     DescriptorSet,
     from_bytes,
@@ -30,9 +32,9 @@ from dkproto.usb import (
     render_hex,
     render_json,
     render_text,
-    sources,
     to_json,
 )
+from dkproto.usb import read as read_mod
 from dkproto.usb.read import read_descriptor_set
 
 RENDERERS = (render_text, render_json, render_hex)
@@ -135,6 +137,49 @@ def test_a_high_speed_hub_reads_whole() -> None:
                             (0xA0, 0x29)]
     assert requests[7:10] == [(0x80, 6), (0x80, 7), (0x80, 7)]
     assert requests[10:] == [(0x80, 3)] * (1 + 2 * 6)  # string 0, then 6 strings in 2 LANGIDs
+
+
+# A SuperSpeed root hub as Linux's xHCI driver presents it (bcdUSB 3.00, one interrupt IN with its
+# companion) and its 12-byte SuperSpeed hub descriptor (0x2A, USB 3.2 §10.15.2.1): 4 ports.
+SS_HUB_DEVICE = bytes.fromhex("12010003090003096b1d030006010302" "0101")
+SS_HUB_CONFIG = bytes.fromhex("09021f00010100e000" "090400000109000000" "0705810304000c" "063000000200")
+SS_HUB_CLASS = bytes.fromhex("0c2a0409000a00000000" "0000")
+
+
+class XhciRootHub(SimDevice):
+    """``usb://2/1`` in the lab: GetHubDescriptor STALLs unless it asks for 0x2A with a wLength of
+    at least 12 (xhci_hub_control), and answers 15 bytes cut to wLength (rh_call_control)."""
+
+    def __init__(self) -> None:
+        super().__init__(None, name="xhci-ss-root-hub",
+                         descriptor_set=parse(SS_HUB_DEVICE + SS_HUB_CONFIG, extras=[SS_HUB_CLASS]))
+
+    @control_request(type="class", recipient="device", number=0x06, direction="in")
+    def get_hub_descriptor(self, req: ControlRequest) -> bytes:
+        if req.wValue != 0x2A00 or req.wLength < 12:
+            raise PipeStalledError("Wrong hub descriptor type for USB 3.0 roothub")
+        return SS_HUB_CLASS + b"\0\0\0"
+
+
+@pytest.mark.parametrize("device", [XhciRootHub, lambda: SimDevice.from_set(
+    parse(SS_HUB_DEVICE + SS_HUB_CONFIG, extras=[SS_HUB_CLASS]), name="ss-hub")], ids=["xhci-root-hub", "sim"])
+def test_a_superspeed_hub_descriptor_is_read_in_one_request(device: Callable[[], SimDevice]) -> None:
+    sim = device()
+    read = read_descriptor_set(SimTransport(sim))
+    assert read.errors == [] and "hub_descriptor_error" not in read.meta
+    (hub,) = [n for n in read.extras if n.key in ("hub", "superspeed_hub")]
+    assert hub.key == "superspeed_hub" and hub["bNbrPorts"] == 4 and hub.raw == SS_HUB_CLASS
+    asked = [(r.wValue, r.wLength) for r in sim.log if r.bmRequestType == 0xA0]
+    assert asked == [(0x2A00, 12)]  # its one size, at once: a 2-byte head STALLs on an xHCI root hub
+    assert "SuperSpeed Hub Descriptor:" in render_text(read)
+
+
+def test_a_hub_set_without_its_descriptor_stalls_quietly(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    sim = SimDevice.from_set(parse(HUB_DEVICE + HUB_CONFIG), name="hub")
+    read = read_descriptor_set(SimTransport(sim))
+    assert read.meta["hub_descriptor_error"] == "hub descriptor request stalled" and read.extras == []
+    assert caplog.records == []  # the set lacks it: nothing to add, nothing logged
 
 
 def test_a_hid_device_reads_its_report_descriptor() -> None:
@@ -293,11 +338,11 @@ def test_hid_report_stall_is_noted() -> None:
     assert note.startswith("interface 0: ") and "STALL" in note
 
 
-# -- the live path: sources.read_device over the transport -----------------------------------------
+# -- the live path: read.read_device over the transport ---------------------------------------------
 
 
-class Live(sources.LiveDevice):
-    """A LiveDevice whose sysfs folder is a test folder."""
+class Live(UsbDeviceInfo):
+    """A device of the USB transport's enumeration whose sysfs folder is a test folder."""
 
     folder: Path = Path("/nonexistent")
 
@@ -307,7 +352,7 @@ class Live(sources.LiveDevice):
 
 
 def live(folder: Path | None = None) -> Live:
-    dev = Live(bus=1, address=7, port_numbers=(2,), idVendor=0x1D6B, idProduct=0x0101, speed=3, handle=None)
+    dev = Live(bus=1, address=7, port_numbers=(2,), idVendor=0x1D6B, idProduct=0x0101, speed=3)
     if folder is not None:
         object.__setattr__(dev, "folder", folder)
     return dev
@@ -321,7 +366,7 @@ def test_read_device_reads_through_the_usb_transport(monkeypatch: pytest.MonkeyP
         return SimTransport(SimDevice.from_set(hub_set()))
 
     monkeypatch.setattr(dkproto.transport, "open_transport", fake_open)
-    read = sources.read_device(live())
+    read = read_mod.read_device(live())
     assert urls == ["usb://1/7"]
     assert read.source == "usb:001:007"
     assert list(read.meta.items()) == [("bus", 1), ("address", 7), ("port_path", "1-2"), ("speed", 3),
@@ -335,16 +380,39 @@ def test_read_device_falls_back_to_sysfs(monkeypatch: pytest.MonkeyPatch, tmp_pa
 
     monkeypatch.setattr(dkproto.transport, "open_transport", refused)
     (tmp_path / "descriptors").write_bytes(HUB_DEVICE + HUB_CONFIG)
-    read = sources.read_device(live(tmp_path))
+    read = read_mod.read_device(live(tmp_path))
     expected = f"sysfs {tmp_path / 'descriptors'} (libusb: opening usb://1/7: LIBUSB_ERROR_ACCESS)"
     assert read.meta["read_from"] == expected
     assert read.to_bytes() == HUB_DEVICE + HUB_CONFIG and read.ok
     with pytest.raises(NotPermittedError, match="cannot read descriptors"):
-        sources.read_device(live())
+        read_mod.read_device(live())
 
     def gone(url: str) -> Transport:
         raise NoDeviceError("gone")
 
     monkeypatch.setattr(dkproto.transport, "open_transport", gone)
     with pytest.raises(NoDeviceError):
-        sources.read_device(live(tmp_path))
+        read_mod.read_device(live(tmp_path))
+
+
+def test_iter_live_reads_each_device_of_the_usb_transport(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The live path is dkproto.usb.read's (what ``dkproto dump`` without FILE uses): the USB
+    transport's enumeration, each device read through its URL, one set per device."""
+    import dkproto.transport.usb
+    from dkproto.cli import dump
+    from dkproto.usb import read as read_module
+
+    found = [Live(bus=1, address=7, port_numbers=(2,), idVendor=0x1D6B, idProduct=0x0101, speed=3),
+             Live(bus=1, address=8, port_numbers=(3,), idVendor=0x1D6B, idProduct=0x0101, speed=3)]
+    monkeypatch.setattr(dkproto.transport.usb, "find_devices", lambda **kw: found)
+
+    def fake_open(url: str) -> Transport:
+        if url == "usb://1/8":
+            raise NoDeviceError("gone")
+        return SimTransport(SimDevice.from_set(hub_set()))
+
+    monkeypatch.setattr(dkproto.transport, "open_transport", fake_open)
+    first, second = read_module.iter_live()
+    assert first.source == "usb://1/7" and first.meta["read_from"] == "libusb" and first.ok
+    assert second.source == "usb://1/8" and [e.rule for e in second.errors] == ["read"]
+    assert dump.iter_live is read_module.iter_live  # one implementation
