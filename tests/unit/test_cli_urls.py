@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from sim_hid import DEVICE, SimHid, config_for
 from usb_corpus import REPO
 
 from dkproto.cli import cli, main
 from dkproto.cli.dump import parse_device_selector
-from dkproto.device import ControlRequest, control_request
-from dkproto.errors import BadArgumentError, PipeStalledError
+from dkproto.errors import BadArgumentError
 from dkproto.hid.codec import DescriptorCodec
 from dkproto.hid.parser import parse
 from dkproto.transport.base import TransportInfo
@@ -244,37 +244,19 @@ RDESC = bytes.fromhex(
     "8502 0508 09010902 15002501 75019502 9102 75069501 9101"                         # output 2
     "8503 0600ff 0901 150026ff00 75089502 b102"                                      # feature 3
     "c0".replace(" ", ""))
-DEVICE = bytes.fromhex("12 01 0002 00 00 00 40 0912 0270 0001 01 02 03 01")  # 1209:7002
-CONFIG = (bytes.fromhex("09 02 2900 01 01 00 80 32"       # configuration 1, 41 bytes
-                        "09 04 00 00 02 03 00 00 00"      # interface 0: HID, 2 endpoints
-                        "09 21 1101 00 01 22") + len(RDESC).to_bytes(2, "little")
-          + bytes.fromhex("07 05 81 03 0800 0a"            # interrupt IN 0x81
-                          "07 05 02 03 0800 0a"))          # interrupt OUT 0x02
 
 
-class Keyboard(SimDevice):
-    """A HID keyboard on ``sim://``: report descriptor, GET/SET_REPORT on EP0, interrupt IN and OUT."""
+CONFIG = config_for(RDESC)
 
-    def __init__(self) -> None:
-        super().__init__(DEVICE, [CONFIG], {1: "dkproto", 2: "sim keyboard", 3: "k1"}, name="sim-keyboard",
-                         report_descriptors={0: RDESC})
-        self.features = {3: b"\x03\x10\x20"}
-        self.outputs: list[bytes] = []
-        self.on_write(0x02)(lambda _dev, data: self.outputs.append(data))
+class Keyboard(SimHid):
+    """A HID keyboard on ``sim://``."""
 
-    @control_request(type="class", recipient="interface", number=0x01, direction="in")
-    def get_report(self, req: ControlRequest) -> bytes:
-        if req.wValue >> 8 != 3 or req.wValue & 0xFF not in self.features:
-            raise PipeStalledError("no such report")
-        return self.features[req.wValue & 0xFF]
-
-    @control_request(type="class", recipient="interface", number=0x09, direction="out")
-    def set_report(self, req: ControlRequest) -> None:
-        self.features[req.wValue & 0xFF] = req.data
+    RDESC = RDESC
+    PRODUCT = "sim keyboard"
 
 
-KEYBOARD_URL = f"sim://{__name__}:KEYBOARD"
 KEYBOARD = Keyboard()
+KEYBOARD_URL = f"sim://{__name__}:KEYBOARD"
 
 
 @pytest.fixture

@@ -22,15 +22,14 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from sim_hid import DEVICE, SimHid, config_for
 
 import dkproto
-from dkproto.device import ControlRequest, control_request
 from dkproto.errors import (
     DkError,
     DkTimeoutError,
     NoDeviceError,
     NotOpenError,
-    PipeStalledError,
     UnsupportedError,
 )
 from dkproto.hid.codec import DescriptorCodec
@@ -241,34 +240,15 @@ RDESC = bytes.fromhex(
     "8502 0508 0901 0902 15002501 75019502 9102 75069501 9101"
     "8503 0600ff 0901 150026ff00 75089502 b102"
     "c0".replace(" ", ""))
-DEVICE = bytes.fromhex("1201000200000040091201700001010203 01".replace(" ", ""))
-CONFIG = bytes.fromhex("0902290001010080 32".replace(" ", "")) + bytes.fromhex(
-    "090400000203000000"  # interface 0: 2 endpoints, class 3 (HID)
-    "09211101000122") + len(RDESC).to_bytes(2, "little") + bytes.fromhex(
-    "0705810308000a"  # interrupt IN 0x81
-    "0705020308000a")  # interrupt OUT 0x02
 
 
-class SimMouse(SimDevice):
-    """A HID mouse on ``sim://``: its report descriptor, GET_REPORT/SET_REPORT(Feature) on EP0,
-    output reports on the interrupt OUT pipe."""
+CONFIG = config_for(RDESC)
 
-    def __init__(self) -> None:
-        super().__init__(DEVICE, [CONFIG], {1: "dkproto", 2: "sim mouse", 3: "s1"}, name="sim-mouse",
-                         report_descriptors={0: RDESC})
-        self.features = {3: b"\x03\x10\x20"}
-        self.outputs: list[bytes] = []
-        self.on_write(0x02)(lambda _dev, data: self.outputs.append(data))
+class SimMouse(SimHid):
+    """A HID mouse on ``sim://``."""
 
-    @control_request(type="class", recipient="interface", number=0x01, direction="in")
-    def get_report(self, req: ControlRequest) -> bytes:
-        if req.wValue >> 8 != 3 or req.wValue & 0xFF not in self.features:
-            raise PipeStalledError("no such report")
-        return self.features[req.wValue & 0xFF]
-
-    @control_request(type="class", recipient="interface", number=0x09, direction="out")
-    def set_report(self, req: ControlRequest) -> None:
-        self.features[req.wValue & 0xFF] = req.data
+    RDESC = RDESC
+    PRODUCT = "sim mouse"
 
 
 def test_descriptors_through_control_transfers() -> None:
