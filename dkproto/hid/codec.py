@@ -44,6 +44,7 @@ again in the same report it gets ``#2``, ``#3``... (``"X#2"`` is the second fing
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -707,7 +708,9 @@ class ReportCodec:
         """Physical values with their units: ``{"X": (12.7, "cm")}`` for Variable values.
 
         [HID 1.11: 6.2.2.7] physical = (logical - Lmin) * (Pmax - Pmin) / (Lmax - Lmin) + Pmin,
-        times 10^Unit Exponent; the physical range defaults to the logical one.
+        times 10^Unit Exponent; the physical range defaults to the logical one. A field whose
+        physical value a double cannot hold (a Unit Exponent far outside the spec's -8..7, which
+        the kernel keeps as given) has none here rather than an infinity or a silent zero.
         """
         out: dict[str, tuple[float | list[float], str]] = {}
         for s in self.slots:
@@ -717,13 +720,21 @@ class ReportCodec:
             lo, hi = f.logical_minimum, f.logical_maximum
             plo, phi = f.physical_range()
             scale = (phi - plo) / (hi - lo) if hi != lo else 1.0
-            mul = 10.0 ** f.unit_exponent
+            try:
+                mul = 10.0 ** f.unit_exponent
+            except OverflowError:
+                continue
+            if mul == 0.0 or not math.isfinite(scale):
+                continue
 
             def conv(v: int, lo: int = lo, scale: float = scale, plo: int = plo, mul: float = mul) -> float:
                 return ((v - lo) * scale + plo) * mul
 
             v = values[s.key]
-            out[s.key] = ([conv(x) for x in v] if isinstance(v, list) else conv(v), unit_text(f.unit))
+            got = [conv(x) for x in v] if isinstance(v, list) else [conv(v)]
+            if not all(math.isfinite(x) for x in got):
+                continue
+            out[s.key] = (got if isinstance(v, list) else got[0], unit_text(f.unit))
         return out
 
 

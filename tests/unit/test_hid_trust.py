@@ -404,3 +404,18 @@ def test_renderers_on_refused_and_stopped_descriptors() -> None:
     assert rd.stopped is not None
     assert format_layouts(rd) == [] and len(format_items(rd)) == len(rd.items)
     assert rd.to_json()["findings"][-1]["rule"] == "HID027"
+
+
+@pytest.mark.parametrize(("exponent_item", "physical"), [
+    ("55 0e", {"X": (0.05, "")}),  # the spec's nibble: 0xE is -2
+    ("56 81 02", {}),  # 641: 10**641 is no double: no physical value, no OverflowError (fuzz finding F4)
+    ("57 00 00 00 80", {}),  # -2**31: underflows to zero: no physical value rather than a silent 0.0
+])
+def test_physical_values_stay_finite(exponent_item: str, physical: dict[str, object]) -> None:
+    from dkproto.hid import DescriptorCodec, parse
+
+    rd = parse(bytes.fromhex(f"05 01 09 30 15 00 25 7f 75 08 95 01 {exponent_item} 81 02".replace(" ", "")))
+    codec = DescriptorCodec(rd)
+    values = codec.decode(b"\x05")
+    assert values == {"X": 5}
+    assert codec.codec("input", 0).physical(values) == physical
