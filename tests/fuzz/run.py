@@ -103,6 +103,7 @@ def run_harness(harness: str, *, workdir: Path, crashes: Path, runs: int | None,
                 rss_mb: int, timeout: int, extra: list[str] | None = None, quiet: bool = False,
                 ignore: list[str] | None = None) -> Result:
     """Seed and run one harness in a subprocess; its output goes to ``workdir/<harness>.log``."""
+    workdir = workdir.resolve()
     corpus = workdir / "corpus" / harness
     seed_dir = workdir / "seeds" / harness
     if not seed_dir.exists():
@@ -147,7 +148,8 @@ def replay(harness: str, files: list[str]) -> int:
     """Run files through the harness (libFuzzer replays each once); returns the exit status."""
     cmd = [sys.executable, str(HARNESS_PY), harness, *libfuzzer_args(harness, runs=None, seconds=None,
                                                                         rss_mb=2048, timeout=30), *files]
-    return subprocess.run(cmd, check=False).returncode
+    # A replayed input takes every check, sampled ones included (targets.ALL_CHECKS).
+    return subprocess.run(cmd, check=False, env=dict(os.environ, DKFUZZ_ALL_CHECKS="1")).returncode
 
 
 def minimize(harness: str, crash: str, output: str | None, seconds: int) -> int:
@@ -155,7 +157,8 @@ def minimize(harness: str, crash: str, output: str | None, seconds: int) -> int:
     out = output or f"{crash}.min"
     cmd = [sys.executable, str(HARNESS_PY), harness, "-minimize_crash=1", f"-max_total_time={seconds}",
            f"-exact_artifact_path={out}", "-rss_limit_mb=2048", "-timeout=30", crash]
-    rc = subprocess.run(cmd, check=False).returncode
+    # Every check on every input: a shorter input may hash out of a sampled check's subset.
+    rc = subprocess.run(cmd, check=False, env=dict(os.environ, DKFUZZ_ALL_CHECKS="1")).returncode
     print(f"minimized input: {out}")
     return rc
 
@@ -194,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.runs is None and args.seconds is None:
         args.seconds = 60
     own = args.workdir is None
-    workdir = Path(tempfile.mkdtemp(prefix="dkfuzz-work-")) if own else args.workdir
+    # Absolute: the harness subprocess runs with the work folder as its current directory.
+    workdir = Path(tempfile.mkdtemp(prefix="dkfuzz-work-")) if own else args.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     results = []
     try:
