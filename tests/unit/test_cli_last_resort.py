@@ -6,8 +6,10 @@ from collections.abc import Iterator
 
 import click
 import pytest
+from cli_in_process import cli
 
-from dkproto.cli import cli, internal_error_line, main
+from dkproto.cli import cli as cli_group
+from dkproto.cli import internal_error_line
 
 
 @pytest.fixture
@@ -24,18 +26,15 @@ def boom_cmd() -> Iterator[str]:
         if kind == "exit":
             raise SystemExit(3)
 
-    cli.add_command(boom)
+    cli_group.add_command(boom)
     try:
         yield "boom-test"
     finally:
-        cli.commands.pop("boom-test", None)
+        cli_group.commands.pop("boom-test", None)
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(list(argv))
-    out, err = capsys.readouterr()
-    return int(exc.value.code or 0), out, err
+    return cli(list(argv), capsys)
 
 
 @pytest.mark.parametrize("kind", ["runtime", "memory", "recursion"])

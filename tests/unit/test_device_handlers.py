@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 import pytest
-from test_device_sets import DEVICE, full_set
+from device_sets import DEVICE, full_set
 
 import dkproto.transport.base
 from dkproto.device import (

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_device_sets import (
+from device_sets import (
     BOS,
     CONFIG_1,
     CONFIG_2,

@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from test_device_sets import (
+from device_sets import (
     BOS,
     CONFIG_1,
     CONFIG_2,

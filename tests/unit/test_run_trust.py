@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_in_process import cli
 
-from dkproto.cli import main
 from dkproto.errors import BadArgumentError, DecodeError, DkError
 from dkproto.iokit import (
     IOService,
@@ -57,15 +57,6 @@ def make_driver(tmp_path: Path, body: str = DRIVER_HEAD, plist: dict[str, Any] |
     path = tmp_path / "driver.py"
     path.write_text(body)
     return path
-
-
-def cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """``dkproto ARGS`` in this process, through the real top-level error handler."""
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-        raise SystemExit(0)
-    out, err = capsys.readouterr()
-    return int(exit_info.value.code or 0), out, err
 
 
 def sim() -> SimTransport:

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_in_process import cli
 
-from dkproto.cli import main
 from dkproto.errors import BadArgumentError, NotPermittedError, URLError
 from dkproto.ioreturn import IOReturn
 from dkproto.transport import open_transport
@@ -20,15 +20,6 @@ from dkproto.transport.mock import MockTransport
 from dkproto.transport.sim import SimDevice, SimTransport, loopback_device
 
 BAD_ARG = f"[kIOReturnBadArgument (0x{int(IOReturn.kIOReturnBadArgument):08x})]"
-
-
-def cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """``dkproto ARGS`` in this process, through the real top-level error handler."""
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-        raise SystemExit(0)
-    out, err = capsys.readouterr()
-    return int(exit_info.value.code or 0), out, err
 
 
 # ---- control transfers: every field checked in the base, for every transport -------------------------
