@@ -46,9 +46,10 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 import construct as cs
 
@@ -92,8 +93,10 @@ class ReportValues(dict):  # type: ignore[type-arg]
                     {"report_type": report_type, "report_id": report_id, "__slots__": ()})
 
 
-@dataclass(frozen=True, slots=True)
-class _Elem:
+class _Elem(NamedTuple):
+    """One element of a report: where its bits are and how to read them (a tuple: reports
+    can have thousands of elements, and a tuple is the cheapest object to make)."""
+
     bit_offset: int
     size: int
     signed: bool
@@ -106,7 +109,7 @@ class _Slot:
     key: str
     field: Field  # for the padding after the last field: the report's last field
     kind: str  # "scalar", "list", "array", "padding"
-    elems: list[int]  # indices into ReportCodec.elems
+    elems: Sequence[int]  # indices into ReportCodec.elems (a range)
     usage: int = 0
     table: dict[int, str] | None = None  # array: raw value -> usage name
     rev: dict[str, int] | None = None  # array: usage name / lowercase -> raw value
@@ -153,9 +156,11 @@ class ReportCodec:
             raise DecodeError(f"{msg} ({f.rule}): {why}", offset=f.offset, descriptor="report descriptor",
                               rule=f.rule)
         self.report = report
-        self.elems: list[_Elem] = []
+        self._elems: list[_Elem] | None = None
+        self._n_elems = 0
         self.slots: list[_Slot] = []
         self._array_member: dict[str, _Slot] = {}
+        self._arrays_ready = False
         self._by_key: dict[str, _Slot] = {}
         self._by_norm: dict[str, _Slot] = {}
         self._build_slots()
@@ -163,8 +168,7 @@ class ReportCodec:
             self._by_key.setdefault(sl.key, sl)
             self._by_norm.setdefault(_norm(sl.key), sl)
         self._raw_slots = {sl.raw_key: sl for sl in self.slots if sl.raw_key}
-        self._pad_elems = frozenset(i for sl in self.slots if sl.kind == "padding" for i in sl.elems)
-        self._pad_width = {sl.elems[0]: sl.width for sl in self.slots if sl.kind == "padding"}
+        self._pads: tuple[frozenset[int], dict[int, int]] | None = None
         self._struct: cs.Construct | None = None
         self._fast: Callable[[bytes], ReportValues] | None = None
         self._size = report.size
@@ -182,10 +186,9 @@ class ReportCodec:
         for f in self.report.fields:
             if f.report_size == 0 or f.report_count == 0:
                 continue
-            first = len(self.elems)
-            for i in range(f.report_count):
-                self.elems.append(_Elem(f.bit_offset + i * f.report_size, f.report_size, f.signed))
-            idx = list(range(first, len(self.elems)))
+            first = self._n_elems
+            self._n_elems += f.report_count
+            idx = range(first, self._n_elems)
             if f.is_padding:
                 # One pseudo-element spanning the whole item keeps the bits exact.
                 self.slots.append(_Slot(f"(padding@{f.bit_offset})", f, "padding", idx, width=f.bit_size))
@@ -200,44 +203,72 @@ class ReportCodec:
                 pages = {u >> 16 for u in f.usages}
                 base = page_name(pages.pop()) if len(pages) == 1 else "Array"
                 slot = _Slot(unique(base), f, "array", idx)
-                table: dict[int, str] = {}
-                rev: dict[str, int] = {}
-                ku = f.kernel_usages
-                null = None
-                lo, hi = f.logical_minimum, f.logical_maximum
-                for k, u in enumerate(ku):
-                    v = lo + k
-                    if v > hi:
-                        break
-                    if u & 0xFFFF == 0:
-                        if null is None:
-                            null = v
-                        continue
-                    name = usage_name(u)
-                    table[v] = name
-                    rev.setdefault(_norm(name), v)
-                    rev.setdefault(f"0x{u:x}", v)
-                if null is None:
-                    e = self.elems[idx[0]]
-                    for cand in (0, hi + 1, lo - 1):
-                        if not (lo <= cand <= hi) and _fits(cand, e):
-                            null = cand
-                            break
-                    else:
-                        null = 0
-                slot.table, slot.rev, slot.null = table, rev, null
-                slot.canon = {v: rev[_norm(name)] for v, name in table.items()}
                 slot.raw_key = f"(raw {slot.key})"
                 self.slots.append(slot)
-                for name in table.values():
-                    self._array_member.setdefault(_norm(name), slot)
         r = self.report
         tail = r.data_size * 8 - r.size_bits
         if tail and r.fields:
             # Bits after the last field, up to the byte boundary: kept like padding.
-            self.elems.append(_Elem(r.size_bits, tail, False))
-            self.slots.append(_Slot(f"(padding@{r.size_bits})", r.fields[-1], "padding", [len(self.elems) - 1],
-                                    width=tail))
+            self._n_elems += 1
+            self.slots.append(_Slot(f"(padding@{r.size_bits})", r.fields[-1], "padding",
+                                    range(self._n_elems - 1, self._n_elems), width=tail))
+
+    @property
+    def elems(self) -> list[_Elem]:
+        """Every element of the report, in order (made on first use: a codec made only for its
+        keys or layout never needs them, and a report can have thousands)."""
+        if self._elems is None:
+            out: list[_Elem] = []
+            for f in self.report.fields:
+                if f.report_size and f.report_count:
+                    size, signed, base = f.report_size, f.signed, f.bit_offset
+                    out.extend([_Elem(base + i * size, size, signed) for i in range(f.report_count)])
+            r = self.report
+            tail = r.data_size * 8 - r.size_bits
+            if tail and r.fields:
+                out.append(_Elem(r.size_bits, tail, False))
+            self._elems = out
+        return self._elems
+
+    def _arrays(self) -> None:
+        """Fill the name tables of the array slots, on the first decode or build: an array field
+        can hold thousands of usages, and a codec made only for its layout or keys (``hid parse``,
+        a CLI call that decodes one other report) never needs them."""
+        if self._arrays_ready:
+            return
+        self._arrays_ready = True
+        for slot in self.slots:
+            if slot.kind != "array":
+                continue
+            f = slot.field
+            table: dict[int, str] = {}
+            rev: dict[str, int] = {}
+            canon: dict[int, int] = {}
+            null = None
+            lo, hi = f.logical_minimum, f.logical_maximum
+            for k, u in enumerate(f.kernel_usages):
+                v = lo + k
+                if v > hi:
+                    break
+                if u & 0xFFFF == 0:
+                    if null is None:
+                        null = v
+                    continue
+                name = usage_name(u)
+                table[v] = name
+                canon[v] = rev.setdefault(_norm(name), v)
+                rev.setdefault(f"0x{u:x}", v)
+            if null is None:
+                e = self.elems[slot.elems[0]]
+                for cand in (0, hi + 1, lo - 1):
+                    if not (lo <= cand <= hi) and _fits(cand, e):
+                        null = cand
+                        break
+                else:
+                    null = 0
+            slot.table, slot.rev, slot.null, slot.canon = table, rev, null, canon
+            for name in table.values():
+                self._array_member.setdefault(_norm(name), slot)
 
     @property
     def keys(self) -> list[str]:
@@ -289,6 +320,7 @@ class ReportCodec:
 
     # -- values from raw element values ----------------------------------------------------
     def _values(self, raw: list[int], body: bytes) -> ReportValues:
+        self._arrays()
         out = self._rv()
         unchecked = []
         for s in self.slots:
@@ -326,6 +358,7 @@ class ReportCodec:
         reports (over 16 bytes) each element reads only its own bytes, so the cost stays linear,
         and runs of byte-aligned 8/16/32-bit elements are unpacked in one ``struct`` call.
         """
+        self._arrays()
         wide = self.report.data_size > 16
         lines = ["def _decode(body, _from=int.from_bytes, _RV=_RV):"]
         env: dict[str, Any] = {"_RV": self._rv}
@@ -351,7 +384,7 @@ class ReportCodec:
                 x = f"(({x} ^ {half:#x}) - {half:#x})"
             return x
 
-        def run_expr(idx: list[int]) -> str:
+        def run_expr(idx: Sequence[int]) -> str:
             """A list of the elements' values, in one struct call when they are a regular run."""
             es = [self.elems[i] for i in idx]
             e0 = es[0]
@@ -545,6 +578,7 @@ class ReportCodec:
 
     def _raw_for(self, values: Mapping[str, Any]) -> tuple[list[int], dict[int, int]]:
         """Element values for a name mapping; range-checked. Returns (raw, padding values)."""
+        self._arrays()
         raw = [0] * len(self.elems)
         pads: dict[int, int] = {}
         unchecked = values.unchecked if isinstance(values, ReportValues) else frozenset()
@@ -662,7 +696,10 @@ class ReportCodec:
         """The field data (report ID excluded): one int for small reports, byte slices for wide
         ones (OR-ing into one growing int would be quadratic)."""
         size = self.report.data_size
-        pad_elems = self._pad_elems
+        if self._pads is None:
+            pad = [sl for sl in self.slots if sl.kind == "padding"]
+            self._pads = (frozenset(i for sl in pad for i in sl.elems), {sl.elems[0]: sl.width for sl in pad})
+        pad_elems, pad_width = self._pads
         if size <= 16:
             n = 0
             for i, (e, v) in enumerate(zip(self.elems, raw)):
@@ -676,7 +713,7 @@ class ReportCodec:
             if i not in pad_elems and v:
                 _put(buf, e.bit_offset, e.size, v & ((1 << e.size) - 1))
         for i, v in pads.items():
-            _put(buf, self.elems[i].bit_offset, self._pad_width[i], v)
+            _put(buf, self.elems[i].bit_offset, pad_width[i], v)
         return bytes(buf)
 
     def build(self, values: Mapping[str, Any] | None = None, **kw: Any) -> bytes:
@@ -738,8 +775,11 @@ class ReportCodec:
         return out
 
 
+@lru_cache(maxsize=1 << 16)
 def _norm(name: str) -> str:
-    """Names compare without case, spaces or punctuation other than '#'."""
+    """Names compare without case, spaces or punctuation other than '#' (cached: the same usage
+    names come back for every array element and every build; bounded so that hostile input cannot
+    grow it without limit)."""
     return "".join(ch for ch in name.lower() if ch.isalnum() or ch == "#")
 
 
@@ -781,10 +821,10 @@ class DescriptorCodec:
         c = self._codecs.get(key)
         if c is None:
             c = ReportCodec(self.descriptor.report(report_type, report_id))
-            self._cached_elements += len(c.elems)
+            self._cached_elements += c._n_elems
             while self._codecs and self._cached_elements > MAX_CACHED_ELEMENTS:
                 old_key = next(iter(self._codecs))
-                self._cached_elements -= len(self._codecs.pop(old_key).elems)
+                self._cached_elements -= self._codecs.pop(old_key)._n_elems
                 entry = self._fast_table.get(old_key[0])
                 if entry is not None:
                     entry[1].pop(old_key[1], None)

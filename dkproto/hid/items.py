@@ -242,6 +242,9 @@ class Item:
         return str(self.udata) if self.size else ""
 
 
+_ITEM_TYPES = tuple(ItemType(t) for t in range(4))
+
+
 def _item_at(data: bytes, pos: int) -> Item:
     end = len(data)
     b = data[pos]
@@ -274,7 +277,7 @@ def _item_at(data: bytes, pos: int) -> Item:
             descriptor="report descriptor",
             rule="bSize",
         )
-    return Item(pos, bytes(data[pos : pos + 1 + size]), ItemType(btype), tag,
+    return Item(pos, bytes(data[pos : pos + 1 + size]), _ITEM_TYPES[btype], tag,
                 bytes(data[pos + 1 : pos + 1 + size]))
 
 

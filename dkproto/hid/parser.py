@@ -492,6 +492,29 @@ class _Parser:
         self.usage_offsets.append(offset)
         return True
 
+    def add_usage_range(self, lo: int, hi: int, size: int, offset: int) -> None:
+        """``add_usage`` for lo..hi in one step (a range may hold thousands of usages); the same
+        results, findings and stop as adding them one by one."""
+        if hi < lo:
+            return
+        n = hi - lo + 1
+        room = HID_MAX_USAGES - len(self.usages)
+        k = min(n, room, MAX_EXPANDED_USAGES - self.expanded)
+        if k > 0:
+            self.expanded += k
+            if size <= 2:
+                page = (self.g.usage_page & 0xFFFF) << 16
+                if lo + k - 1 <= 0xFFFF:
+                    self.usages.extend(range(page + lo, page + lo + k))
+                else:
+                    self.usages.extend([(u & 0xFFFF) | page for u in range(lo, lo + k)])
+            else:
+                self.usages.extend([u & 0xFFFFFFFF for u in range(lo, lo + k)])
+            self.usage_sizes.extend([size] * k)
+            self.usage_offsets.extend([offset] * k)
+        if k < n:
+            self.add_usage(lo + k, size, offset)  # the finding (or stop) the next one would give
+
     def local(self, it: Item) -> None:
         data = it.udata
         tag = it.tag
@@ -538,11 +561,7 @@ class _Parser:
                 if hi == 0:
                     self.find("HID013", "too-many-usages", it.offset, "no usage index left", fatal=True)
                     return
-            n = lo
-            while n <= hi:
-                if not self.add_usage(n, it.size, it.offset):
-                    return
-                n += 1
+            self.add_usage_range(lo, hi, it.size, it.offset)
         elif tag in (3, 7):
             if self.take(1, it.offset, it.name):
                 (self.designators if tag == 3 else self.strings).append(data)

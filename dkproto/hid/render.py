@@ -54,7 +54,7 @@ def format_items(rd: ReportDescriptor) -> list[str]:
             text = f"Logical Maximum ({it.sdata if it.sdata >= 0 else it.udata})"
         elif it.type == ItemType.GLOBAL and it.tag == 4:
             text = f"Physical Maximum ({it.sdata if it.sdata >= 0 else it.udata})"
-        raw = " ".join(f"{b:02x}" for b in it.raw)
+        raw = it.raw.hex(" ")
         lines.append(f"{it.offset:5d}: {raw:<15s} {'  ' * min(depth, MAX_COLLECTION_DEPTH)}{text}")
         if it.type == ItemType.MAIN and it.tag == 0xA:
             depth += 1

@@ -86,9 +86,18 @@ def usage_name(usage: int, page: int | None = None) -> str:
         page: the usage page, when ``usage`` holds only the ID.
     """
     if page is None:
-        page, uid = usage >> 16, usage & 0xFFFF
-    else:
-        uid = usage & 0xFFFF
+        return _usage_name(usage >> 16, usage & 0xFFFF)
+    return _usage_name(page, usage & 0xFFFF)
+
+
+#: Names are asked for again and again (every element of an array field, every rendering); the
+#: tables are fixed, so the answers are cached. The bound keeps a hostile descriptor from growing
+#: the caches without limit: 2**16 entries is one whole usage page.
+_NAME_CACHE = 1 << 16
+
+
+@lru_cache(maxsize=_NAME_CACHE)
+def _usage_name(page: int, uid: int) -> str:
     p = _tables().get(page)
     if p is not None:
         name = p.name_of(uid)
@@ -100,6 +109,7 @@ def usage_name(usage: int, page: int | None = None) -> str:
     return f"0x{page:04x}:0x{uid:04x}"
 
 
+@lru_cache(maxsize=_NAME_CACHE)
 def usage_full_name(usage: int) -> str:
     """``Page / Usage`` for a 32-bit usage (``Generic Desktop / X``)."""
     return f"{page_name(usage >> 16)} / {usage_name(usage)}"
