@@ -69,15 +69,30 @@ def _emit(data: bytes, fmt: str, meta: dict[str, Any]) -> None:
         click.echo(hexdump(data))
 
 
-def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
-    fn = click.option("--spy", is_flag=True, help="Hex-dump every transfer to stderr.")(fn)
-    fn = click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")(fn)
-    fn = click.option("--hex", "as_hex", is_flag=True, help="Print received bytes as plain hex.")(fn)
-    fn = click.option("--ascii", "-a", "as_ascii", is_flag=True,
-                      help="DATA is text (escapes \\n \\r \\xNN); received bytes are printed raw.")(fn)
-    fn = click.option("--timeout", "-t", default=1000, show_default=True, type=click.IntRange(0),
-                      help="Milliseconds (0 = wait forever).")(fn)
-    return fn
+def _options(*, sends: bool = True, receives: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The options every poke verb takes; ``--ascii`` and ``--hex`` are described by what the verb
+    does: ``read`` sends no DATA, ``write`` prints no received bytes (then ``--hex`` is absent)."""
+
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn = click.option("--spy", is_flag=True, help="Hex-dump every transfer to stderr.")(fn)
+        fn = click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")(fn)
+        if receives:
+            fn = click.option("--hex", "as_hex", is_flag=True, help="Print received bytes as plain hex.")(fn)
+        if sends and receives:
+            ascii_help = "DATA is text (escapes \\n \\r \\xNN); received bytes are printed raw."
+        elif sends:
+            ascii_help = "DATA is text (escapes \\n \\r \\xNN)."
+        else:
+            ascii_help = "Print received bytes raw (as text)."
+        fn = click.option("--ascii", "-a", "as_ascii", is_flag=True, help=ascii_help)(fn)
+        fn = click.option("--timeout", "-t", default=1000, show_default=True, type=click.IntRange(0),
+                          help="Milliseconds (0 = wait forever).")(fn)
+        return fn
+
+    return wrap
+
+
+_common = _options()
 
 
 def _fmt(as_json: bool, as_hex: bool, as_ascii: bool) -> str:
@@ -127,7 +142,7 @@ def ctrl_cmd(device: str, bmrequesttype: str, brequest: str, wvalue: str, windex
 @click.argument("length", metavar="[N]", required=False, default="512")
 @click.option("--count", "-n", default=1, show_default=True, type=click.IntRange(1),
               help="How many reads to do.")
-@_common
+@_options(sends=False)
 def read_cmd(device: str, endpoint: str, length: str, count: int, timeout: int, as_ascii: bool,
              as_hex: bool, as_json: bool, spy: bool) -> None:
     """Read up to N bytes (default 512) from IN endpoint EP (e.g. 0x81) of DEVICE."""
@@ -145,8 +160,8 @@ def read_cmd(device: str, endpoint: str, length: str, count: int, timeout: int, 
 @click.argument("device")
 @click.argument("endpoint", metavar="EP")
 @click.argument("data", metavar="DATA")
-@_common
-def write_cmd(device: str, endpoint: str, data: str, timeout: int, as_ascii: bool, as_hex: bool,
+@_options(receives=False)
+def write_cmd(device: str, endpoint: str, data: str, timeout: int, as_ascii: bool,
               as_json: bool, spy: bool) -> None:
     """Write DATA (hex, or text with --ascii) to OUT endpoint EP (e.g. 0x02) of DEVICE."""
     ep = parse_int(endpoint, "EP", 0, 0xFF)

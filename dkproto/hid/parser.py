@@ -758,8 +758,8 @@ class _Parser:
     def check_field(self, it: Item, rtype: str) -> None:
         """Lint checks that need the parser state at a main item (not kernel-fatal)."""
         g = self.g
-        short = [i for i, sz in enumerate(self.usage_sizes) if sz <= 2]
-        if short and (self.usages[short[0]] >> 16) == 0:
+        first_short = next((i for i, sz in enumerate(self.usage_sizes) if sz <= 2), None)
+        if first_short is not None and (self.usages[first_short] >> 16) == 0:
             self.find("HID002", "no-usage-page", it.offset,
                       f"{it.name} has usages but no Usage Page is in force (page 0, Undefined)")
         if g.report_size == 0 and g.report_count:

@@ -47,8 +47,9 @@ TOOLS: dict[str, str] = {
     "dpkg-deb": "dpkg",
     "apt-get": "apt",
 }
-#: Optional tools used inside the VM (through the shared host root).
-OPTIONAL_TOOLS: dict[str, str] = {"lsusb": "usbutils", "usbip": "usbip"}
+#: Optional tools used inside the VM (through the shared host root); tshark reads the kernel's usbmon
+#: captures and dkproto's pcapng exports (tests/lab/test_usbmon.py, docs/capture.md).
+OPTIONAL_TOOLS: dict[str, str] = {"lsusb": "usbutils", "usbip": "usbip", "tshark": "tshark"}
 
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
 
