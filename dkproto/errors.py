@@ -18,7 +18,8 @@
     ├── AbortedError (kIOReturnAborted)
     ├── PipeStalledError (kUSBHostReturnPipeStalled)
     ├── NotFoundError (kIOReturnNotFound)                      also LookupError
-    └── MissingToolError (kIOReturnNotReady)                   a tool or package is missing
+    ├── MissingToolError (kIOReturnNotReady)                   a tool or package is missing
+    └── ReplayMismatchError (kIOReturnBadMessageID)            a replayed program asked what the recording did not
 
 Back-end errors (libusb, hidapi, pyserial, construct) are translated at the transport or
 parser boundary into the most specific class, chained with ``from exc``; the back end's own
@@ -46,6 +47,7 @@ __all__ = [
     "NotPermittedError",
     "OverrunError",
     "PipeStalledError",
+    "ReplayMismatchError",
     "StateError",
     "URLError",
     "UnsupportedError",
@@ -204,6 +206,14 @@ class MissingToolError(DkError):
     """
 
     ioreturn = IOReturn.kIOReturnNotReady
+
+
+class ReplayMismatchError(DkError):
+    """A replayed program made a request the recording does not have there (kIOReturnBadMessageID:
+    the message sent is not the one the session holds). The message names the session file, its
+    line, what was recorded and what came."""
+
+    ioreturn = IOReturn.kIOReturnBadMessageID
 
 
 _BY_IORETURN: dict[int, type[DkError]] = {

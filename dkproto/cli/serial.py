@@ -25,13 +25,17 @@ _EOLS = {"cr": b"\r", "lf": b"\n", "crlf": b"\r\n", "none": b""}
 
 
 def _port(port: str, opts: dict[str, Any]) -> tuple[SerialTransport, Transport]:
-    """Open PORT: (the serial port, the transport to move bytes through: a ``spy+`` wrapper if asked)."""
+    """Open PORT: (the serial port, the transport to move bytes through: a ``spy+`` wrapper if asked).
+
+    The serial port is the first transport of the wrapper chain with the serial calls: a recorded
+    or replayed port (``dkproto record``/``replay``) has them, so its line settings are recorded too.
+    """
     url = port if "://" in port else f"serial://{port}"
     transport = open_transport(url)
-    serial = transport
-    while isinstance(serial, TransportWrapper):
+    serial: Any = transport
+    while isinstance(serial, TransportWrapper) and not hasattr(serial, "configure"):
         serial = serial.inner
-    if not isinstance(serial, SerialTransport):
+    if not hasattr(serial, "configure"):
         raise click.BadParameter(f"{port} is not a serial port URL", param_hint="PORT")
     transport.open()
     settings = {k: v for k, v in opts.items() if v is not None}

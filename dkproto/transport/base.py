@@ -385,6 +385,20 @@ class Transport(abc.ABC):
         """
         raise UnsupportedError(f"{cls.__name__} cannot be opened by URL")
 
+    # ----------------------------------------------------------------- identity
+    @property
+    def device_scheme(self) -> str:
+        """The scheme of the device itself: ``hid`` for ``hid://``, and also for a wrapper around
+        one (``spy+hid://``, a recorded ``hid://``) or a replay of one. The DriverKit mirror picks
+        the family that publishes the device's nubs by it."""
+        return self.scheme
+
+    @property
+    def local_nodes(self) -> bool:
+        """True when ``info.path`` names a node on this machine (``/dev/hidraw3``), so its
+        disappearance means an unplug; False for a replay, whose paths are the recording's."""
+        return True
+
     # ----------------------------------------------------------------- lifecycle
     @property
     def is_open(self) -> bool:
@@ -726,6 +740,14 @@ class TransportWrapper(Transport):
     @property
     def info(self) -> TransportInfo:
         return self.inner.info
+
+    @property
+    def device_scheme(self) -> str:
+        return self.inner.device_scheme
+
+    @property
+    def local_nodes(self) -> bool:
+        return self.inner.local_nodes
 
     def control_transfer(self, bmRequestType: int, bRequest: int, wValue: int = 0, wIndex: int = 0,
                          data_or_wLength: bytes | int | None = None,

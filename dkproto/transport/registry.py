@@ -10,18 +10,27 @@ Schemes come from three places, first match wins:
 A scheme written ``A+B://`` is a wrapper ``A`` around the transport for ``B://`` when ``A`` is a
 wrapper class (:class:`~dkproto.transport.base.TransportWrapper`, e.g. ``spy+usb://...``);
 otherwise the URL goes to scheme ``A``, which reads ``B`` itself (``serial+loop://``).
+
+While a session is recorded or replayed (``dkproto.transport.record.recording``,
+``dkproto.transport.replay.replaying``, or ``DKPROTO_RECORD`` / ``DKPROTO_REPLAY`` in the
+environment), the transport of every back end's URL goes through the open hooks; a wrapper's URL
+does not (its inner URL comes back here), so ``spy+`` stacks on a recorded or replayed device.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
+import os
+from collections.abc import Callable
 from importlib import metadata
 
 from dkproto.errors import URLError
-from dkproto.transport.base import Transport
+from dkproto.transport.base import Transport, TransportWrapper
 from dkproto.transport.url import split_scheme
 
-__all__ = ["ENTRY_POINT_GROUP", "GRAMMAR", "open_transport", "register_scheme", "resolve_scheme", "schemes"]
+__all__ = ["ENTRY_POINT_GROUP", "GRAMMAR", "OPEN_HOOKS", "OpenHook", "open_transport", "register_scheme",
+           "resolve_scheme", "schemes"]
 
 ENTRY_POINT_GROUP = "dkproto.transports"
 
@@ -34,7 +43,28 @@ _BUILTINS: dict[str, str] = {
     "serial": "dkproto.transport.serial:SerialTransport",
     "sim": "dkproto.transport.sim:SimTransport",
     "spy": "dkproto.transport.spy:SpyTransport",
+    "record": "dkproto.transport.record:RecordTransport",
+    "replay": "dkproto.transport.replay:ReplayTransport",
 }
+
+#: ``hook(cls, url, build) -> Transport``: wraps or replaces what ``build()`` (``cls.from_url(url)``)
+#: makes, for a back end's URL. The replayer is first (it replaces), the recorder after (it wraps).
+OpenHook = Callable[[type[Transport], str, Callable[[], Transport]], Transport]
+OPEN_HOOKS: list[OpenHook] = []
+
+
+def _open_hooks() -> list[OpenHook]:
+    """The hooks, after ``DKPROTO_REPLAY`` / ``DKPROTO_RECORD`` had their say (each activates once per process)."""
+    if os.environ.get("DKPROTO_REPLAY"):
+        from dkproto.transport.replay import activate_from_environment as replay_env
+
+        replay_env()
+    if os.environ.get("DKPROTO_RECORD"):
+        from dkproto.transport.record import activate_from_environment as record_env
+
+        record_env()
+    return list(OPEN_HOOKS)
+
 
 _REGISTERED: dict[str, type[Transport]] = {}
 
@@ -83,5 +113,9 @@ def open_transport(url: str, *, open: bool = False) -> Transport:
         cls = resolve_scheme(scheme.split("+", 1)[0])
     if cls is None:
         raise URLError(f"bad transport URL {url!r}: unknown scheme {scheme!r}; expected {grammar}")
-    transport = cls.from_url(url)
+    build: Callable[[], Transport] = functools.partial(cls.from_url, url)
+    if not issubclass(cls, TransportWrapper):
+        for hook in _open_hooks():
+            build = functools.partial(hook, cls, url, build)
+    transport = build()
     return transport.open() if open else transport
