@@ -27,7 +27,10 @@ COMMANDS: dict[str, str] = {
     "write": "dkproto.cli.poke:write_cmd",
     "serial": "dkproto.cli.serial:serial_group",
     "match": "dkproto.cli.match:match_cmd",
+    "capture": "dkproto.cli.capture:capture_group",
     "run": "dkproto.cli.run:run_cmd",
+    "record": "dkproto.cli.record:record_cmd",
+    "replay": "dkproto.cli.record:replay_cmd",
 }
 
 EXIT_ERROR = 1

@@ -15,7 +15,7 @@ LAYERS: list[tuple[int, tuple[str, ...]]] = [
     (0, ("dkproto", "dkproto.ioreturn", "dkproto.errors", "dkproto.usbids", "dkproto._paths",
          "dkproto._jsonload", "dkproto._usercode", "dkproto.data")),
     (1, ("dkproto.schema",)),
-    (2, ("dkproto.usb", "dkproto.hid")),
+    (2, ("dkproto.usb", "dkproto.hid", "dkproto.session", "dkproto.capture")),
     (3, ("dkproto.device", "dkproto.transport")),
     (4, ("dkproto.usb.read", "dkproto.usb.enumerate", "dkproto.hid.device")),
     (5, ("dkproto.iokit",)),
@@ -28,6 +28,9 @@ SAME_LAYER_FORBIDDEN = [
     ("dkproto.device", "dkproto.transport"),  # transport may use the device side (sim://), not back
     ("dkproto.usb", "dkproto.hid"),
     ("dkproto.hid", "dkproto.usb"),
+    ("dkproto.session", "dkproto.capture"),  # a capture is made from a session, not the other way
+    ("dkproto.session", "dkproto.usb"),
+    ("dkproto.session", "dkproto.hid"),
 ]
 
 #: Imports that break the rule on purpose: (importer, imported) -> why.

@@ -20,7 +20,7 @@ def test_missing_packages_names_the_debian_package_of_each_missing_tool(monkeypa
         raise MissingToolError(name)
 
     monkeypatch.setattr(kernel, "find_tool", fake_find)
-    assert kernel.missing_packages() == ["busybox-static", "kmod", "usbutils", "usbip"]
+    assert kernel.missing_packages() == ["busybox-static", "kmod", "usbutils", "usbip", "tshark"]
     assert kernel.missing_packages(include_optional=False) == ["busybox-static", "kmod"]
 
 
