@@ -205,9 +205,15 @@ class IOHIDInterface(IOService):
         self._reader = None
 
     def _present(self) -> bool:
-        """False once the OS node behind the transport (``/dev/hidrawN``) has disappeared."""
+        """False once the OS node behind the transport (``/dev/hidrawN``) has disappeared.
+
+        A replayed transport has no node on this machine (``local_nodes`` is False): the path in
+        its info is the recording's, so only its errors (NoDeviceError) tell that the device is gone.
+        """
         import os
 
+        if not getattr(self.transport, "local_nodes", True):
+            return True
         path = getattr(getattr(self.transport, "info", None), "path", None)
         return not (isinstance(path, str) and path.startswith("/dev/") and not os.path.exists(path))
 

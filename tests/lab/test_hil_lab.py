@@ -1,0 +1,146 @@
+"""Record and replay on the real Linux USB stack, and Wireshark's view of both (issue 11).
+
+1. Each example's hardware suite (``devices/<example>/test_*.py``) runs against the example's
+   own gadget with ``--dk-record``; the gadget is then removed and the same suite passes from
+   the fresh recordings, with no device on the bus.
+2. The kernel's own usbmon capture (tshark on ``usbmonN``) of a ``dkproto dump`` and dkproto's
+   pcapng export of the session it recorded, both read by Debian's tshark, list the same
+   transfers: setup packets, endpoints, lengths and data.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.lab
+
+ROOT = Path(__file__).resolve().parents[2]
+DEVICES = ROOT / "devices"
+EXAMPLES = ("vendor-bulk", "hid-keyboard-leds", "cdc-acm-serial")
+
+
+@pytest.fixture()
+def example_gadget() -> Iterator[Any]:
+    """Factory: bind devices/<name>/gadget.json; removed after the test (if still there)."""
+    from dkproto.lab.devices import load_definition
+    from dkproto.lab.gadget import Gadget
+
+    made: list[Any] = []
+
+    def make(name: str) -> Any:
+        g = Gadget(load_definition(DEVICES / name / "gadget.json"), instance=f"hil-{name}-{len(made)}")
+        made.append(g)
+        g.create()
+        g.bind(wait=15.0)
+        return g
+
+    yield make
+    for g in reversed(made):
+        g.remove()
+
+
+def _pytest(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly", "-q",
+                           "-rA", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_a_suite_recorded_on_the_device_passes_from_its_recording_with_the_device_gone(
+        example: str, example_gadget: Any, tmp_path: Path) -> None:
+    g = example_gadget(example)
+    rec = tmp_path / "rec"
+    live = _pytest(f"devices/{example}", "--dk-hw", "--dk-record", str(rec))
+    assert live.returncode == 0, live.stdout[-3000:] + live.stderr[-2000:]
+    made = sorted(rec.glob("*.jsonl"))
+    assert made, live.stdout[-2000:]
+    assert "recorded" in live.stdout
+    g.remove()  # the device leaves the bus: what follows cannot reach it
+
+    replayed = _pytest(f"devices/{example}", "--dk-hw", "--dk-replay", str(rec))
+    assert replayed.returncode == 0, replayed.stdout[-3000:] + replayed.stderr[-2000:]
+    assert f"{len(made)} passed" in replayed.stdout
+    assert "replayed" in replayed.stdout
+
+
+# -- Wireshark: the kernel's usbmon capture and dkproto's export list the same transfers ----------
+
+FIELDS = ("usb.urb_type", "usb.transfer_type", "usb.endpoint_address", "usb.bmRequestType", "usb.setup.bRequest",
+          "usb.setup.wValue", "usb.setup.wIndex", "usb.setup.wLength", "usb.data_len", "usb.capdata")
+
+
+def _tshark_rows(path: Path, bus: int, address: int) -> list[tuple[str, ...]]:
+    tshark = shutil.which("tshark")
+    assert tshark, "tshark is not installed: apt-get install tshark (dkproto lab prepare --install does)"
+    args = [tshark, "-r", str(path), "-Y", f"usb.bus_id == {bus} && usb.device_address == {address}",
+            "-T", "fields", "-E", "separator=|"]
+    for f in FIELDS:
+        args += ["-e", f]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=120, check=True).stdout
+    return [tuple(line.split("|")) for line in out.splitlines() if line.strip()]
+
+
+def _start_capture(bus: int, path: Path) -> subprocess.Popen[bytes]:
+    tshark = shutil.which("tshark")
+    assert tshark, "tshark is not installed: apt-get install tshark (dkproto lab prepare --install does)"
+    if not Path(f"/dev/usbmon{bus}").exists():
+        subprocess.run(["modprobe", "usbmon"], check=False)
+    assert Path(f"/dev/usbmon{bus}").exists(), "no usbmon device: the lab kernel has no usbmon module"
+    log = path.with_suffix(".log")
+    proc = subprocess.Popen([tshark, "-i", f"usbmon{bus}", "-w", str(path)], stdout=subprocess.DEVNULL,
+                            stderr=log.open("wb"))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # tshark says "Capturing on" once the capture runs
+        if b"Capturing on" in log.read_bytes():
+            return proc
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(f"tshark did not start capturing on usbmon{bus}: {log.read_text(errors='replace')[-500:]}")
+
+
+def test_the_kernels_usbmon_capture_and_dkprotos_export_list_the_same_transfers(
+        lab_gadget: Any, tmp_path: Path) -> None:
+    g = lab_gadget("hid-keyboard")
+    bus, address = g.host_address()
+    kernel_cap = tmp_path / "kernel.pcapng"
+    session = tmp_path / "session.jsonl"
+    cap = _start_capture(bus, kernel_cap)
+    try:
+        time.sleep(0.5)
+        env = dict(os.environ, DKPROTO_RECORD=str(session))
+        env.pop("DKPROTO_RECORD_PID", None)
+        dump = subprocess.run([sys.executable, "-m", "dkproto", "dump", f"usb://{bus}/{address}"],
+                              env=env, capture_output=True, text=True, timeout=120, check=False)
+        assert dump.returncode == 0, dump.stderr
+        time.sleep(1.0)  # let usbmon hand the last completions to tshark
+    finally:
+        cap.send_signal(signal.SIGINT)
+        cap.wait(timeout=60)
+    exported = tmp_path / "dkproto.pcapng"
+    out = subprocess.run([sys.executable, "-m", "dkproto", "capture", "export", str(session), str(exported)],
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+
+    kernel_rows = _tshark_rows(kernel_cap, bus, address)
+    ours = _tshark_rows(exported, bus, address)
+    assert ours, "dkproto's export lists no transfer of the device"
+    assert len(ours) >= 20  # a whole descriptor set: device, configurations, strings, qualifier...
+    assert kernel_rows == ours, _diff(kernel_rows, ours)
+
+
+def _diff(a: list[tuple[str, ...]], b: list[tuple[str, ...]]) -> str:
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            return f"first difference at record {i}: kernel {x} dkproto {y} ({len(a)} vs {len(b)} records)"
+    return f"kernel {len(a)} records, dkproto {len(b)}: extra {(a[len(b):] or b[len(a):])[:3]}"
