@@ -9,7 +9,9 @@ with one URB id: the Submit at the call's ``t``, the Complete at ``t + dt``; an 
 
 What each op is on the wire (``docs/capture.md`` has the table):
 
-* ``control``: a control transfer on endpoint 0 (``epnum`` 0x80 for IN), SETUP on the Submit;
+* ``control``: a control transfer on endpoint 0 (``epnum`` 0x80 for IN), SETUP on the Submit; also
+  one with ``by`` (a transfer the transport made on its own, such as ``usb://``'s string reads for
+  ``info``: it was on the wire; records are sorted by time, so it comes where the kernel saw it);
 * ``read``/``write``: a transfer on the endpoint, interrupt or isochronous when the session read
   a configuration descriptor saying so (GET_DESCRIPTOR(Configuration)), else bulk; on ``hid://``
   always interrupt;

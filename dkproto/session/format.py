@@ -106,7 +106,7 @@ OPS: dict[str, tuple[tuple[FieldSpec, ...], tuple[FieldSpec, ...]]] = {
     "open": ((_f("url", "str"), _f("scheme", "str")), (_f("info", "obj"),)),
     "close": ((), ()),
     "control": ((_f("bmRequestType", "u8"), _f("bRequest", "u8"), _f("wValue", "u16"), _f("wIndex", "u16"),
-                 _f("wLength", "u16"), _f("out", "hex", False)),
+                 _f("wLength", "u16"), _f("out", "hex", False), _f("by", "str", False)),
                 (_f("in", "hex", False), _f("length", "uint"))),
     "read": ((_f("endpoint", "u8"), _f("length", "uint"), _f("timeout", "uint")), (_f("data", "hex"),)),
     "write": ((_f("endpoint", "u8"), _f("data", "hex"), _f("timeout", "uint")), (_f("length", "uint"),)),

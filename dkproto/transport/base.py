@@ -60,6 +60,7 @@ __all__ = [
     "HID_REPORT_INPUT",
     "HID_REPORT_OUTPUT",
     "ControlRequest",
+    "InternalObserver",
     "Transfer",
     "TransferCallback",
     "Transport",
@@ -132,6 +133,10 @@ _R = TypeVar("_R")
 
 #: A completion callback: called once with the finished :class:`Transfer`.
 TransferCallback = Callable[["Transfer"], None]
+
+#: :attr:`Transport.internal_observer`: called as ``observer(op, request, outcome)`` after each wire
+#: transfer a transport makes on its own (see :meth:`Transport._internal`).
+InternalObserver = Callable[[str, dict[str, Any], Any], None]
 
 
 class Transfer:
@@ -361,6 +366,14 @@ class Transport(abc.ABC):
     scheme: ClassVar[str] = ""
     grammar: ClassVar[str] = ""
 
+    #: Told about every transfer the transport puts on the wire **on its own**, inside one of its
+    #: calls, rather than because the caller asked for it: ``usb://`` reading the string
+    #: descriptors for :attr:`info`, or the serial number a ``?serial=`` URL matches, during
+    #: :meth:`open`. None (the default): nobody is told. See :meth:`_internal` for the arguments.
+    #: A recorder sets it on the transport it wraps before opening it (a
+    #: :class:`TransportWrapper` forwards it to its inner transport).
+    internal_observer: InternalObserver | None = None
+
     def __init_subclass__(cls, **kw: Any) -> None:
         """Every subclass's ``control_transfer`` and ``write`` check their arguments first
         (:func:`check_control_request`, :func:`check_write_data`): one rule for every back end."""
@@ -438,6 +451,46 @@ class Transport(abc.ABC):
     def _require_open(self, what: str) -> None:
         if not self._is_open:
             raise NotOpenError(f"{type(self).__name__}.{what}: transport is not open (call open() first)")
+
+    def _internal(self, by: str, op: str, request: dict[str, Any], fn: Callable[[], _R], *,
+                  observer: InternalObserver | None = None) -> _R:
+        """Run ``fn``, one wire transfer the transport makes on its own, and tell the observer.
+
+        THE path for such transfers: a back end that puts a transfer on the wire that its caller
+        did not ask for (a string descriptor read for :attr:`info`) runs it through here, so a
+        recorder or a capture sees every transfer the device saw.
+
+        Args:
+            by: what it was made for: ``"info"`` (:attr:`info`) or ``"open"`` (:meth:`open`).
+            op: the operation, named as :class:`TransportWrapper` names it (``"control_transfer"``).
+            request: its arguments, named as :class:`TransportWrapper` names them (for a control
+                transfer ``bmRequestType``, ``bRequest``, ``wValue``, ``wIndex``,
+                ``data_or_wLength``, ``timeout``).
+            fn: the transfer itself.
+            observer: who to tell instead of :attr:`internal_observer` (a back end that only
+                knows later whether the transfer belongs to this transport's device).
+
+        The observer is called once, after ``fn`` ended, as ``observer(op, fields, outcome)``:
+        ``fields`` is ``request`` plus ``by``, ``started`` and ``ended`` (``time.monotonic()``
+        when ``fn`` began and ended); ``outcome`` is what ``fn`` returned, or the
+        :class:`~dkproto.errors.DkError` it raised (which is then raised on). An observer that
+        raises is logged and ignored: it never changes what the device sees or the caller gets.
+        """
+        sink = self.internal_observer if observer is None else observer
+        if sink is None:
+            return fn()
+        started = time.monotonic()
+        try:
+            result = fn()
+        except DkError as exc:
+            _tell(sink, op, {**request, "by": by, "started": started, "ended": time.monotonic()}, exc)
+            raise
+        except Exception as exc:
+            failure = DkError(f"{type(exc).__name__}: {exc}")
+            _tell(sink, op, {**request, "by": by, "started": started, "ended": time.monotonic()}, failure)
+            raise
+        _tell(sink, op, {**request, "by": by, "started": started, "ended": time.monotonic()}, result)
+        return result
 
     @abc.abstractmethod
     def _open(self) -> None:
@@ -613,6 +666,13 @@ class Transport(abc.ABC):
         raise self._unsupported("reset")
 
 
+def _tell(observer: InternalObserver, op: str, fields: dict[str, Any], outcome: Any) -> None:
+    try:
+        observer(op, fields, outcome)
+    except Exception:  # an observer's failure must not change the device's traffic
+        log.exception("internal transfer observer failed on %s", op)
+
+
 def _make_transfer(endpoint: int, data_or_length: bytes | int, callback: TransferCallback | None,
                    timeout: int, user_data: Any) -> Transfer:
     if endpoint & 0x80:
@@ -726,6 +786,16 @@ class TransportWrapper(Transport):
     def __init__(self, inner: Transport) -> None:
         super().__init__()
         self.inner = inner
+
+    @property
+    def internal_observer(self) -> InternalObserver | None:
+        """The inner transport's (a wrapper makes no transfer of its own): set through any stack
+        of wrappers, it reaches the transport that talks to the device."""
+        return self.inner.internal_observer
+
+    @internal_observer.setter
+    def internal_observer(self, observer: InternalObserver | None) -> None:
+        self.inner.internal_observer = observer
 
     def _call(self, op: str, args: dict[str, Any], fn: Callable[[], _R]) -> _R:
         """Run one operation. Override to observe: ``return fn()`` must stay the core."""

@@ -11,6 +11,14 @@ status and error, and raised as it was.
 
 ``record+URL?record=PATH`` wraps one transport by URL. Devices are numbered in the order they
 are first opened.
+
+The transfers a transport makes on its own inside a call (``usb://`` reading the string
+descriptors of ``info`` while it is opened, or the serial number ``?serial=`` matches) reach the
+recorder through :attr:`~dkproto.transport.base.Transport.internal_observer`, which a
+:class:`RecordTransport` sets on the transport it wraps; each is a ``control`` event with a
+``by`` field (``"info"``, ``"open"``). Those made inside ``open`` are written right after the
+``open`` event (which is written when ``open`` returns), in the order they happened; their ``t``
+lies within the open's ``t`` .. ``t + dt``.
 """
 
 from __future__ import annotations
@@ -137,6 +145,16 @@ class RecordTransport(TransportWrapper):
         self.recorder = recorder
         self.url = url
         self.dev: int | None = None
+        #: While ``open`` runs: the transfers the inner transport made on its own, not yet written.
+        self._opening: list[tuple[float, float, dict[str, Any], IOReturn | int, str | None]] | None = None
+        previous = inner.internal_observer  # through any wrappers, to the transport that talks to the device
+
+        def observe(op: str, fields: dict[str, Any], outcome: Any) -> None:
+            self._internal_transfer(op, fields, outcome)
+            if previous is not None:
+                previous(op, fields, outcome)
+
+        inner.internal_observer = observe
 
     @classmethod
     def from_url(cls, url: str) -> RecordTransport:
@@ -169,6 +187,35 @@ class RecordTransport(TransportWrapper):
         if not ok:
             event["error"] = error or ""
         self.recorder.writer.append(event)
+
+    def _internal_transfer(self, op: str, fields: dict[str, Any], outcome: Any) -> None:
+        """The inner transport's observer: one transfer it made on its own (``fields["by"]`` says
+        why), written as its op with ``by``; buffered while ``open`` runs (see the module)."""
+        name = _OPS.get(op, op)
+        if self.dev is None or name != "control":
+            return
+        request = _fields(name, fields)
+        if request is None:
+            return
+        request["by"] = str(fields.get("by") or "info")
+        writer = self.recorder.writer
+        started = float(fields.get("started", writer.start + writer.now()))
+        t = max(started - writer.start, 0.0)
+        dt = max(float(fields.get("ended", started)) - started, 0.0)
+        item: tuple[float, float, dict[str, Any], IOReturn | int, str | None]
+        if isinstance(outcome, DkError):
+            item = (t, dt, request, outcome.ioreturn, outcome.message)
+        else:
+            item = (t, dt, {**request, **_answer(name, fields, outcome)}, IOReturn.kIOReturnSuccess, None)
+        if self._opening is not None:
+            self._opening.append(item)
+        elif self.is_open:
+            self._write(name, item[0], item[2], item[3], item[4], dt=item[1])
+
+    def _flush_opening(self) -> None:
+        pending, self._opening = self._opening or [], None
+        for t, dt, fields, status, error in pending:
+            self._write("control", t, fields, status, error, dt=dt)
 
     def _record(self, op: str, fields: dict[str, Any] | None, fn: Callable[[], _R],
                 answer: Callable[[_R], dict[str, Any]]) -> _R:
@@ -207,19 +254,23 @@ class RecordTransport(TransportWrapper):
         url = self.url if self.url is not None else self.inner.info.url
         fields: dict[str, Any] = {"url": url, "scheme": self.inner.scheme or type(self.inner).__name__}
         t = self.recorder.writer.now()
+        self._opening = []  # the transfers open and info make on their own: written after the open event
         try:
-            result = fn()
-        except DkError as exc:
-            self._write("open", t, fields, exc.ioreturn, exc.message)
-            raise
-        except Exception as exc:
-            self._write("open", t, fields, IOReturn.kIOReturnError, f"{type(exc).__name__}: {exc}")
-            raise
-        try:
-            info = _jsonable(self.inner.info.as_dict())
-        except DkError:
-            info = {"url": url, "scheme": fields["scheme"]}
-        self._write("open", t, {**fields, "info": info})
+            try:
+                result = fn()
+            except DkError as exc:
+                self._write("open", t, fields, exc.ioreturn, exc.message)
+                raise
+            except Exception as exc:
+                self._write("open", t, fields, IOReturn.kIOReturnError, f"{type(exc).__name__}: {exc}")
+                raise
+            try:
+                info = _jsonable(self.inner.info.as_dict())
+            except DkError:
+                info = {"url": url, "scheme": fields["scheme"]}
+            self._write("open", t, {**fields, "info": info})
+        finally:
+            self._flush_opening()
         return result
 
     # ------------------------------------------------------------------ asynchronous transfers

@@ -19,6 +19,11 @@ The answer is the recorded one; a recorded failure is raised as the same DkError
 :class:`~dkproto.errors.ReplayMismatchError` naming the session file, the line, what was
 recorded and what came. ``close`` never diverges: events the program did not ask for before
 closing are left (:meth:`Replayer.unconsumed`).
+
+Events with ``by`` (transfers the recorded transport made on its own, such as the string
+descriptors ``usb://`` reads for ``info`` while it opens) are not calls of the program: they are
+never matched, and count as consumed with the call they follow (the ``open`` whose ``info``
+they produced). Sessions without them replay as before.
 """
 
 from __future__ import annotations
@@ -103,7 +108,16 @@ class _Cursor:
 
     def __init__(self, device: DeviceRecord) -> None:
         self.device = device
-        self.calls = [e for e in device.events if e.op != "complete"]
+        self.calls: list[Event] = []
+        #: call index -> seq of the ``by`` events after it (the transport's own transfers, not calls)
+        self.internal: dict[int, list[int]] = {}
+        for e in device.events:
+            if e.op == "complete":
+                continue
+            if "by" in e.fields:
+                self.internal.setdefault(max(len(self.calls) - 1, 0), []).append(e.seq)
+            else:
+                self.calls.append(e)
         self.completes = {e.fields["id"]: e for e in device.events if e.op == "complete"}
         self.done = [False] * len(self.calls)
         self.pos = 0
@@ -367,6 +381,7 @@ class ReplayTransport(Transport):
                 raise self._mismatch(e, op, request, lane, note)
             cur.done[i] = True
             r.consumed.add(e.seq)
+            r.consumed.update(cur.internal.get(i, ()))
         r.pace(e.t + e.dt)
         self._release()
         if not e.ok:
@@ -379,7 +394,7 @@ class ReplayTransport(Transport):
             return ""
         exact = self.replayer.strict == "exact"
         for f in OPS[op][0]:
-            if f.name == "id" or (f.name == "timeout" and not exact) or op == "open":
+            if f.name in ("id", "by") or (f.name == "timeout" and not exact) or op == "open":
                 continue
             if e.fields.get(f.name) != request.get(f.name):
                 a, b = e.fields.get(f.name), request.get(f.name)
@@ -410,6 +425,7 @@ class ReplayTransport(Transport):
                 close_event = cur.calls[i]
                 cur.done[i] = True
                 r.consumed.add(close_event.seq)
+                r.consumed.update(cur.internal.get(i, ()))
                 for j in range(i):  # whatever came before the close on other endpoints is over too
                     cur.done[j] = True
         if close_event is not None:

@@ -11,7 +11,12 @@ import pyusb or ``libusb_package`` (``tests/unit/test_transport_seam.py`` checks
   context and device handle that pyusb opened. See ``docs/transports.md`` ("Why asynchronous
   transfers use libusb's async API") for the choice.
 
-Synchronous calls go straight through pyusb.
+Synchronous calls go straight through pyusb. The string descriptors this transport reads on its
+own (``info``'s serial number, manufacturer and product; the serial number a ``?serial=`` URL
+matches) are control transfers through :meth:`USBTransport.control_transfer`'s own path and
+:meth:`~dkproto.transport.base.Transport._internal`, so a recorder sees them
+(:attr:`~dkproto.transport.base.Transport.internal_observer`): the requests pyusb's
+``usb.util.get_string`` makes, decoded as it decodes them.
 """
 
 from __future__ import annotations
@@ -23,11 +28,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
+import usb.core
 import usb.util
 
 from dkproto.errors import DkError, NoDeviceError, UnsupportedError
 from dkproto.transport.base import (
     DEFAULT_TIMEOUT_MS,
+    InternalObserver,
     Transfer,
     TransferCallback,
     Transport,
@@ -72,6 +79,77 @@ GRAMMAR = ("usb://VID:PID[?serial=S&index=N&interface=N&config=N&alt=N&detach=1|
 # the hot path (read/write) catches this tuple without an attribute lookup
 _PYUSB_ERRORS = PYUSB_ERRORS
 
+#: wLength of the string descriptor requests, as pyusb's ``usb.util.get_langids`` and
+#: ``get_string`` ask (254, "maximum even length"): the device sees the same requests as before.
+STRING_WLENGTH = 254
+_STRING_DESCRIPTOR = 0x03
+#: What makes a string unreadable (None in ``info``, no match for ``?serial=``).
+_STRING_ERRORS: tuple[type[BaseException], ...] = (DkError, *PYUSB_OS_ERRORS)
+
+#: One transfer kept for later: (op, fields, outcome) as :meth:`Transport._internal` tells them.
+_Heard = tuple[str, dict[str, Any], Any]
+
+
+class _Strings:
+    """The string descriptors of one pyusb device, read as ``usb.util.get_string`` reads them, each
+    control transfer through the transport's :meth:`~dkproto.transport.base.Transport._internal`.
+
+    ``langids`` is pyusb's ``Device.langids`` cache (string 0 is read once per device). With
+    ``heard`` set, the transfers are kept there instead of told to the transport's observer (a
+    device that ``?serial=`` examines may not be the one the transport opens).
+    """
+
+    def __init__(self, transport: USBTransport, dev: Any, heard: list[_Heard] | None = None) -> None:
+        self.transport = transport
+        self.dev = dev
+        self.langids: tuple[int, ...] | None = None
+        self.heard = heard
+
+    def _request(self, by: str, index: int, langid: int) -> bytes:
+        """GET_DESCRIPTOR(String ``index``, ``langid``), wLength 254, pyusb's default timeout."""
+        t = self.transport
+        args: dict[str, Any] = {"bmRequestType": 0x80, "bRequest": 0x06, "wValue": _STRING_DESCRIPTOR << 8 | index,
+                                "wIndex": langid, "data_or_wLength": STRING_WLENGTH, "timeout": DEFAULT_TIMEOUT_MS}
+        heard = self.heard
+        observer: InternalObserver | None = None if heard is None else (
+            lambda op, fields, outcome: heard.append((op, fields, outcome)))
+        data = t._internal(by, "control_transfer", args, lambda: t._ctrl(
+            self.dev, 0x80, 0x06, args["wValue"], langid, STRING_WLENGTH, DEFAULT_TIMEOUT_MS), observer=observer)
+        return bytes(data)  # IN: bytes
+
+    def _langids(self, by: str) -> tuple[int, ...]:
+        """``Device.langids``: string 0's LANGIDs; () when it is short, odd or unreadable."""
+        if self.langids is None:
+            try:
+                buf = self._request(by, 0, 0)
+            except DkError as exc:
+                if not isinstance(exc.__cause__, usb.core.USBError):
+                    raise  # pyusb caches () only for a USBError; the others reach get_string's caller
+                buf = b""
+            if len(buf) < 4 or buf[0] < 4 or buf[0] & 1:
+                self.langids = ()
+            else:
+                self.langids = tuple(lo | hi << 8 for lo, hi in zip(buf[2:buf[0]:2], buf[3:buf[0]:2]))
+        return self.langids
+
+    def get(self, index: int, by: str) -> str | None:
+        """``usb.util.get_string(dev, index)``: None for index 0 (no traffic).
+
+        Raises:
+            DkError: the request failed.
+            ValueError: no LANGID, a descriptor shorter than 2 bytes, or text that is not UTF-16LE.
+        """
+        if not index:
+            return None
+        langids = self._langids(by)
+        if not langids:
+            raise ValueError("The device has no langid (permission issue, no string descriptors supported or "
+                             "device error)")
+        buf = self._request(by, index, langids[0])
+        if len(buf) < 2:
+            raise ValueError("Invalid descriptor")
+        return buf[2:buf[0] & 0xFE].decode("utf-16-le")
+
 
 class USBTransport(Transport):
     """A USB device through pyusb (``usb://``). See :data:`GRAMMAR`.
@@ -113,6 +191,7 @@ class USBTransport(Transport):
         self._info: TransportInfo | None = None
         self._ep_types: dict[int, int] = {}
         self._usb_async: LibusbAsync | None = None
+        self._strings: _Strings | None = None
         self._lock = threading.Lock()
 
     def _make_url(self) -> str:
@@ -167,26 +246,34 @@ class USBTransport(Transport):
         handle = self.device._ctx.handle.handle
         return probe_gone(backend.lib, handle, wait_s)
 
-    def _match(self, dev: Any) -> bool:
+    def _match(self, strings: _Strings) -> bool:
+        dev = strings.dev
         if self.bus is not None and (dev.bus != self.bus or dev.address != self.address):
             return False
         if self.idVendor is not None and (dev.idVendor != self.idVendor or dev.idProduct != self.idProduct):
             return False
         if self.serial is not None:
             try:
-                if usb.util.get_string(dev, dev.iSerialNumber) != self.serial:
+                if strings.get(dev.iSerialNumber, "open") != self.serial:
                     return False
-            except PYUSB_OS_ERRORS:  # unreadable serial: not a match
+            except _STRING_ERRORS:  # unreadable serial: not a match
                 return False
         return True
 
     def _open(self) -> None:
         with self._errors(f"finding {self.url}"):
-            found = [d for d in pyusb_devices() if self._match(d)]
+            found = [s for s in (_Strings(self, d, []) for d in pyusb_devices()) if self._match(s)]
         if len(found) <= self.index:
             raise NoDeviceError(f"no USB device matches {self.url}"
                                 + (f" (only {len(found)} match)" if found else ""))
-        self.device = found[self.index]
+        chosen = found[self.index]
+        heard, chosen.heard = chosen.heard or [], None
+        self._strings = chosen
+        observer = self.internal_observer
+        if observer is not None:  # the serial number read from this device (not from the others)
+            for op, fields, outcome in heard:
+                observer(op, fields, outcome)
+        self.device = chosen.dev
         self.idVendor, self.idProduct = self.device.idVendor, self.device.idProduct
         try:
             with self._errors(f"opening {self.url}"):
@@ -240,12 +327,19 @@ class USBTransport(Transport):
         return self._info
 
     def _string(self, index: int) -> str | None:
-        """String descriptor ``index`` (when open), or None when there is none or it cannot be read."""
+        """String descriptor ``index`` (when open), or None when there is none or it cannot be read.
+
+        Read as ``usb.util.get_string`` reads it (string 0 once for the LANGIDs, then the string in
+        the first LANGID, wLength 254), through :meth:`_internal` with ``by="info"``.
+        """
         if not index or not self.is_open:
             return None
+        strings = self._strings
+        if strings is None or strings.dev is not self.device:
+            strings = self._strings = _Strings(self, self.device)
         try:
-            return usb.util.get_string(self.device, index)  # type: ignore[no-any-return]
-        except PYUSB_OS_ERRORS as exc:  # unreadable string: leave it out
+            return strings.get(index, "info")
+        except _STRING_ERRORS as exc:  # unreadable string: leave it out
             log.debug("string %d of %s: %s", index, self.url, exc)
             return None
 
@@ -255,11 +349,17 @@ class USBTransport(Transport):
                          timeout: int = DEFAULT_TIMEOUT_MS) -> bytes | int:
         """``IOUSBHostDevice::DeviceRequest`` through ``libusb_control_transfer``."""
         self._require_open("control_transfer")
+        return self._ctrl(self.device, bmRequestType, bRequest, wValue, wIndex, data_or_wLength, timeout)
+
+    def _ctrl(self, dev: Any, bmRequestType: int, bRequest: int, wValue: int, wIndex: int,
+              data_or_wLength: bytes | int | None, timeout: int) -> bytes | int:
+        """``libusb_control_transfer`` on pyusb device ``dev`` (the open one, or one ``?serial=``
+        examines): the one place control requests go to pyusb."""
         if bmRequestType & 0x80 and data_or_wLength is None:
             data_or_wLength = 0
         what = f"control request bmRequestType=0x{bmRequestType:02x} bRequest=0x{bRequest:02x}"
         with self._errors(what):
-            result = self.device.ctrl_transfer(bmRequestType, bRequest, wValue, wIndex, data_or_wLength, timeout)
+            result = dev.ctrl_transfer(bmRequestType, bRequest, wValue, wIndex, data_or_wLength, timeout)
         return result.tobytes() if hasattr(result, "tobytes") else result  # type: ignore[no-any-return]
 
     def read(self, endpoint: int, length: int, timeout: int = DEFAULT_TIMEOUT_MS) -> bytes:

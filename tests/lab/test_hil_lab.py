@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -50,8 +51,10 @@ def example_gadget() -> Iterator[Any]:
 
 
 def _pytest(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly", "-q",
-                           "-rA", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
+    # the child is an ordinary pytest run: it must not report into this lab session's results
+    env = {k: v for k, v in os.environ.items() if k not in ("DKPROTO_LAB_RESULTS", "DKPROTO_LAB_REPORT")}
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rA", *args], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 @pytest.mark.parametrize("example", EXAMPLES)
@@ -74,19 +77,26 @@ def test_a_suite_recorded_on_the_device_passes_from_its_recording_with_the_devic
 
 # -- Wireshark: the kernel's usbmon capture and dkproto's export list the same transfers ----------
 
-FIELDS = ("usb.urb_type", "usb.transfer_type", "usb.endpoint_address", "usb.bmRequestType", "usb.setup.bRequest",
-          "usb.setup.wValue", "usb.setup.wIndex", "usb.setup.wLength", "usb.data_len", "usb.capdata")
-
-
 def _tshark_rows(path: Path, bus: int, address: int) -> list[tuple[str, ...]]:
+    """Each usbmon record of the device as tshark reads it: URB type, transfer type, endpoint,
+    URB status class, the setup packet (raw, for 'S' control records), the data length and the
+    data bytes (raw: descriptors are dissected, so tshark has no ``usb.capdata`` for them)."""
     tshark = shutil.which("tshark")
     assert tshark, "tshark is not installed: apt-get install tshark (dkproto lab prepare --install does)"
-    args = [tshark, "-r", str(path), "-Y", f"usb.bus_id == {bus} && usb.device_address == {address}",
-            "-T", "fields", "-E", "separator=|"]
-    for f in FIELDS:
-        args += ["-e", f]
-    out = subprocess.run(args, capture_output=True, text=True, timeout=120, check=True).stdout
-    return [tuple(line.split("|")) for line in out.splitlines() if line.strip()]
+    out = subprocess.run([tshark, "-r", str(path), "-Y", f"usb.bus_id == {bus} && usb.device_address == {address}",
+                          "-T", "json", "-x"], capture_output=True, text=True, timeout=120, check=True).stdout
+    rows = []
+    for pkt in json.loads(out or "[]"):
+        layers = pkt["_source"]["layers"]
+        usb = layers["usb"]
+        raw = bytes.fromhex(layers["frame_raw"][0])
+        n = int(usb["usb.data_len"])
+        setup = raw[40:48].hex() if usb.get("usb.setup_flag") == "'\\0'" else ""
+        status = int(usb["usb.urb_status"])
+        rows.append((usb["usb.urb_type"], usb["usb.transfer_type"], usb["usb.endpoint_address"], setup,
+                     usb["usb.urb_len"] if usb["usb.urb_type"] == "'S'" else "", str(n),
+                     raw[len(raw) - n:].hex() if n else "", "ok" if status in (0, -115) else str(status)))
+    return rows
 
 
 def _start_capture(bus: int, path: Path) -> subprocess.Popen[bytes]:

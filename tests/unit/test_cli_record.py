@@ -74,7 +74,7 @@ def test_replay_info(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert status == 0 and err == ""
     lines = text.splitlines()
     assert lines[0].startswith(f"{out}: dkproto session v1, created ")
-    assert lines[2].startswith("3 events, 1 devices, ")
+    assert lines[2].startswith("3 events, 1 device, ")
     assert lines[3] == "device 0: sim://loopback (sim)  1209:0001 'sim loopback': 3 events, 1 failed"
     assert lines[4] == "  ops: close 1, open 1, read 1"
     assert lines[5] == "  endpoints: 0x81 1"
