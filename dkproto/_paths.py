@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from dkproto.errors import BadArgumentError, DkError, NotFoundError, NotPermittedError
@@ -37,6 +39,24 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
+@contextmanager
+def os_errors(name: str, *, what: str = "file", directory: type[DkError] = BadArgumentError,
+              is_directory: str = "is a directory", verb: str = "read") -> Iterator[None]:
+    """Turn the OSError of opening or reading file ``name`` into the DkError a user sees: no such
+    ``what`` (kIOReturnNotFound), permission denied (kIOReturnNotPermitted), a directory
+    (``directory`` with ``is_directory``), anything else (kIOReturnError, the errno kept)."""
+    try:
+        yield
+    except FileNotFoundError as exc:
+        raise NotFoundError(f"{name}: no such {what}") from exc
+    except PermissionError as exc:
+        raise NotPermittedError(f"{name}: permission denied ({exc.strerror})") from exc
+    except IsADirectoryError as exc:
+        raise directory(f"{name}: {is_directory}") from exc
+    except OSError as exc:
+        raise DkError(f"{name}: cannot {verb}: {exc.strerror or exc}", backend_code=exc.errno) from exc
+
+
 def read_file(path: str | os.PathLike[str], *, max_bytes: int) -> bytes:
     """The bytes of a regular file of at most ``max_bytes``.
 
@@ -59,7 +79,7 @@ def read_file(path: str | os.PathLike[str], *, max_bytes: int) -> bytes:
             raise BadArgumentError(f"{name}: is {st.st_size:,} bytes, more than the {max_bytes:,} accepted")
         return st.st_size
 
-    try:
+    with os_errors(name):
         check(os.stat(name))
         fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
         with os.fdopen(fd, "rb") as f:
@@ -67,14 +87,6 @@ def read_file(path: str | os.PathLike[str], *, max_bytes: int) -> bytes:
             data = f.read(size + 1)  # no buffer of max_bytes for a small file
             if len(data) > size:  # it grew, or says 0 (procfs)
                 data += f.read(max_bytes + 1 - len(data))
-    except FileNotFoundError as exc:
-        raise NotFoundError(f"{name}: no such file") from exc
-    except PermissionError as exc:
-        raise NotPermittedError(f"{name}: permission denied ({exc.strerror})") from exc
-    except IsADirectoryError as exc:
-        raise BadArgumentError(f"{name}: is a directory") from exc
-    except OSError as exc:
-        raise DkError(f"{name}: cannot read: {exc.strerror or exc}", backend_code=exc.errno) from exc
     if len(data) > max_bytes:
         raise BadArgumentError(f"{name}: more than the {max_bytes:,} bytes accepted (it grew while read)")
     return data

@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import IO, TYPE_CHECKING
 
-from dkproto.errors import DecodeError, DkError, EncodeError, NotFoundError, NotPermittedError
+from dkproto._paths import os_errors
+from dkproto.errors import DecodeError, DkError, EncodeError, NotPermittedError
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -158,16 +159,9 @@ class PcapngReader:
             self.name = "<bytes>"
         elif isinstance(source, (str, os.PathLike)):
             self.name = os.fspath(source)
-            try:
+            with os_errors(self.name, what="capture file", directory=DecodeError,
+                           is_directory="is a directory, not a pcapng file", verb="open"):
                 self._owned = self._f = open(self.name, "rb")  # noqa: SIM115 - closed by close()
-            except FileNotFoundError as exc:
-                raise NotFoundError(f"{self.name}: no such capture file") from exc
-            except PermissionError as exc:
-                raise NotPermittedError(f"{self.name}: permission denied ({exc.strerror})") from exc
-            except IsADirectoryError as exc:
-                raise DecodeError(f"{self.name}: is a directory, not a pcapng file") from exc
-            except OSError as exc:
-                raise DkError(f"{self.name}: cannot open: {exc.strerror or exc}", backend_code=exc.errno) from exc
         else:
             self._f = source
             self.name = str(getattr(source, "name", "<stream>"))

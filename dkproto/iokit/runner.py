@@ -148,7 +148,7 @@ def _publish(device: Any, bundle: DriverBundle, watch: float | None
     from dkproto.transport import open_transport
 
     transport = open_transport(device) if isinstance(device, str) else device
-    scheme = transport.device_scheme  # 'hid' for hid://, spy+hid://, a recorded or a replayed hid://
+    scheme = getattr(transport, "device_scheme", transport.scheme)  # 'hid' for hid://, spy+hid://, a recorded or a replayed hid://
     publisher = publisher_for(scheme)
     if publisher is None or publisher.publish is None:
         raise UnsupportedError(f"{device}: no DriverKit family publishes the nubs of {scheme}:// "

@@ -17,7 +17,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from dkproto.errors import BadArgumentError, DkError, NotFoundError, NotPermittedError, error_for_ioreturn
+from dkproto._paths import os_errors
+from dkproto.errors import BadArgumentError, DkError, error_for_ioreturn
 from dkproto.ioreturn import IOReturn
 
 __all__ = [
@@ -578,7 +579,7 @@ def load_session(path: str | os.PathLike[str]) -> Session:
         NotFoundError, NotPermittedError, BadArgumentError: no such file, no access, not a regular file.
     """
     name = os.fspath(path)
-    try:
+    with os_errors(name, what="session file", is_directory="is a directory; a session is a .jsonl file"):
         st = os.stat(name)
         if not stat.S_ISREG(st.st_mode):
             raise BadArgumentError(f"{name}: is {'a directory' if stat.S_ISDIR(st.st_mode) else 'not a regular file'}"
@@ -586,14 +587,6 @@ def load_session(path: str | os.PathLike[str]) -> Session:
         fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
         with os.fdopen(fd, "rb") as f:
             session = _load(_lines(f, name), name)
-    except FileNotFoundError as exc:
-        raise NotFoundError(f"{name}: no such session file") from exc
-    except PermissionError as exc:
-        raise NotPermittedError(f"{name}: permission denied ({exc.strerror})") from exc
-    except IsADirectoryError as exc:
-        raise BadArgumentError(f"{name}: is a directory; a session is a .jsonl file") from exc
-    except OSError as exc:
-        raise DkError(f"{name}: cannot read: {exc.strerror or exc}", backend_code=exc.errno) from exc
     return session
 
 

@@ -33,9 +33,9 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar, TypeVar
 
+from dkproto.capture import PcapngSessionSink
 from dkproto.errors import DkError
 from dkproto.ioreturn import IOReturn
-from dkproto.capture import PcapngSessionSink
 from dkproto.session import SessionWriter
 from dkproto.session.format import check_fields, status_name
 from dkproto.transport import registry
