@@ -132,8 +132,9 @@ def test_the_kernels_usbmon_capture_and_dkprotos_export_list_the_same_transfers(
     try:
         # libpcap reads each device's device and configuration descriptors itself when a usbmon
         # capture starts (pcap-usb-linux.c, probe_devices: so that Wireshark can dissect them);
-        # those records come before dkproto runs and are left out
-        time.sleep(0.5)
+        # those records come before dkproto runs and are left out (the probe can come a little
+        # after tshark says it is capturing: give it time on a loaded machine)
+        time.sleep(3.0)
         since = time.time()
         env = dict(os.environ, DKPROTO_RECORD=str(session))
         env.pop("DKPROTO_RECORD_PID", None)
@@ -153,7 +154,7 @@ def test_the_kernels_usbmon_capture_and_dkprotos_export_list_the_same_transfers(
     ours = _tshark_rows(exported, bus, address)
     assert ours, "dkproto's export lists no transfer of the device"
     assert len(ours) >= 20  # a whole descriptor set: device, configurations, strings, qualifier...
-    assert kernel_rows == ours, _diff(kernel_rows, ours)
+    assert kernel_rows == ours, f"dkproto ran from {since:.6f}\n" + _diff(kernel_rows, ours)
 
 
 def _diff(a: list[tuple[str, ...]], b: list[tuple[str, ...]]) -> str:
