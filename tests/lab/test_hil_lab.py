@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,28 +25,7 @@ import pytest
 pytestmark = pytest.mark.lab
 
 ROOT = Path(__file__).resolve().parents[2]
-DEVICES = ROOT / "devices"
 EXAMPLES = ("vendor-bulk", "hid-keyboard-leds", "cdc-acm-serial")
-
-
-@pytest.fixture()
-def example_gadget() -> Iterator[Any]:
-    """Factory: bind devices/<name>/gadget.json; removed after the test (if still there)."""
-    from dkproto.lab.devices import load_definition
-    from dkproto.lab.gadget import Gadget
-
-    made: list[Any] = []
-
-    def make(name: str) -> Any:
-        g = Gadget(load_definition(DEVICES / name / "gadget.json"), instance=f"hil-{name}-{len(made)}")
-        made.append(g)
-        g.create()
-        g.bind(wait=15.0)
-        return g
-
-    yield make
-    for g in reversed(made):
-        g.remove()
 
 
 def _pytest(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,26 +20,6 @@ pytestmark = pytest.mark.lab
 
 ROOT = Path(__file__).resolve().parents[2]
 DEVICES = ROOT / "devices"
-
-
-@pytest.fixture()
-def example_gadget() -> Iterator:
-    """Factory: bind devices/<name>/gadget.json; removed after the test."""
-    from dkproto.lab.devices import load_definition
-    from dkproto.lab.gadget import Gadget
-
-    made: list = []
-
-    def make(name: str):
-        g = Gadget(load_definition(DEVICES / name / "gadget.json"), instance=f"ex-{name}-{len(made)}")
-        made.append(g)
-        g.create()
-        g.bind(wait=15.0)
-        return g
-
-    yield make
-    for g in reversed(made):
-        g.remove()
 
 
 def _wait(pred, timeout: float = 10.0) -> bool:
@@ -112,7 +91,7 @@ def test_vendor_bulk_dkproto_run_other_process(example_gadget) -> None:
     assert "VendorBulkDriver freed" in out.stderr
 
 
-def test_dkproto_match_live_device(example_gadget) -> None:  # noqa: ANN001
+def test_dkproto_match_live_device(example_gadget) -> None:
     example_gadget("vendor-bulk")
     out = subprocess.run([sys.executable, "-m", "dkproto", "match", str(DEVICES / "vendor-bulk" / "Info.plist"),
                           "--device", "usb://1209:0001"], capture_output=True, text=True, timeout=120, cwd=ROOT,
