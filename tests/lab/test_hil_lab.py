@@ -80,6 +80,13 @@ def _tshark_rows(path: Path, bus: int, address: int, since: float = 0.0) -> list
     return rows
 
 
+#: Runs the command after it with SIGINT back to its default. A test run started in the background by
+#: a shell (``cmd &``) has SIGINT ignored, children inherit that, and Python then never turns SIGINT
+#: into KeyboardInterrupt: the Ctrl-C these tests send would be lost.
+SIGINT_DEFAULT = [sys.executable, "-c", "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                  "os.execvp(sys.argv[1], sys.argv[1:])"]
+
+
 def _start_capture(bus: int, path: Path) -> subprocess.Popen[bytes]:
     tshark = shutil.which("tshark")
     assert tshark, "tshark is not installed: apt-get install tshark (dkproto lab prepare --install does)"
@@ -87,7 +94,7 @@ def _start_capture(bus: int, path: Path) -> subprocess.Popen[bytes]:
         subprocess.run(["modprobe", "usbmon"], check=False)
     assert Path(f"/dev/usbmon{bus}").exists(), "no usbmon device: the lab kernel has no usbmon module"
     log = path.with_suffix(".log")
-    proc = subprocess.Popen([tshark, "-i", f"usbmon{bus}", "-w", str(path)], stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen([*SIGINT_DEFAULT, tshark, "-i", f"usbmon{bus}", "-w", str(path)], stdout=subprocess.DEVNULL,
                             stderr=log.open("wb"))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # tshark says "Capturing on" once the capture runs

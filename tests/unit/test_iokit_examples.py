@@ -4,6 +4,7 @@ the real Linux USB stack: tests/lab/test_iokit_examples.py)."""
 from __future__ import annotations
 
 import json
+import signal
 import struct
 import subprocess
 import sys
@@ -222,7 +223,14 @@ def load_devices_from_sim(sim: SimDevice):
 
 
 def test_load_devices_smoke() -> None:
-    assert load_devices((ROOT / "descriptors" / "hackrf-one.json"))[0].idVendor == 0x1D50
+    assert load_devices(ROOT / "descriptors" / "hackrf-one.json")[0].idVendor == 0x1D50
+
+
+#: Runs the command after it with SIGINT back to its default. A test run started in the background by
+#: a shell (``cmd &``) has SIGINT ignored, children inherit that, and Python then never turns SIGINT
+#: into KeyboardInterrupt: the Ctrl-C these tests send would be lost.
+SIGINT_DEFAULT = [sys.executable, "-c", "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                  "os.execvp(sys.argv[1], sys.argv[1:])"]
 
 
 def test_dkproto_run_console_and_ctrl_c(tmp_path: Path) -> None:
@@ -235,7 +243,7 @@ def test_dkproto_run_console_and_ctrl_c(tmp_path: Path) -> None:
     assert "state started" in out.stdout and "VendorBulkDriver freed" in out.stderr
     app = tmp_path / "sleepy.py"
     app.write_text("import sys, time\ndef main(service):\n    print('ready', flush=True)\n    time.sleep(60)\n")
-    proc = subprocess.Popen([sys.executable, "-m", "dkproto", "run", str(VB / "driver.py"), "--device",
+    proc = subprocess.Popen([*SIGINT_DEFAULT, sys.executable, "-m", "dkproto", "run", str(VB / "driver.py"), "--device",
                              "sim://loopback", "--app", str(app)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, cwd=ROOT)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"

@@ -321,6 +321,13 @@ def test_remote_refuses_bad_arguments_and_survives(echo: Any, tmp_path: Path, mo
 
 # ---- nothing left behind: temp folders, sockets, processes -----------------------------------------
 
+#: Runs the command after it with SIGINT back to its default. A test run started in the background by
+#: a shell (``cmd &``) has SIGINT ignored, children inherit that, and Python then never turns SIGINT
+#: into KeyboardInterrupt: the Ctrl-C these tests send would be lost.
+SIGINT_DEFAULT = [sys.executable, "-c", "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                  "os.execvp(sys.argv[1], sys.argv[1:])"]
+
+
 def run_in_tmpdir(tmp_path: Path, app_source: str | None) -> tuple[subprocess.Popen[str], Path]:
     """``dkproto run vendor-bulk --app APP --process`` with TMPDIR a fresh folder (APP: the example's)."""
     tmpdir = tmp_path / "tmp"
@@ -329,7 +336,7 @@ def run_in_tmpdir(tmp_path: Path, app_source: str | None) -> tuple[subprocess.Po
     if app_source is not None:
         app = tmp_path / "app.py"
         app.write_text(app_source)
-    proc = subprocess.Popen([sys.executable, "-m", "dkproto", "run", str(VB / "driver.py"), "--device",
+    proc = subprocess.Popen([*SIGINT_DEFAULT, sys.executable, "-m", "dkproto", "run", str(VB / "driver.py"), "--device",
                              "sim://loopback", "--app", str(app), "--process"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=ROOT, env=dict(os.environ, TMPDIR=str(tmpdir)))
     return proc, tmpdir
