@@ -40,7 +40,7 @@ from dkproto.session import SessionWriter
 from dkproto.session.format import check_fields, status_name
 from dkproto.transport import registry
 from dkproto.transport.base import DEFAULT_TIMEOUT_MS, Transfer, TransferCallback, Transport, TransportWrapper
-from dkproto.transport.url import split_scheme, url_error
+from dkproto.transport.url import split_wrapper_url, url_error
 
 __all__ = ["GRAMMAR", "RecordTransport", "Recorder", "SerialRecordTransport", "activate_from_environment",
            "record_transport", "recording"]
@@ -51,7 +51,6 @@ GRAMMAR = "record+ANY-TRANSPORT-URL?record=PATH (e.g. record+sim://loopback?reco
 ENV_RECORD, ENV_RECORD_PID = "DKPROTO_RECORD", "DKPROTO_RECORD_PID"
 
 _R = TypeVar("_R")
-_RECORD_OPT = re.compile(r"([?&])record=([^&]*)(&?)")
 _OPS = {"control_transfer": "control"}
 
 
@@ -159,17 +158,9 @@ class RecordTransport(TransportWrapper):
     @classmethod
     def from_url(cls, url: str) -> RecordTransport:
         """``record+INNER://...?record=PATH``: the inner transport from the rest of the URL."""
-        scheme, rest = split_scheme(url, GRAMMAR)
-        head, plus, inner_scheme = scheme.partition("+")
-        if head != "record" or not plus or not inner_scheme:
-            raise url_error(url, "record needs an inner scheme after '+'", GRAMMAR)
-        match = _RECORD_OPT.search(rest)
-        if not match or not match.group(2):
+        inner_url, path = split_wrapper_url(url, "record", "record", GRAMMAR)
+        if not path:
             raise url_error(url, "give the session file with ?record=PATH", GRAMMAR)
-        path = match.group(2)
-        rest = rest[:match.start()] + (match.group(1) if match.group(3) else "") + rest[match.end():]
-        rest = rest.rstrip("?")
-        inner_url = f"{inner_scheme}://{rest}"
         inner = registry.open_transport(inner_url)
         return record_transport(inner, recorder_for(path), inner_url)
 

@@ -10,20 +10,18 @@ where a recorder will sit as well.
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 from dkproto.errors import DkError
 from dkproto.transport.base import Transfer, Transport, TransportWrapper
-from dkproto.transport.url import split_scheme, url_error
+from dkproto.transport.url import split_wrapper_url
 
 __all__ = ["GRAMMAR", "SpyTransport", "hexdump"]
 
 GRAMMAR = "spy+ANY-TRANSPORT-URL[?spy_log=LOGGER] (e.g. spy+usb://1d6b:0104, spy+sim://loopback)"
 
-_SPY_OPT = re.compile(r"([?&])spy_log=([^&]*)(&?)")
 
 
 def hexdump(data: bytes, width: int = 16) -> str:
@@ -60,18 +58,9 @@ class SpyTransport(TransportWrapper):
         """``spy+INNER://...``: build the inner transport from the rest of the URL."""
         from dkproto.transport.registry import open_transport
 
-        scheme, rest = split_scheme(url, GRAMMAR)
-        head, plus, inner_scheme = scheme.partition("+")
-        if head != "spy" or not plus or not inner_scheme:
-            raise url_error(url, "spy needs an inner scheme after '+'", GRAMMAR)
-        logger_name = "dkproto.spy"
-        match = _SPY_OPT.search(rest)
-        if match:
-            logger_name = match.group(2) or logger_name
-            rest = rest[:match.start()] + (match.group(1) if match.group(3) else "") + rest[match.end():]
-            rest = rest.rstrip("?")
-        inner = open_transport(f"{inner_scheme}://{rest}")
-        return cls(inner, logging.getLogger(logger_name))
+        inner_url, logger_name = split_wrapper_url(url, "spy", "spy_log", GRAMMAR)
+        inner = open_transport(inner_url)
+        return cls(inner, logging.getLogger(logger_name or "dkproto.spy"))
 
     def _emit(self, text: str) -> None:
         """To the logger; to ``sink`` if given, else to stderr when logging would drop it.

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, unquote
 
 from dkproto.errors import URLError
 
-__all__ = ["ParsedURL", "QueryOptions", "is_url", "parse_device_id", "parse_url", "parse_vid_pid", "split_scheme",
+__all__ = ["ParsedURL", "QueryOptions", "is_url", "parse_device_id", "parse_url", "parse_vid_pid", "split_scheme", "split_wrapper_url",
            "url_error"]
 
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9.+-]*)://(.*)$", re.DOTALL)
@@ -61,6 +61,27 @@ class ParsedURL:
     path: str
     query: dict[str, str] = field(default_factory=dict)
     raw_query: str = ""
+
+
+def split_wrapper_url(url: str, wrapper: str, option: str, grammar: str) -> tuple[str, str | None]:
+    """``WRAPPER+INNER://REST[?OPTION=VALUE]`` -> (``INNER://REST`` without the option, VALUE or None).
+
+    The option is the wrapper's own (``spy_log``, ``record``); every other option stays in the
+    inner URL for the inner scheme to read.
+
+    Raises:
+        URLError: not ``WRAPPER+INNER://``.
+    """
+    scheme, rest = split_scheme(url, grammar)
+    head, plus, inner_scheme = scheme.partition("+")
+    if head != wrapper or not plus or not inner_scheme:
+        raise url_error(url, f"{wrapper} needs an inner scheme after '+'", grammar)
+    value = None
+    match = re.search(rf"([?&]){re.escape(option)}=([^&]*)(&?)", rest)
+    if match:
+        value = match.group(2)
+        rest = (rest[:match.start()] + (match.group(1) if match.group(3) else "") + rest[match.end():]).rstrip("?")
+    return f"{inner_scheme}://{rest}", value
 
 
 def parse_url(url: str, grammar: str) -> ParsedURL:
