@@ -226,12 +226,7 @@ class PcapngReader:
                                   "SHB")
             e = ">" if section.big_endian else "<"
             block_type, total = struct.unpack(e + "II", head)
-            if total < 12 or total % 4:
-                raise self._error(offset, block_type, f"block length {total} is not a multiple of 4 of at least 12",
-                                  "block_total_length")
-            if total > MAX_BLOCK_BYTES:
-                raise self._error(offset, block_type, f"block length {total:,} is over the {MAX_BLOCK_BYTES:,}-byte cap",
-                                  "block_total_length")
+            self._check_total(offset, block_type, total, 12)
             rest = self._read(total - 8)
             if len(rest) < total - 8:
                 self._cut(offset, block_type, f"block length {total} but only {len(rest) + 8} bytes left")
@@ -245,6 +240,15 @@ class PcapngReader:
             if packet is not None:
                 yield packet
             offset += total
+
+    def _check_total(self, offset: int, block_type: int, total: int, minimum: int) -> None:
+        """A Block Total Length must be a multiple of 4, at least ``minimum`` and within the cap."""
+        if total < minimum or total % 4:
+            raise self._error(offset, block_type, f"block length {total} is not a multiple of 4 of at least {minimum}",
+                              "block_total_length")
+        if total > MAX_BLOCK_BYTES:
+            raise self._error(offset, block_type, f"block length {total:,} is over the {MAX_BLOCK_BYTES:,}-byte cap",
+                              "block_total_length")
 
     def _section_header(self, head: bytes, offset: int, previous: _Section | None) -> tuple[_Section, int] | None:
         bom = self._read(4)
@@ -261,12 +265,7 @@ class PcapngReader:
             raise self._error(offset, SHB, f"byte-order magic {bom.hex()} is neither 1a2b3c4d nor 4d3c2b1a",
                               "byte_order_magic")
         (total,) = struct.unpack(e + "I", head[4:8])
-        if total < 28 or total % 4:
-            raise self._error(offset, SHB, f"block length {total} is not a multiple of 4 of at least 28",
-                              "block_total_length")
-        if total > MAX_BLOCK_BYTES:
-            raise self._error(offset, SHB, f"block length {total:,} is over the {MAX_BLOCK_BYTES:,}-byte cap",
-                              "block_total_length")
+        self._check_total(offset, SHB, total, 28)
         rest = self._read(total - 12)
         if len(rest) < total - 12:
             if previous is None:

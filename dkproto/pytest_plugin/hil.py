@@ -468,18 +468,6 @@ def _mismatch(exc: BaseException | None) -> BaseException | None:
     return None
 
 
-def _replayer_mismatch(replayer: Any) -> BaseException | None:
-    """A mismatch the replayer saw (in a background thread, or swallowed by a driver)."""
-    for attr in ("mismatch", "first_mismatch", "error"):
-        value = getattr(replayer, attr, None)
-        if callable(value):
-            with contextlib.suppress(Exception):
-                value = value()
-        if isinstance(value, BaseException):
-            return value
-    return None
-
-
 def _user_frame(excinfo: pytest.ExceptionInfo[BaseException]) -> str:
     """``file:line`` of the innermost frame outside dkproto and pytest (where the test made the call)."""
     pkg = Path(__file__).resolve().parents[1]
@@ -501,7 +489,7 @@ def hil_makereport(item: pytest.Item, call: pytest.CallInfo[None], report: pytes
     if state.mode == "replay" and report.failed:
         exc = _mismatch(call.excinfo.value if call.excinfo is not None else None)
         if exc is None and state.replayer is not None:
-            exc = _replayer_mismatch(state.replayer)
+            exc = state.replayer.mismatch  # one the code under test caught (a driver's IOReturn)
         if exc is not None:
             where = _user_frame(call.excinfo) if call.excinfo is not None else ""
             origin = "committed recording" if state.fallback else "recording"
