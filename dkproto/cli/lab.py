@@ -63,8 +63,10 @@ def _image() -> object:
 
 
 @lab_group.command("run", context_settings={"ignore_unknown_options": True})
-@click.option("-d", "--device", "devices", multiple=True, metavar="NAME",
-              help="A lab device to provide (repeatable; default: the default set, see 'dkproto lab devices').")
+@click.option("-d", "--device", "devices", multiple=True, metavar="NAME|FILE",
+              help="A lab device to provide (repeatable; default: the default set, see 'dkproto lab devices'). "
+                   "A descriptor file plays that device: a USB descriptor set is served over USB/IP, a HID "
+                   "report descriptor becomes a HID gadget that plays its recorded input reports.")
 @click.option("--timeout", type=float, default=600.0, show_default=True, help="Seconds before the VM is killed.")
 @click.option("--udcs", type=int, default=4, show_default=True, help="dummy_hcd controllers (gadgets at once).")
 @click.option("--timing", is_flag=True, help="Print boot and total time on stderr.")
@@ -91,7 +93,8 @@ def run_cmd(devices: tuple[str, ...], timeout: float, udcs: int, timing: bool, c
 
 
 @lab_group.command("shell")
-@click.option("-d", "--device", "devices", multiple=True, metavar="NAME", help="A lab device to provide (repeatable).")
+@click.option("-d", "--device", "devices", multiple=True, metavar="NAME|FILE",
+              help="A lab device to provide (repeatable): a definition name or a descriptor file (see 'lab run').")
 @click.option("--timeout", type=float, default=3600.0, show_default=True, help="Seconds before the VM is killed.")
 def shell_cmd(devices: tuple[str, ...], timeout: float) -> None:
     """An interactive shell in the lab (exit the shell to power off; Ctrl-A x kills QEMU)."""

@@ -15,7 +15,7 @@ import click
 
 from dkproto.cli.poke import parse_data
 from dkproto.errors import BadArgumentError
-from dkproto.transport.base import Transport, TransportWrapper
+from dkproto.transport.base import DEFAULT_TIMEOUT_MS, Transport, TransportWrapper
 from dkproto.transport.registry import open_transport
 from dkproto.transport.serial import SerialTransport, expect, list_ports, terminal
 
@@ -95,11 +95,18 @@ def list_cmd(as_json: bool) -> None:
 @click.option("--eol", type=click.Choice(list(_EOLS)), default="crlf", show_default=True,
               help="Line ending sent after each line.")
 @click.option("--echo", is_flag=True, help="Echo what is sent.")
-def term_cmd(port: str, eol: str, echo: bool, **line: Any) -> None:
-    """A line-mode terminal: type lines, see what comes back; Ctrl-D ends."""
+@click.option("--write-timeout", type=click.IntRange(1), default=DEFAULT_TIMEOUT_MS, show_default=True,
+              metavar="MS", help="Fail (kIOReturnTimeout) when a line is not taken within this many ms.")
+def term_cmd(port: str, eol: str, echo: bool, write_timeout: int, **line: Any) -> None:
+    """A line-mode terminal: type lines, see what comes back.
+
+    Ends at end of input: Ctrl-D at a terminal, the end of a pipe or file
+    (printf 'AT\\n' | dkproto serial term PORT), or a 0x04 byte. A line the port does not take
+    within --write-timeout (nothing reads the other end) ends it with kIOReturnTimeout, exit 1.
+    """
     _, transport = _port(port, _settings(**line))
     with transport:
-        terminal(transport, eol=_EOLS[eol], echo=echo)
+        terminal(transport, eol=_EOLS[eol], echo=echo, write_timeout=write_timeout)
 
 
 @serial_group.command("send")

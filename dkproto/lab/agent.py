@@ -4,6 +4,10 @@ Inside the chroot (the host's root, writable through an overlay) it sets up the 
 and capture devices, waits until every expected device is on the bus, runs the command on
 the console between ``@@dklab:begin`` and ``@@dklab:end`` markers, writes the exit status to
 ``/run/dklab/exit`` and tears the devices down.
+
+Each gadget gets its peer (:mod:`dkproto.lab.peer`: an echo on its serial functions by default,
+or the input reports its definition names) once it is on the bus; peers are stopped before
+the gadgets are removed.
 """
 
 from __future__ import annotations
@@ -13,14 +17,20 @@ import os
 import subprocess
 import sys
 import time
-from contextlib import ExitStack
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dkproto.lab.devices import DeviceDefinition, parse_definition
 from dkproto.lab.guest_init import MARK
 
-__all__ = ["main", "present_ids", "wait_for_ids"]
+if TYPE_CHECKING:
+    from dkproto.lab.gadget import Gadget
+    from dkproto.lab.peer import Peer
+
+__all__ = ["main", "present_ids", "provide", "wait_for_ids"]
 
 
 def present_ids() -> list[str]:
@@ -72,6 +82,54 @@ def _say(word: str, rest: str = "") -> None:
     os.write(1, f"{MARK}{word} {rest}\n".encode())
 
 
+def _stop_peers(peers: list[Peer]) -> None:
+    from dkproto.lab.peer import stop_peers
+
+    for error in stop_peers(peers):
+        _say("warn", f"peer stopped early: {error}")
+
+
+@contextmanager
+def provide(definitions: Iterable[DeviceDefinition], *, settle: float = 15.0) -> Iterator[list[str]]:
+    """Bring the lab devices up as ``dkproto lab run`` does, and down again on exit.
+
+    Gadgets are created and bound, captures served over USB/IP and attached; once every
+    expected device is on the bus (or ``settle`` seconds have passed) each gadget's peer starts
+    (:mod:`dkproto.lab.peer`). On exit the peers stop first, then the devices go, in reverse
+    order. QEMU devices are attached at boot and are only waited for.
+
+    Yields:
+        the ``vvvv:pppp`` ids still missing after ``settle`` seconds (empty when all came).
+    """
+    from dkproto.lab.peer import start_peers
+
+    with ExitStack() as stack:
+        expected: list[str] = []
+        gadgets: list[Gadget] = []
+        for d in definitions:
+            if d.kind == "gadget":
+                from dkproto.lab.gadget import Gadget
+
+                g = Gadget(d)
+                stack.callback(_quietly, g.remove)
+                g.create()
+                g.bind(wait=0)
+                gadgets.append(g)  # its peer starts once it is on the bus (below)
+            elif d.kind == "capture":
+                from dkproto.lab.usbip import serve_capture
+
+                stack.enter_context(serve_capture(d))
+            expected += list(d.expect)
+        missing = wait_for_ids(expected, settle)
+        # Let the class drivers bind (hidraw, ttyACM nodes appear right after enumeration).
+        time.sleep(0.3)
+        for g in gadgets:
+            peers = start_peers(g)
+            # registered after the gadget's removal, so run before it (ExitStack is LIFO)
+            stack.callback(_quietly, partial(_stop_peers, peers))
+        yield missing
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one job file; returns (and records) the command's exit status."""
     args = sys.argv[1:] if argv is None else argv
@@ -81,26 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     rc = 125
     with ExitStack() as stack:
         try:
-            definitions = _definitions(job)
-            expected: list[str] = []
-            for d in definitions:
-                if d.kind == "gadget":
-                    from dkproto.lab.gadget import Gadget
-
-                    g = Gadget(d)
-                    stack.callback(_quietly, g.remove)
-                    g.create()
-                    g.bind(wait=0)
-                elif d.kind == "capture":
-                    from dkproto.lab.usbip import serve_capture
-
-                    stack.enter_context(serve_capture(d))
-                expected += list(d.expect)
-            missing = wait_for_ids(expected, float(job.get("settle", 15)))
+            settle = float(job.get("settle", 15))
+            missing = stack.enter_context(provide(_definitions(job), settle=settle))
             if missing:
-                _say("warn", f"devices not on the bus after {job.get('settle', 15)} s: {' '.join(missing)}")
-            # Let the class drivers bind (hidraw, ttyACM nodes appear right after enumeration).
-            time.sleep(0.3)
+                _say("warn", f"devices not on the bus after {settle:g} s: {' '.join(missing)}")
         except Exception as exc:  # noqa: BLE001 - reported to the host, which fails the run
             _say("fail", f"setting up the lab devices: {type(exc).__name__}: {exc}")
             (results / "exit").write_text("125\n")

@@ -9,7 +9,9 @@ The format is documented in ``devices/README.md``. Three kinds:
 ``gadget``
     a configfs gadget bound to a ``dummy_hcd`` UDC: ``device`` (device-descriptor fields),
     ``strings``, ``functions`` (configfs function directory -> attributes and steps) and
-    ``configs``.
+    ``configs``; optionally ``peer``, what runs on the device side under ``dkproto lab run``
+    (``"echo"`` on the serial functions, ``"none"``, or ``{"reports": [hex...], ...}`` played
+    on a ``hid`` function: see :mod:`dkproto.lab.peer`).
 ``capture``
     a captured descriptor set (the corpus JSON format) served through USB/IP: ``capture``
     names the file (relative to the definition).
@@ -17,6 +19,10 @@ The format is documented in ``devices/README.md``. Three kinds:
 Definitions are found in, in order: the folders in ``DKPROTO_LAB_DEVICES`` (``:``-separated),
 ``./devices/lab`` and the ``devices/lab`` folder of the source tree dkproto runs from. A
 definition in an earlier folder hides one of the same name later.
+
+Where a definition name is expected (``dkproto lab run -d``, :func:`select`), a descriptor file
+may stand instead: :func:`definition_from_file` makes a USB descriptor set a ``capture`` device
+and a HID report descriptor a HID gadget that plays its recorded reports.
 """
 
 from __future__ import annotations
@@ -32,10 +38,12 @@ from typing import Any
 from dkproto.errors import BadArgumentError, NotFoundError
 
 __all__ = [
+    "HID_CAPTURE_ID",
     "KINDS",
     "DeviceDefinition",
     "attr_bytes",
     "definition_dirs",
+    "definition_from_file",
     "load_definition",
     "load_definitions",
     "parse_definition",
@@ -213,8 +221,10 @@ def parse_definition(data: Any, source: str = "<definition>", path: Path | None 
     kind = data.get("kind")
     if kind not in KINDS:
         raise _bad(source, "kind", f"{kind!r} is not one of {', '.join(KINDS)}")
+    if "peer" in data and kind != "gadget":
+        raise _bad(source, "peer", f"only a gadget has a peer (this is a {kind} device)")
     known = {"name", "kind", "description", "default", "modules", "expect", "notes", "source",
-             "qemu", "device", "strings", "functions", "configs", "capture", "udc_speed"}
+             "qemu", "device", "strings", "functions", "configs", "capture", "udc_speed", "peer"}
     for key in data:
         if key not in known:
             raise _bad(source, key, f"unknown key (known: {', '.join(sorted(known))})")
@@ -232,6 +242,13 @@ def parse_definition(data: Any, source: str = "<definition>", path: Path | None 
             raise _bad(source, "qemu", "a qemu device needs a non-empty list of QEMU arguments")
     elif kind == "gadget":
         implied = _check_gadget(data, source)
+        if "peer" in data:
+            from dkproto.lab.peer import parse_peer
+
+            try:
+                parse_peer(data["peer"], data["functions"])
+            except BadArgumentError as exc:
+                raise BadArgumentError(f"{source}: {exc.message}") from None
         dev = data["device"]
         vid = _int_field(source, "device.idVendor", dev["idVendor"], 0xFFFF)
         pid = _int_field(source, "device.idProduct", dev["idProduct"], 0xFFFF)
@@ -301,7 +318,88 @@ def select(names: Iterable[str] | None, available: Mapping[str, DeviceDefinition
         return [d for d in available.values() if d.default]
     out = []
     for n in names:
-        if n not in available:
-            raise NotFoundError(f"no lab device named {n!r} (known: {', '.join(sorted(available))})")
-        out.append(available[n])
+        if n in available:
+            out.append(available[n])
+            continue
+        from dkproto._paths import find_file
+
+        found = find_file(n) if n else None
+        if found is None:
+            raise NotFoundError(f"no lab device named {n!r} and no such file (known: {', '.join(sorted(available))})")
+        out.append(definition_from_file(found))
     return out
+
+
+#: The lab's product ID for a HID capture that carries no VID:PID (hex or binary descriptor files).
+HID_CAPTURE_ID = (0x1D6B, 0x01C0)
+
+
+def definition_from_file(path: str | os.PathLike[str]) -> DeviceDefinition:
+    """A lab device that plays a captured device, from its descriptor file.
+
+    * A USB descriptor set (any format :func:`dkproto.usb.load` reads: the corpus JSON, hex,
+      binary) becomes a ``capture`` device, served over USB/IP with the capture's own identity.
+    * A HID report descriptor (the corpus JSON of ``descriptors/hid``, a hid-recorder recording,
+      hex or binary) becomes a HID ``gadget`` with that report descriptor and the capture's
+      VID:PID (:data:`HID_CAPTURE_ID` when the file has none); its recorded input reports are
+      played in a loop by the gadget's peer while the command runs.
+
+    Raises:
+        NotFoundError, BadArgumentError: the file cannot be read.
+        DecodeError: neither a USB descriptor set nor a HID report descriptor; the message
+            gives both reasons.
+    """
+    from dkproto._paths import find_file
+    from dkproto.errors import DecodeError
+    from dkproto.lab.usbip import CapturedDevice
+
+    p = (find_file(path) or Path(path)).resolve()
+    name = re.sub(r"[^a-z0-9_.-]+", "-", p.stem.lower()).strip("-._") or "capture"
+    try:
+        captured = CapturedDevice.load(p)
+    except DecodeError as usb_exc:
+        from dkproto.hid import parse, sources
+
+        try:
+            src = sources.load(p)
+            if src.origin == "binary" and p.suffix != ".bin" and p.name != "report_descriptor":
+                raise DecodeError("not in a HID descriptor format (binary report descriptors are read from .bin "
+                                  "or sysfs report_descriptor files)", descriptor=str(p), rule="format")
+            if not parse(src.descriptor).reports:
+                raise DecodeError("the report descriptor declares no report", descriptor=str(p), rule="reports")
+        except DecodeError as hid_exc:
+            def why(exc: DecodeError) -> str:
+                return str(exc).replace(f"{p}: ", "")
+
+            raise DecodeError(f"neither a USB descriptor set ({why(usb_exc)}) nor a HID report descriptor "
+                              f"({why(hid_exc)})", descriptor=str(p), rule="lab device file") from None
+        return _hid_capture_definition(name, p, src)
+    spec = {"name": name, "kind": "capture", "capture": str(p), "expect": [captured.id],
+            "description": f"{p.name} served over USB/IP"}
+    return parse_definition(spec, str(p))
+
+
+def _hid_capture_definition(name: str, path: Path, src: Any) -> DeviceDefinition:
+    from dkproto.hid import parse
+
+    rd = parse(src.descriptor)
+    sizes = [r.size for (rtype, _), r in rd.reports.items()]
+    # f_hid truncates a write to report_length (the interrupt endpoints' wMaxPacketSize).
+    length = min(max(sizes + [8]), 1024)
+    vid = src.vid if src.vid is not None else HID_CAPTURE_ID[0]
+    pid = src.pid if src.pid is not None else HID_CAPTURE_ID[1]
+    spec = {
+        "name": name, "kind": "gadget",
+        "description": f"HID capture {path.name} as a HID gadget; its {len(src.reports)} recorded input reports "
+                       "played in a loop",
+        "device": {"idVendor": f"0x{vid:04x}", "idProduct": f"0x{pid:04x}", "bcdDevice": "0x0100",
+                   "bcdUSB": "0x0200"},
+        "strings": {"manufacturer": "dkproto lab", "product": (src.name or name)[:126],
+                    "serialnumber": f"dklab-{name}"[:126]},
+        "functions": {"hid.0": {"attrs": {"protocol": 0, "subclass": 0, "report_length": length,
+                                          "report_desc": {"hex": src.descriptor.hex()}}}},
+        "configs": [{"MaxPower": 100, "configuration": "HID capture", "functions": ["hid.0"]}],
+        "modules": ["usbhid", "hid_generic"],
+        "peer": {"reports": [r.hex() for r in src.reports]} if src.reports else "none",
+    }
+    return parse_definition(spec, str(path))

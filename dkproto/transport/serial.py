@@ -223,10 +223,18 @@ class SerialTransport(Transport):
             self.port.open()
 
     def _close(self) -> None:
-        if self.port is not None:
-            with suppress(Exception):  # a vanished device: the fd is released anyway
-                self.port.close()
-            self.port = None
+        port, self.port = self.port, None
+        if port is None:
+            return
+        if _unsent(port):
+            # Output nothing takes (the other end does not read): the kernel's close waits for it
+            # to leave, up to the port's closing_wait (30 s). Close in a helper thread and move
+            # on; it ends by itself, or at once when this process exits.
+            closer = threading.Thread(target=_close_quietly, args=(port,), name="dkproto-serial-close", daemon=True)
+            closer.start()
+            closer.join(0.2)
+        else:
+            _close_quietly(port)
 
     @property
     def info(self) -> TransportInfo:
@@ -278,11 +286,25 @@ class SerialTransport(Transport):
         return bytes(first + more)
 
     def write(self, endpoint: int = 0x02, data: bytes = b"", timeout: int = DEFAULT_TIMEOUT_MS) -> int:
-        """Send ``data`` and wait until it has left (``flush``), up to ``timeout`` ms."""
+        """Send ``data`` and wait until it has left (``flush``), up to ``timeout`` ms (0: forever).
+
+        Raises:
+            DkTimeoutError: the port did not take the data, or it did not leave, in time
+                (nothing reads the other end, or flow control holds it).
+        """
         self._require_open("write")
+        deadline = None if timeout == 0 else time.monotonic() + timeout / 1000
         with serial_errors(f"writing {self.url}"):
             self.port.write_timeout = None if timeout == 0 else timeout / 1000
             n = self.port.write(bytes(data))
+            if deadline is not None:
+                # tcdrain (pyserial's flush) has no timeout: first wait, bounded, for the
+                # kernel's output queue to empty.
+                while (pending := _unsent(self.port)) and time.monotonic() < deadline:
+                    time.sleep(0.002)
+                if pending:
+                    raise DkTimeoutError(f"writing {self.url}: {pending} byte(s) still unsent after {timeout} ms "
+                                         "(is anything reading the other end?)")
             self.port.flush()
         return int(n or 0)
 
@@ -341,6 +363,23 @@ class SerialTransport(Transport):
         return expect(self, pattern, timeout)
 
 
+def _unsent(port: Any) -> int:
+    """Bytes in the kernel's output queue of an OS serial port (``TIOCOUTQ``); 0 for pyserial URL
+    handlers (``loop://``'s ``out_waiting`` counts what is not read back yet, not what is unsent)."""
+    fd = getattr(port, "fd", None)
+    if not isinstance(fd, int) or fd < 0 or not getattr(port, "is_open", False):
+        return 0
+    try:
+        return int(port.out_waiting)
+    except Exception:  # noqa: BLE001 - a platform or driver without the call: nothing to wait for
+        return 0
+
+
+def _close_quietly(port: Any) -> None:
+    with suppress(Exception):  # a vanished device: the fd is released anyway
+        port.close()
+
+
 def expect(transport: Transport, pattern: bytes | str | re.Pattern[bytes], timeout: int = DEFAULT_TIMEOUT_MS) -> bytes:
     """:meth:`SerialTransport.expect` through any transport's ``read(0x81, ...)`` (a ``spy+`` wrapper too)."""
     regex = pattern if isinstance(pattern, re.Pattern) else re.compile(
@@ -361,11 +400,51 @@ def expect(transport: Transport, pattern: bytes | str | re.Pattern[bytes], timeo
             pass
 
 
-def terminal(transport: Transport, stdin: IO[str] | None = None, stdout: IO[bytes] | None = None,
-             eol: bytes = b"\r\n", echo: bool = False) -> None:
+#: Ctrl-D: typed at a terminal in line mode the kernel turns it into end of input; arriving as a
+#: byte (a raw-mode terminal, a pipe) it ends the terminal too.
+EOT = 0x04
+
+
+def _input_chunks(stdin: IO[Any], stop: threading.Event) -> Iterator[bytes]:
+    """What arrives on ``stdin``, as it arrives (not a line late), until end of input.
+
+    A stream with a file descriptor is read with ``os.read`` (select()ed, so ``stop`` is seen
+    within 0.2 s on POSIX); others (``io.StringIO``) line by line.
+    """
+    try:
+        fd = stdin.fileno()
+    except (AttributeError, OSError, ValueError):
+        fd = -1
+    if fd < 0:
+        while not stop.is_set():
+            line = stdin.readline()
+            if not line:
+                return
+            yield line.encode() if isinstance(line, str) else bytes(line)
+        return
+    import os
+    import select
+
+    while not stop.is_set():
+        if os.name == "posix" and not select.select([fd], [], [], 0.2)[0]:
+            continue
+        try:
+            data = os.read(fd, 4096)
+        except InterruptedError:
+            continue
+        if not data:
+            return
+        yield data
+
+
+def terminal(transport: Transport, stdin: IO[Any] | None = None, stdout: IO[bytes] | None = None,
+             eol: bytes = b"\r\n", echo: bool = False, write_timeout: int = DEFAULT_TIMEOUT_MS) -> None:
     """A line-mode terminal: each line of ``stdin`` is sent with ``eol``; received bytes go to ``stdout``.
 
-    Ends at end of input (Ctrl-D) or when the port goes away (then raises NoDeviceError).
+    Ends at end of input (a pipe or file that ends; Ctrl-D at a terminal), at a Ctrl-D byte
+    (0x04) in the input (what precedes it on its line is still sent), or when the port goes
+    away (then raises NoDeviceError). A line the port does not take within ``write_timeout`` ms
+    raises DkTimeoutError (0: wait forever).
     """
     stdin = stdin or sys.stdin
     out = stdout or sys.stdout.buffer
@@ -385,17 +464,31 @@ def terminal(transport: Transport, stdin: IO[str] | None = None, stdout: IO[byte
             out.write(data)
             out.flush()
 
+    def send(line: bytes) -> None:
+        payload = line.rstrip(b"\r\n") + eol
+        if echo:
+            out.write(payload)
+            out.flush()
+        try:
+            transport.write(0x02, payload, timeout=write_timeout)
+        except DkTimeoutError as exc:
+            raise DkTimeoutError(f"{transport.info.url}: the line was not taken within {write_timeout} ms "
+                                 "(is anything reading the other end?)", backend_code=exc.backend_code) from exc
+
     reader = threading.Thread(target=pump, name="dkproto-serial-term", daemon=True)
     reader.start()
     try:
-        for line in stdin:
-            if stop.is_set():
+        pending = b""
+        for chunk in _input_chunks(stdin, stop):
+            head, eot, _ = chunk.partition(bytes([EOT]))
+            pending += head
+            while b"\n" in pending and not stop.is_set():
+                line, _, pending = pending.partition(b"\n")
+                send(line)
+            if eot:
                 break
-            payload = line.rstrip("\r\n").encode() + eol
-            if echo:
-                out.write(payload)
-                out.flush()
-            transport.write(0x02, payload)
+        if pending and not stop.is_set():
+            send(pending)  # the last line, unterminated
         time.sleep(0.2)  # let the last answer arrive
     finally:
         stop.set()

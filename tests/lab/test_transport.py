@@ -521,9 +521,21 @@ def test_serial_port_by_vid_pid_and_listing(lab_gadget: Any) -> None:
         result = CliRunner().invoke(cli, ["serial", "send", tty, "ping\\n", "--ascii", "-b", "38400"], obj={})
         assert result.exit_code == 0, result.output
         assert device_end.read_until(b"\n") == b"ping\n"
-        # (pyserial flushes input when it opens a port: the device speaks once the CLI listens)
-        threading.Timer(0.5, lambda: device_end.write(b"READY\r\n")).start()
-        result = CliRunner().invoke(cli, ["serial", "expect", tty, "READY", "-t", "5000", "--json"], obj={})
+        # pyserial flushes input when it opens a port, so the device says READY until the CLI
+        # has heard it (one timed write raced the CLI's open under load)
+        heard = threading.Event()
+
+        def speak() -> None:
+            while not heard.wait(0.2):
+                device_end.write(b"READY\r\n")
+
+        speaker = threading.Thread(target=speak, daemon=True)
+        speaker.start()
+        try:
+            result = CliRunner().invoke(cli, ["serial", "expect", tty, "READY", "-t", "5000", "--json"], obj={})
+        finally:
+            heard.set()
+            speaker.join(5)
         assert result.exit_code == 0 and json.loads(result.stdout)["matched"] is True
     finally:
         device_end.close()

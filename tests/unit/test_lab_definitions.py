@@ -112,7 +112,7 @@ def test_select_defaults_and_unknown_names(tmp_path: Path) -> None:
     defs = load_definitions([tmp_path])
     assert [d.name for d in select(None, defs)] == ["a"]
     assert [d.name for d in select(["b", "a"], defs)] == ["b", "a"]
-    with pytest.raises(NotFoundError, match="no lab device named 'c' \\(known: a, b\\)"):
+    with pytest.raises(NotFoundError, match="no lab device named 'c' and no such file \\(known: a, b\\)"):
         select(["c"], defs)
 
 

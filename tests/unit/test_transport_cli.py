@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -10,6 +15,7 @@ from click.testing import CliRunner
 from dkproto.cli import cli, main
 from dkproto.cli.poke import parse_data, parse_int
 from dkproto.errors import BadArgumentError
+from dkproto.transport.registry import open_transport
 
 
 def run(args: list[str]) -> tuple[int, str, str]:
@@ -84,3 +90,89 @@ def test_parse_helpers() -> None:
     assert parse_data("a\\x00b", ascii_mode=True) == b"a\x00b"
     with pytest.raises(BadArgumentError):
         parse_data("0")
+
+
+# ------------------------------------------------------------------------------------ serial term
+# As the user runs it: a separate process whose stdin is a pipe or a terminal (a pty).
+
+
+def _term(args: list[str], stdin: Any, timeout: float = 30) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "dkproto", "serial", "term", *args], stdin=stdin,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_serial_term_ends_at_the_end_of_a_piped_stdin() -> None:
+    proc = _term(["serial+loop://"], subprocess.PIPE)
+    out, err = proc.communicate(b"hello\nlast line, no newline", timeout=30)
+    assert proc.returncode == 0, err
+    assert out == b"hello\r\nlast line, no newline\r\n"  # loop:// sends every line back
+
+
+def test_serial_term_ends_at_a_ctrl_d_byte_with_stdin_still_open() -> None:
+    proc = _term(["serial+loop://", "--eol", "lf"], subprocess.PIPE)
+    assert proc.stdin is not None
+    proc.stdin.write(b"one\ntwo\x04three\n")  # what follows 0x04 is never sent
+    proc.stdin.flush()
+    try:
+        rc = proc.wait(timeout=30)  # the pipe is still open: only the 0x04 can end it
+    finally:
+        proc.kill()
+        out, err = proc.communicate()
+    assert rc == 0, err
+    assert out == b"one\ntwo\n"
+
+
+def test_serial_term_ends_at_ctrl_d_typed_at_a_terminal() -> None:
+    master, slave = os.openpty()  # stdin is a terminal in line mode: the kernel turns ^D into end of input
+    try:
+        proc = _term(["serial+loop://"], slave)
+        os.write(master, b"typed\n")
+        time.sleep(0.5)
+        os.write(master, b"\x04")
+        try:
+            rc = proc.wait(timeout=30)
+        finally:
+            proc.kill()
+            out, err = proc.communicate()
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert rc == 0, err
+    assert out == b"typed\r\n"
+
+
+def test_serial_term_write_timeout_is_one_line_not_a_hang(monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    import io
+
+    from cli_in_process import cli as run_main
+
+    master, slave = os.openpty()  # the other end (master) never reads: the line backs up
+    try:
+        port = os.ttyname(slave)
+        monkeypatch.setattr(sys, "stdin", io.StringIO("x" * 300_000 + "\n"))
+        t0 = time.monotonic()
+        code, _, err = run_main(["serial", "term", f"serial://{port}", "--write-timeout", "300"], capsys)
+        elapsed = time.monotonic() - t0
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert code == 1
+    assert err.count("\n") == 1 and "kIOReturnTimeout" in err, err
+    assert f"serial://{port}: the line was not taken within 300 ms (is anything reading the other end?)" in err
+    assert elapsed < 10
+
+
+def test_terminal_stops_at_ctrl_d_in_text_input() -> None:
+    import io
+
+    from dkproto.transport.serial import SerialTransport, terminal
+
+    t = open_transport("serial+loop://", open=True)
+    assert isinstance(t, SerialTransport)
+    out = io.BytesIO()
+    try:
+        terminal(t, stdin=io.StringIO("a\nb\x04c\nd\n"), stdout=out, eol=b";", echo=True)
+    finally:
+        t.close()
+    assert out.getvalue() == b"a;b;a;b;"  # echoed, then the loop's answer; nothing after ^D
