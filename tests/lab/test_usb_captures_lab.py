@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
-from usb_corpus import SLUGS, corpus_bytes, set_path  # noqa: E402
+from usb_corpus import SLUGS, corpus_bytes, set_path
 
-from dkproto.transport.usb import find_devices  # noqa: E402
-from dkproto.usb.lsusb import compare_with_lsusb  # noqa: E402
-from dkproto.usb.read import read_device  # noqa: E402
+from dkproto.transport.usb import find_devices
+from dkproto.usb.lsusb import compare_with_lsusb
+from dkproto.usb.read import read_device
 
 pytestmark = pytest.mark.lab
 

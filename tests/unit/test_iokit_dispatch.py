@@ -477,14 +477,14 @@ def test_generated_class_dispatch_agrees_and_respects_overrides() -> None:
         assert c.external_method(sel, a1) == generic(c, sel, a2), (sel, n_in, n_out, s_max)
 
     class Custom(Client):
-        def external_method(self, selector, arguments, dispatch=None, target=None, reference=None):  # noqa: ANN001, ANN201
+        def external_method(self, selector, arguments, dispatch=None, target=None, reference=None):
             if selector == 100:
                 return 0
             return super().external_method(selector, arguments, dispatch, target, reference)
 
     class More(Custom):
         @external_method(10, scalar_in=0)
-        def extra(self, reference, a):  # noqa: ANN001, ANN201
+        def extra(self, reference, a):
             return IOReturn.kIOReturnNotReady
 
     assert not getattr(Custom.external_method, "__dk_generated__", False)

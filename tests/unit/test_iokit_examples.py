@@ -234,8 +234,6 @@ SIGINT_DEFAULT = [sys.executable, "-c", "import os, signal, sys; signal.signal(s
 
 
 def test_dkproto_run_console_and_ctrl_c(tmp_path: Path) -> None:
-    import signal
-
     out = subprocess.run([sys.executable, "-m", "dkproto", "run", str(VB / "driver.py"), "--device", "sim://loopback"],
                          input="print('state', service.state.value)\n", capture_output=True, text=True, timeout=120,
                          cwd=ROOT)

@@ -9,7 +9,7 @@ from corpus_path import REPO
 
 def _readme_commands() -> list[str]:
     text = (REPO / "README.md").read_text()
-    block = re.search(r"```sh\n(.*?)```", text, re.S)
+    block = re.search(r"```sh\n(.*?)```", text, re.DOTALL)
     assert block, "README has no opening sh block"
     return [line.strip() for line in block.group(1).splitlines() if line.strip()]
 
