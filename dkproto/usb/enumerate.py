@@ -131,7 +131,8 @@ def _interfaces_from_configuration(config: bytes) -> list[InterfaceInfo]:
 def _from_device(live: UsbDeviceInfo, strings: bool, interfaces: bool) -> tuple[str | None, str | None,
                                                                                 list[InterfaceInfo]]:
     """The manufacturer and product strings and the interfaces of the active configuration, asked of
-    the device itself; whatever cannot be read (permission, stall, no langid) is left out."""
+    the device itself (where sysfs does not have them); whatever cannot be read (permission,
+    stall, no langid) is left out."""
     manufacturer = product = None
     found: list[InterfaceInfo] = []
     try:
@@ -150,16 +151,17 @@ def describe(live: UsbDeviceInfo) -> DeviceInfo:
     sys_path = live.sysfs_path if live.port_numbers else SYSFS / f"usb{live.bus}"
     has_sysfs = sys_path.exists()
     interfaces = _interfaces_from_sysfs(live) if has_sysfs else []
-    manufacturer = product = None
-    if live.iManufacturer or live.iProduct or not interfaces:
-        manufacturer, product, from_device = _from_device(live, bool(live.iManufacturer or live.iProduct),
-                                                          not interfaces)
+    # The kernel read the strings at enumeration: sysfs has them with no device I/O and no
+    # permission (opening each device for them cost ~0.7 s a device in the lab's emulated CPU).
+    manufacturer = _read(sys_path / "manufacturer") if has_sysfs else None
+    product = _read(sys_path / "product") if has_sysfs else None
+    names_from = "sysfs" if (manufacturer or product) else ""
+    wants_strings = bool(live.iManufacturer or live.iProduct) and not names_from
+    if wants_strings or not interfaces:
+        from_manufacturer, from_product, from_device = _from_device(live, wants_strings, not interfaces)
         interfaces = interfaces or from_device
-    names_from = "device" if (manufacturer or product) else ""
-    if not (manufacturer or product) and has_sysfs:
-        manufacturer = _read(sys_path / "manufacturer")
-        product = _read(sys_path / "product")
-        names_from = "sysfs" if (manufacturer or product) else ""
+        if wants_strings and (from_manufacturer or from_product):
+            manufacturer, product, names_from = from_manufacturer, from_product, "device"
     if not manufacturer and not product:
         manufacturer = usbids.vendor_name(live.idVendor)
         product = usbids.product_name(live.idVendor, live.idProduct)

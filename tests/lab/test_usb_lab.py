@@ -114,7 +114,7 @@ def test_list_table_tree_and_json(lab_gadget: Any) -> None:
     rows = json.loads(res.output)
     (row,) = [r for r in rows if (r["bus"], r["device"]) == (bus, address)]
     assert (row["idVendor"], row["manufacturer"], row["product"]) == ("0x1d6b", "dkproto lab", "hid-keyboard")
-    assert row["names_from"] == "device"
+    assert row["names_from"] == "sysfs"  # what the kernel read at enumeration: no device I/O
     assert row["port_path"].startswith(f"{bus}-")
     assert [i["driver"] for i in row["interfaces"]] == ["usbhid"]
     table = CliRunner().invoke(cli, ["list"]).output
