@@ -147,6 +147,7 @@ def _run_lab_session(config: pytest.Config, state: dict[str, Any]) -> None:
     echo = sys.stdout.buffer if config.getoption("--lab-echo") else None
     try:
         result = run(argv, devices=_session_devices(), timeout=timeout, cwd=str(config.invocation_params.dir),
+                     precompile=[config.rootpath / "tests", config.rootpath / "devices"],
                      env={REPORT_ENV: "/run/dklab/report.jsonl"}, keep_results=True, on_ready=ready, echo=echo,
                      udcs=int(config.getoption("--lab-udcs")))
     except DkError as exc:
