@@ -400,6 +400,6 @@ def _hid_capture_definition(name: str, path: Path, src: Any) -> DeviceDefinition
                                           "report_desc": {"hex": src.descriptor.hex()}}}},
         "configs": [{"MaxPower": 100, "configuration": "HID capture", "functions": ["hid.0"]}],
         "modules": ["usbhid", "hid_generic"],
-        "peer": {"reports": [r.hex() for r in src.reports]} if src.reports else "none",
+        "peer": {"reports": played} if (played := [r.hex() for r in src.reports if r]) else "none",
     }
     return parse_definition(spec, str(path))

@@ -123,3 +123,60 @@ def test_first_folder_wins(tmp_path: Path) -> None:
     (one / "x.json").write_text(json.dumps({**GADGET, "name": "same", "description": "first"}))
     (two / "x.json").write_text(json.dumps({**GADGET, "name": "same", "description": "second"}))
     assert load_definitions([one, two])["same"].description == "first"
+
+
+# -- descriptor files as lab devices (dkproto lab run -d FILE) ------------------------------
+
+def test_a_usb_descriptor_file_is_a_capture_with_its_own_identity() -> None:
+    from dkproto.lab.devices import definition_from_file
+
+    d = definition_from_file(ROOT / "descriptors" / "hackrf-one")  # the .json suffix is optional
+    assert (d.kind, d.name, d.expect) == ("capture", "hackrf-one", ("1d50:6089",))
+    assert d.spec["capture"] == str((ROOT / "descriptors" / "hackrf-one.json").resolve())
+    assert "vhci_hcd" in d.modules
+    (by_select,) = select([str(ROOT / "descriptors" / "hackrf-one.json")], load_definitions([LAB]))
+    assert by_select.spec == d.spec
+
+
+def test_a_hid_capture_is_a_hid_gadget_that_plays_its_reports() -> None:
+    from dkproto.hid import sources
+    from dkproto.lab.devices import definition_from_file
+
+    path = ROOT / "descriptors" / "hid" / "wacom-penpartner.json"
+    d = definition_from_file(path)
+    src = sources.load(path)
+    assert d.kind == "gadget" and d.expect == ("056a:0061",)
+    attrs = d.spec["functions"]["hid.0"]["attrs"]
+    assert bytes.fromhex(attrs["report_desc"]["hex"]) == src.descriptor
+    assert 8 <= attrs["report_length"] <= 1024
+    assert [bytes.fromhex(r) for r in d.spec["peer"]["reports"]] == [r for r in src.reports if r]
+    assert set(d.modules) >= {"usbhid", "hid_generic", "usb_f_hid"}
+    # no recorded reports: no peer
+    quiet = definition_from_file(ROOT / "descriptors" / "hid" / "3m-multitouch-0596-0500.json")
+    assert quiet.spec["peer"] == "none" and quiet.expect == ("0596:0500",)
+
+
+def test_a_hex_report_descriptor_gets_the_lab_hid_capture_id(tmp_path: Path) -> None:
+    from dkproto.lab.devices import HID_CAPTURE_ID, definition_from_file
+
+    f = tmp_path / "Mouse Descriptor.txt"
+    f.write_text("05 01 09 02 a1 01 09 01 a1 00 05 09 19 01 29 03 15 00 25 01 95 03 75 01 81 02 "
+                 "95 01 75 05 81 01 c0 c0\n")
+    d = definition_from_file(f)
+    assert d.name == "mouse-descriptor"
+    assert d.expect == (f"{HID_CAPTURE_ID[0]:04x}:{HID_CAPTURE_ID[1]:04x}",)
+
+
+def test_a_file_that_is_no_descriptor_names_both_reasons(tmp_path: Path) -> None:
+    from dkproto.errors import DecodeError
+    from dkproto.lab.devices import definition_from_file
+
+    f = tmp_path / "notes.md"
+    f.write_text("# Not a descriptor\n\nPlain text.\n")
+    with pytest.raises(DecodeError) as info:
+        definition_from_file(f)
+    msg = str(info.value)
+    assert "neither a USB descriptor set (" in msg and "nor a HID report descriptor (" in msg
+    assert msg.count(str(f)) == 1
+    with pytest.raises(NotFoundError, match="no lab device named 'nope' and no such file"):
+        select(["nope"], load_definitions([LAB]))
