@@ -1,7 +1,7 @@
 """The shell commands of the docs: every fenced ``sh`` block of ``README.md`` and ``docs/*.md``.
 
 Used by ``tests/unit/test_doc_commands.py`` (host) and ``tests/lab/test_doc_commands_lab.py``
-(inside the lab VM) to run each command as written. The rules, which ``docs/README`` readers see
+(inside the lab VM) to run each command as written. The rules, which readers of the docs see
 as comments in the blocks themselves:
 
 * Each line is one command (a trailing ``\\`` continues it; a ``for ...; do`` loop runs to its
