@@ -365,7 +365,8 @@ def definition_from_file(path: str | os.PathLike[str]) -> DeviceDefinition:
             if src.origin == "binary" and p.suffix != ".bin" and p.name != "report_descriptor":
                 raise DecodeError("not in a HID descriptor format (binary report descriptors are read from .bin "
                                   "or sysfs report_descriptor files)", descriptor=str(p), rule="format")
-            if not parse(src.descriptor).reports:
+            rd = parse(src.descriptor)
+            if not rd.reports:
                 raise DecodeError("the report descriptor declares no report", descriptor=str(p), rule="reports")
         except DecodeError as hid_exc:
             def why(exc: DecodeError) -> str:
@@ -373,24 +374,23 @@ def definition_from_file(path: str | os.PathLike[str]) -> DeviceDefinition:
 
             raise DecodeError(f"neither a USB descriptor set ({why(usb_exc)}) nor a HID report descriptor "
                               f"({why(hid_exc)})", descriptor=str(p), rule="lab device file") from None
-        return _hid_capture_definition(name, p, src)
+        return _hid_capture_definition(name, p, src, rd)
     spec = {"name": name, "kind": "capture", "capture": str(p), "expect": [captured.id],
             "description": f"{p.name} served over USB/IP"}
     return parse_definition(spec, str(p))
 
 
-def _hid_capture_definition(name: str, path: Path, src: Any) -> DeviceDefinition:
-    from dkproto.hid import parse
-
-    rd = parse(src.descriptor)
-    sizes = [r.size for (rtype, _), r in rd.reports.items()]
+def _hid_capture_definition(name: str, path: Path, src: Any, rd: Any) -> DeviceDefinition:
+    """The gadget for HID source ``src`` (:class:`dkproto.hid.sources.Source`), whose descriptor
+    parsed as ``rd``."""
     # f_hid truncates a write to report_length (the interrupt endpoints' wMaxPacketSize).
-    length = min(max(sizes + [8]), 1024)
+    length = min(max([r.size for r in rd.reports.values()] + [8]), 1024)
+    played = [r.hex() for r in src.reports if r]
     vid = src.vid if src.vid is not None else HID_CAPTURE_ID[0]
     pid = src.pid if src.pid is not None else HID_CAPTURE_ID[1]
     spec = {
         "name": name, "kind": "gadget",
-        "description": f"HID capture {path.name} as a HID gadget; its {len(src.reports)} recorded input reports "
+        "description": f"HID capture {path.name} as a HID gadget; its {len(played)} recorded input reports "
                        "played in a loop",
         "device": {"idVendor": f"0x{vid:04x}", "idProduct": f"0x{pid:04x}", "bcdDevice": "0x0100",
                    "bcdUSB": "0x0200"},
@@ -400,6 +400,6 @@ def _hid_capture_definition(name: str, path: Path, src: Any) -> DeviceDefinition
                                           "report_desc": {"hex": src.descriptor.hex()}}}},
         "configs": [{"MaxPower": 100, "configuration": "HID capture", "functions": ["hid.0"]}],
         "modules": ["usbhid", "hid_generic"],
-        "peer": {"reports": played} if (played := [r.hex() for r in src.reports if r]) else "none",
+        "peer": {"reports": played} if played else "none",
     }
     return parse_definition(spec, str(path))
