@@ -44,6 +44,8 @@ class CDCACMSerial(IOUserSerial):
 
     def start(self, provider: IOService | None) -> None:
         super().start(provider)
+        # ConnectQueues(&ifmd, &rxqmd, &txqmd, NULL, NULL, 0, 0, 0, 0): system-created 16 KiB rings
+        self.ifmd, self.rxqmd, self.txqmd = self.connect_queues(None, None, 0, 0, 0, 0)
         assert isinstance(provider, IOUSBHostInterface)
         self.comm = provider
         provider.open(self)

@@ -8,17 +8,21 @@ import threading
 from typing import Any
 
 from dkproto.iokit import (
+    IODispatchQueue,
     RemoteService,
     async_reference,
     io_connect_call_async_scalar_method,
     io_connect_call_scalar_method,
     io_notification_port_create,
+    io_notification_port_set_dispatch_queue,
     io_service_close,
     io_service_open,
 )
 
 kSetLEDs, kGetKeys, kWaitKey = range(3)
 APP_ENTITLEMENTS = {"com.apple.developer.driverkit.userclient-access": ["org.dkproto.example.hid-keyboard-leds"]}
+#: The app's queue for async results (IOKitLib delivers nothing until a port has one).
+APP_QUEUE = IODispatchQueue("hid-keyboard-leds app")
 
 
 def set_leds(conn: Any, mask: int) -> None:
@@ -34,6 +38,7 @@ def get_keys(conn: Any) -> list[tuple[int, int, int]]:
 
 def wait_key(conn: Any, port: Any, timeout: float = 5.0) -> tuple[int, int, int, int]:
     """Selector 2: (result, usage page, usage, value) of the next event."""
+    io_notification_port_set_dispatch_queue(port, APP_QUEUE)
     box: dict[str, Any] = {}
     done = threading.Event()
 

@@ -1,6 +1,6 @@
 """HID keyboard driver: decoded key input and keyboard LEDs through output reports.
 
-``KeyboardLEDDriver`` is an ``IOUserHIDEventService`` started on the keyboard's
+``KeyboardLEDDriver`` is an ``IOUserHIDEventDriver`` started on the keyboard's
 ``IOHIDInterface`` (``hid://1209:0002``: the boot keyboard of ``gadget.json``). Input reports
 are decoded by the base class into ``dispatchKeyboardEvent`` calls (usage page 0x07, value
 1 = down, 0 = up); LEDs are set with an output report (Num Lock bit 0, Caps Lock bit 1,
@@ -23,7 +23,7 @@ from typing import Any
 
 from dkproto.hid.codec import DescriptorCodec
 from dkproto.iokit import IOService, IOUserClient, IOUserClientMethodArguments, OSAction, external_method
-from dkproto.iokit.hid import HIDEvent, IOHIDInterface, IOHIDReportType, IOUserHIDEventService
+from dkproto.iokit.hid import HIDEvent, IOHIDInterface, IOHIDReportType, IOUserHIDEventDriver
 from dkproto.ioreturn import IOReturn
 
 DEFAULT_DEVICE = "hid://1209:0002"
@@ -32,7 +32,7 @@ LEDS = ("Num Lock", "Caps Lock", "Scroll Lock")
 kSetLEDs, kGetKeys, kWaitKey = range(3)
 
 
-class KeyboardLEDDriver(IOUserHIDEventService):
+class KeyboardLEDDriver(IOUserHIDEventDriver):
     """Keyboard events in, LED output reports out."""
 
     def handle_start(self, provider: IOHIDInterface) -> bool:

@@ -7,11 +7,13 @@ from typing import Any
 
 from dkproto.iokit import (
     IOConnect,
+    IODispatchQueue,
     async_reference,
     io_connect_call_async_method,
     io_connect_call_method,
     io_connect_call_scalar_method,
     io_notification_port_create,
+    io_notification_port_set_dispatch_queue,
     kIOConnectMethodVarOutputSize,
 )
 
@@ -41,6 +43,9 @@ class AsyncCalls:
     def __init__(self, conn: IOConnect) -> None:
         self.conn = conn
         self.port = io_notification_port_create()
+        # IOKitLib delivers nothing until the port has a queue (or a run-loop source)
+        self.queue = IODispatchQueue("vendor-bulk app")
+        io_notification_port_set_dispatch_queue(self.port, self.queue)
 
     def _call(self, selector: int, scalars: list[int], data: bytes) -> dict[str, Any]:
         box: dict[str, Any] = {"done": threading.Event()}
@@ -65,8 +70,9 @@ class AsyncCalls:
         return self._call(kAsyncRead, [length], b"")
 
     def close(self) -> None:
-        """Destroy the notification port."""
+        """Destroy the notification port, then end the app's queue."""
         self.port.destroy()
+        self.queue.cancel()
 
 
 def unpack_read(box: dict[str, Any]) -> bytes:

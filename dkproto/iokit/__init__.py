@@ -7,7 +7,8 @@ Apple's class names, snake_case methods whose docstrings name the Apple symbol (
 - :mod:`~dkproto.iokit.queue`, :mod:`~dkproto.iokit.action` ``IODispatchQueue``, ``OSAction``
 - :mod:`~dkproto.iokit.memory` memory descriptors
 - :mod:`~dkproto.iokit.user_client` ``IOUserClient``, ``@external_method``, dispatch checks
-- :mod:`~dkproto.iokit.connect` the app side (``io_service_open``, ``io_connect_call_*``)
+- :mod:`~dkproto.iokit.connect` the app side (``io_service_get_matching_services``, ``io_service_open``,
+  ``io_connect_call_*``)
 - :mod:`~dkproto.iokit.personality`, :mod:`~dkproto.iokit.matching` Info.plist and matching
 - :mod:`~dkproto.iokit.status` IOReturn <-> exception mapping helpers
 - :mod:`~dkproto.iokit.family` the family registry that matching and the runner iterate
@@ -21,6 +22,7 @@ from __future__ import annotations
 from dkproto.iokit.action import OSAction, create_action
 from dkproto.iokit.connect import (
     IOConnect,
+    IOIterator,
     IONotificationPort,
     MethodResult,
     RemoteService,
@@ -33,12 +35,19 @@ from dkproto.iokit.connect import (
     io_connect_call_scalar_method,
     io_connect_call_struct_method,
     io_connect_map_memory64,
+    io_iterator_next,
     io_notification_port_create,
     io_notification_port_destroy,
     io_notification_port_set_dispatch_queue,
+    io_object_release,
     io_service_close,
+    io_service_get_matching_service,
+    io_service_get_matching_services,
+    io_service_matching,
+    io_service_name_matching,
     io_service_open,
     kIOConnectMethodVarOutputSize,
+    kIOMainPortDefault,
 )
 from dkproto.iokit.family import Family, families, register_family, unregister_family
 from dkproto.iokit.hid import (
@@ -46,9 +55,10 @@ from dkproto.iokit.hid import (
     IOHIDInterface,
     IOHIDReportType,
     IOUserHIDDevice,
+    IOUserHIDEventDriver,
     IOUserHIDEventService,
 )
-from dkproto.iokit.memory import IOBufferMemoryDescriptor, IOMemoryDescriptor, IOMemoryMap
+from dkproto.iokit.memory import IOBufferMemoryDescriptor, IODMACommand, IOMemoryDescriptor, IOMemoryMap
 from dkproto.iokit.queue import IODispatchQueue
 from dkproto.iokit.resources import IOUserResources
 from dkproto.iokit.serial import IOUserSerial, SerialPort, SerialPortInterface, SerialRing
@@ -74,9 +84,11 @@ __all__ = [
     "HIDEvent",
     "IOBufferMemoryDescriptor",
     "IOConnect",
+    "IODMACommand",
     "IODispatchQueue",
     "IOHIDInterface",
     "IOHIDReportType",
+    "IOIterator",
     "IOMemoryDescriptor",
     "IOMemoryMap",
     "IONotificationPort",
@@ -88,6 +100,7 @@ __all__ = [
     "IOUserClientMethodArguments",
     "IOUserClientMethodDispatch",
     "IOUserHIDDevice",
+    "IOUserHIDEventDriver",
     "IOUserHIDEventService",
     "IOUserResources",
     "IOUserSerial",
@@ -112,15 +125,22 @@ __all__ = [
     "io_connect_call_scalar_method",
     "io_connect_call_struct_method",
     "io_connect_map_memory64",
+    "io_iterator_next",
     "io_notification_port_create",
     "io_notification_port_destroy",
     "io_notification_port_set_dispatch_queue",
+    "io_object_release",
     "io_service_close",
+    "io_service_get_matching_service",
+    "io_service_get_matching_services",
+    "io_service_matching",
+    "io_service_name_matching",
     "io_service_open",
     "ioreturn_of",
     "is_stall",
     "is_timeout",
     "kIOConnectMethodVarOutputSize",
+    "kIOMainPortDefault",
     "kIOUserClientVariableStructureSize",
     "register_family",
     "start_service",

@@ -48,17 +48,17 @@ from dkproto.errors import (
     NoDeviceError,
     NotOpenError,
     NotPermittedError,
+    StateError,
     UnsupportedError,
     error_for_ioreturn,
 )
 from dkproto.iokit.action import OSAction
 from dkproto.iokit.memory import IOMemoryDescriptor
 from dkproto.iokit.queue import IODispatchQueue
-from dkproto.iokit.service import IOService, ServiceState, user_client_gate
+from dkproto.iokit.service import IOService, ServiceState, check_dext_entitlements, user_client_gate
 from dkproto.iokit.user_client import (
     IOUserClient,
     IOUserClientMethodArguments,
-    kIOUserClientAsyncReferenceCountMax,
     kIOUserClientInlineStructureMax,
     kIOUserClientScalarArrayCountMax,
     kIOUserClientVariableStructureSize,
@@ -66,8 +66,11 @@ from dkproto.iokit.user_client import (
 from dkproto.ioreturn import IOReturn
 
 __all__ = [
+    "ENV_UC_ADDRESS",
+    "ENV_UC_KEY",
     "MAX_OUTPUT_STRUCT",
     "IOConnect",
+    "IOIterator",
     "IONotificationPort",
     "KernelUserClient",
     "MethodResult",
@@ -81,18 +84,32 @@ __all__ = [
     "io_connect_call_scalar_method",
     "io_connect_call_struct_method",
     "io_connect_map_memory64",
+    "io_iterator_next",
     "io_notification_port_create",
     "io_notification_port_destroy",
     "io_notification_port_set_dispatch_queue",
+    "io_object_release",
     "io_service_close",
+    "io_service_get_matching_service",
+    "io_service_get_matching_services",
+    "io_service_matching",
+    "io_service_name_matching",
     "io_service_open",
     "kIOAsyncCalloutCount",
     "kIOAsyncCalloutFuncIndex",
     "kIOAsyncCalloutRefconIndex",
     "kIOAsyncReservedIndex",
     "kIOConnectMethodVarOutputSize",
+    "kIOMainPortDefault",
+    "kIOMasterPortDefault",
+    "kIONameMatchKey",
+    "kIOPropertyExistsMatchKey",
+    "kIOPropertyMatchKey",
+    "kIOProviderClassKey",
+    "kIORegistryEntryIDKey",
     "kMaxAsyncArgs",
     "kOSAsyncRef64Count",
+    "service_matches",
 ]
 
 kIOConnectMethodVarOutputSize = -3
@@ -123,46 +140,86 @@ class MethodResult:
 
 
 class IONotificationPort:
-    """``IONotificationPortRef``: async results arrive here and run on its dispatch queue."""
+    """``IONotificationPortRef``: async results arrive here; they run on its dispatch queue.
+
+    As IOKitLib (``IONotificationPortCreate``, ``IONotificationPortSetDispatchQueue``): the port
+    delivers **nothing** until a dispatch queue is set; what the kernel sends before waits in the
+    port (the Mach port's message queue) and runs, in order, once a queue is set. Setting
+    ``None`` stops delivery again (messages wait); ``destroy`` drops what is waiting. dkproto
+    models no run loop (``IONotificationPortGetRunLoopSource``): set a queue.
+    """
 
     def __init__(self) -> None:
-        self.queue = IODispatchQueue("IONotificationPort")
-        self._own_queue = True
+        self.queue: IODispatchQueue | None = None
+        self._waiting: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+        self._lock = threading.Lock()
+        self._destroyed = False
 
     def deliver(self, reference: Sequence[Any], status: int, args: Sequence[int]) -> None:
         """Run the app callback stored in ``reference`` with IOKitLib's arity rule (driverkit.md 2.6)."""
-        callback = reference[kIOAsyncCalloutFuncIndex]
-        refcon = reference[kIOAsyncCalloutRefconIndex]
-        if callback is None:
+        callback = reference[kIOAsyncCalloutFuncIndex] if len(reference) > kIOAsyncCalloutFuncIndex else None
+        refcon = reference[kIOAsyncCalloutRefconIndex] if len(reference) > kIOAsyncCalloutRefconIndex else None
+        if not callable(callback):
+            # IOKitLib would call through a NULL function pointer (IODispatchCalloutFromCFMessage)
+            _log.warning("IONotificationPort: an async result for a reference with no callback at "
+                         "[kIOAsyncCalloutFuncIndex] was dropped (a real app would crash)")
             return
         status = IOReturn.coerce(status)
         n = len(args)
         if n == 0:
-            self.queue.dispatch_async(callback, refcon, status)
+            call: tuple[Any, ...] = (refcon, status)
         elif n == 1:
-            self.queue.dispatch_async(callback, refcon, status, args[0])
+            call = (refcon, status, args[0])
         elif n == 2:
-            self.queue.dispatch_async(callback, refcon, status, args[0], args[1])
+            call = (refcon, status, args[0], args[1])
         else:
-            self.queue.dispatch_async(callback, refcon, status, list(args), n)
+            call = (refcon, status, list(args), n)
+        with self._lock:
+            if self._destroyed:
+                return
+            queue = self.queue
+            if queue is None:  # no dispatch source yet: the message waits in the port
+                self._waiting.append((callback, call))
+                return
+        self._post(queue, callback, call)
+
+    def _post(self, queue: IODispatchQueue, callback: Callable[..., Any], call: tuple[Any, ...]) -> None:
+        try:
+            queue.dispatch_async(callback, *call)
+        except StateError:
+            _log.debug("IONotificationPort: the app's queue %r is cancelled; an async result was dropped", queue)
+
+    def set_dispatch_queue(self, queue: IODispatchQueue | None) -> None:
+        """``IONotificationPortSetDispatchQueue(port, queue)``: deliver on ``queue`` from now on,
+        starting with what waits in the port; ``None`` stops delivery (messages wait again)."""
+        if queue is not None and not isinstance(queue, IODispatchQueue):
+            raise BadArgumentError(f"IONotificationPortSetDispatchQueue: queue must be an IODispatchQueue "
+                                   f"or None, not {type(queue).__name__}")
+        with self._lock:
+            self.queue = queue
+            waiting, self._waiting = (self._waiting, []) if queue is not None else ([], self._waiting)
+            for callback, call in waiting:  # under the lock: nothing overtakes them
+                self._post(queue, callback, call)  # type: ignore[arg-type]
 
     def destroy(self) -> None:
-        """``IONotificationPortDestroy``."""
-        if self._own_queue:
-            self.queue.cancel()
+        """``IONotificationPortDestroy``: no more deliveries; what waits in the port is dropped.
+        The app's queue is the app's: it is not cancelled."""
+        with self._lock:
+            self._destroyed = True
+            self._waiting.clear()
+            self.queue = None
 
 
-def io_notification_port_create() -> IONotificationPort:
-    """``IONotificationPortCreate(kIOMainPortDefault)``."""
+def io_notification_port_create(main_port: int = 0) -> IONotificationPort:
+    """``IONotificationPortCreate(kIOMainPortDefault)``: delivers nothing until a queue is set."""
+    _check_main_port(main_port, "IONotificationPortCreate")
     return IONotificationPort()
 
 
-def io_notification_port_set_dispatch_queue(port: IONotificationPort, queue: IODispatchQueue) -> None:
-    """``IONotificationPortSetDispatchQueue(port, queue)``: callbacks run on ``queue``."""
-    if port._own_queue:
-        port.queue.cancel()
-    port.queue = queue
-    port._own_queue = False
+def io_notification_port_set_dispatch_queue(port: IONotificationPort, queue: IODispatchQueue | None) -> None:
+    """``IONotificationPortSetDispatchQueue(port, queue)``: callbacks run on ``queue``; until it
+    is called, async results wait in the port (IOKitLib)."""
+    port.set_dispatch_queue(queue)
 
 
 def io_notification_port_destroy(port: IONotificationPort) -> None:
@@ -264,10 +321,30 @@ class KernelUserClient:
             if output_struct_cnt != kIOConnectMethodVarOutputSize and len(out) > output_struct_cnt:
                 return int(IOReturn.kIOReturnBadArgument), [], b""
             return kr, scalars, out
+        if output_struct_cnt == kIOConnectMethodVarOutputSize:
+            # xnu is_io_connect_method_var_output: no OSData from the dext -> kIOReturnUnderrun
+            return int(IOReturn.kIOReturnUnderrun), [], b""
         if args.structure_output_descriptor is not None:
-            # The size reported for OOL output is [unconfirmed]; dkproto reports the descriptor length.
+            # xnu is_io_connect_method: the size reported for OOL output is the caller's descriptor size.
             return kr, scalars, args.structure_output_descriptor.read_bytes()
         return kr, scalars, b""
+
+
+def _async_reference_words(reference: Sequence[Any]) -> list[Any]:
+    """The async reference as the kernel keeps it: ``io_async_ref64_t``, 8 words, zero-filled.
+
+    IOKitLib substitutes a one-word reference for an empty one (``IOConnectCallAsyncMethod``:
+    ``temp_reference``); more than ``kOSAsyncRef64Count`` (8) words do not fit the kernel's type
+    (the MIG stub refuses them; xnu's legacy paths return kIOReturnBadArgument).
+    """
+    if isinstance(reference, (str, bytes, bytearray)) or not isinstance(reference, Sequence):
+        raise BadArgumentError(f"IOConnectCallAsyncMethod: reference must be a sequence (async_reference), "
+                               f"not {type(reference).__name__}")
+    if len(reference) > kOSAsyncRef64Count:
+        raise BadArgumentError(f"IOConnectCallAsyncMethod: referenceCnt {len(reference)} exceeds "
+                               f"kOSAsyncRef64Count ({kOSAsyncRef64Count}, io_async_ref64_t)")
+    words = list(reference) if reference else [0]  # IOKitLib: reference NULL, count 0 -> temp_reference[1]
+    return words + [0] * (kOSAsyncRef64Count - len(words))
 
 
 class IOConnect:
@@ -303,6 +380,15 @@ class IOConnect:
         if output_struct_cnt != kIOConnectMethodVarOutputSize:
             output_struct_cnt = _count(output_struct_cnt, "outputStructCnt", what, MAX_OUTPUT_STRUCT)
         struct_input = _struct(struct_input, what)
+        if reference is not None:
+            what = "IOConnectCallAsyncMethod"
+            if output_struct_cnt == kIOConnectMethodVarOutputSize:
+                # IOKitLib's async call has no variable-output path: the size (size_t)-3 goes out as an
+                # out-of-line buffer larger than UINT_MAX, which xnu's is_io_connect_async_method refuses.
+                raise error_for_ioreturn(IOReturn.kIOReturnIPCError,
+                                         f"{what}: kIOConnectMethodVarOutputSize is not allowed on an async call "
+                                         "(IOKitLib has no variable-size output for IOConnectCallAsync*)")
+            reference = _async_reference_words(reference)
         if self._remote is not None:
             kr, scalars, out = self._remote.call(self._conn_id, selector, sin, struct_input, output_cnt,
                                                  output_struct_cnt, port, reference)
@@ -321,10 +407,7 @@ class IOConnect:
     def _make_action(self, port: IONotificationPort | None, reference: Sequence[Any]) -> OSAction:
         if port is None:
             raise BadArgumentError("IOConnectCallAsyncMethod: no wake port (IONotificationPortGetMachPort)")
-        if not 0 < len(reference) <= kIOUserClientAsyncReferenceCountMax:
-            raise BadArgumentError(f"IOConnectCallAsyncMethod: referenceCnt {len(reference)} not in "
-                                   f"1..{kIOUserClientAsyncReferenceCountMax}")
-        ref = list(reference)
+        ref = _async_reference_words(reference)
 
         def kernel_completion(action: OSAction, status: int, args: Sequence[int]) -> None:
             port.deliver(ref, status, args)
@@ -361,40 +444,34 @@ def _kernel_queue() -> IODispatchQueue:
     return _kq
 
 
-def _check_dext_entitlements(client: IOService, app_entitlements: dict[str, Any] | None) -> None:
-    """The user client's ``IOServiceDEXTEntitlements`` must all be held by the app (driverkit.md 2.8)."""
-    required = client.properties.get("IOServiceDEXTEntitlements")
-    if not required or client.dext_entitlements is None:
-        return
-    groups = required if isinstance(required, list) else [required]
-    if groups and all(isinstance(g, str) for g in groups):
-        groups = [groups]
-    ents = app_entitlements or {}
-    for group in groups:
-        names = [group] if isinstance(group, str) else list(group)
-        if all(ents.get(n) for n in names):
-            return
-    raise NotPermittedError(f"UC entitlements check failed: the app lacks IOServiceDEXTEntitlements {required!r}")
-
-
 def io_service_open(service: IOService | RemoteService, client_type: int = 0, *,
                     app_entitlements: dict[str, Any] | None = None) -> IOConnect:
     """``IOServiceOpen(service, mach_task_self(), type, &connect)``.
 
-    Calls the service's ``new_user_client(type)`` (which normally ``create``s one from
-    ``UserClientProperties``), applies the entitlement gate, and returns the connection.
+    In xnu's order (``IOUserServer::serviceNewUserClient``, iokit/Kernel/IOUserServer.cpp): the
+    service's ``new_user_client(type)`` runs first (on its Default queue; it normally
+    ``create``s one from ``UserClientProperties``, whose Start runs), then the entitlement gate
+    (:func:`~dkproto.iokit.service.user_client_gate`, then the user client's
+    ``IOServiceDEXTEntitlements``); on failure the new user client is terminated and the call
+    returns kIOReturnNotPermitted.
+
+    ``app_entitlements`` is dkproto's: the app's entitlements (what the kernel reads from the
+    app's code signature). ``service`` is what :func:`io_iterator_next` returned, or (dkproto
+    convenience, not Apple's) a service object or :class:`RemoteService` handed over directly.
 
     Raises:
         NotPermittedError: the entitlement gate refused (kIOReturnNotPermitted).
-        UnsupportedError: the service makes no user clients.
+        DkError: the service makes no user clients (the default ``NewUserClient``: kIOReturnError).
+        UnsupportedError: ``new_user_client`` returned something that is not an IOUserClient.
         NoDeviceError: the service is not started (terminated, unplugged).
     """
     if isinstance(service, RemoteService):
         return service.open(client_type, app_entitlements)
+    if not isinstance(service, IOService):
+        raise BadArgumentError(f"IOServiceOpen: {service!r} is not an io_service_t (IOIteratorNext gives one)")
     if service.state is not ServiceState.STARTED or not service.is_registered:
         raise NoDeviceError(f"IOServiceOpen: {service.get_name()} is {service.state.value}"
                             + ("" if service.is_registered else " and not registered (RegisterService)"))
-    user_client_gate(service, app_entitlements)
     if isinstance(client_type, bool) or not isinstance(client_type, int) or not 0 <= client_type <= 0xFFFFFFFF:
         raise BadArgumentError(f"IOServiceOpen: type {client_type!r} is not a uint32_t")
     try:
@@ -407,14 +484,26 @@ def io_service_open(service: IOService | RemoteService, client_type: int = 0, *,
         path = getattr(sys.modules.get(type(service).__module__), "__file__", None)
         raise user_code_error(exc, f"IOServiceOpen({type(service).__name__})", path) from exc
     if not isinstance(client, IOUserClient):
+        _terminate_refused(client)
         raise UnsupportedError(f"IOServiceOpen: {type(service).__name__}.new_user_client returned "
                                f"{type(client).__name__}, not an IOUserClient (kernel object must be IOUserUserClient)")
     try:
-        _check_dext_entitlements(client, app_entitlements)
-    except DkError:
-        client.terminate()
+        user_client_gate(service, app_entitlements)
+        if client.dext_entitlements is not None and not check_dext_entitlements(
+                client.properties.get("IOServiceDEXTEntitlements"), app_entitlements or {}):
+            raise NotPermittedError("UC entitlements check failed: the app lacks the user client's "
+                                    f"IOServiceDEXTEntitlements {client.properties.get('IOServiceDEXTEntitlements')!r}")
+    except NotPermittedError:
+        _terminate_refused(client)
         raise
     return IOConnect(kernel=KernelUserClient(client))
+
+
+def _terminate_refused(client: Any) -> None:
+    """What xnu does with a user client it refuses: ``terminate``; dkproto waits for its Stop."""
+    if isinstance(client, IOService) and client.state is ServiceState.STARTED:
+        client.terminate()
+        client.wait_terminated(10.0)
 
 
 def io_service_close(connect: IOConnect) -> None:
@@ -489,10 +578,198 @@ def io_connect_map_memory64(connect: IOConnect, memory_type: int, options: int =
     if md is None:
         raise BadArgumentError(f"CopyClientMemoryForType({memory_type}) returned no descriptor")
     client.memory[memory_type] = (md, opts)
-    view: memoryview = md.create_mapping().get_address()
+    view: memoryview = md.create_mapping().view()
     from dkproto.iokit.user_client import kIOUserClientMemoryReadOnly
 
     return view.toreadonly() if opts & kIOUserClientMemoryReadOnly else view
+
+
+# ---------------------------------------------------------------------------------------------
+# finding a service: matching dictionaries against the registry of running services
+
+#: ``kIOMainPortDefault`` (``kIOMasterPortDefault``): the only main port (0, MACH_PORT_NULL).
+kIOMainPortDefault = 0
+kIOMasterPortDefault = kIOMainPortDefault
+kIOProviderClassKey = "IOProviderClass"
+kIONameMatchKey = "IONameMatch"
+kIOPropertyMatchKey = "IOPropertyMatch"
+kIOPropertyExistsMatchKey = "IOPropertyExistsMatch"
+kIORegistryEntryIDKey = "IORegistryEntryID"
+#: The environment variables ``dkproto run --process`` sets for the app process: where the
+#: running driver's process (this app's "kernel") answers.
+ENV_UC_ADDRESS = "DKPROTO_UC_ADDRESS"
+ENV_UC_KEY = "DKPROTO_UC_KEY"
+
+
+def _check_main_port(main_port: Any, what: str) -> None:
+    if isinstance(main_port, bool) or main_port != kIOMainPortDefault:
+        raise BadArgumentError(f"{what}: mainPort must be kIOMainPortDefault (0), not {main_port!r}")
+
+
+def io_service_matching(name: str) -> dict[str, Any]:
+    """``IOServiceMatching(name)``: ``{IOProviderClass: name}``, a *kernel* class.
+
+    As on macOS, a dext's own class (its ``IOUserClass``) is not a kernel class: its service is
+    an ``IOUserService`` (or the personality's ``IOClass``), so an app finds a dext by name,
+    :func:`io_service_name_matching`, or by ``IOPropertyMatch``.
+    """
+    if not isinstance(name, str):
+        raise BadArgumentError(f"IOServiceMatching: name must be a string, not {type(name).__name__}")
+    return {kIOProviderClassKey: name}
+
+
+def io_service_name_matching(name: str) -> dict[str, Any]:
+    """``IOServiceNameMatching(name)``: ``{IONameMatch: name}``; a dext's service is named after its
+    ``IOUserClass`` (xnu ``IOUserServer::serviceAttach``), which is what Apple's sample app matches."""
+    if not isinstance(name, str):
+        raise BadArgumentError(f"IOServiceNameMatching: name must be a string, not {type(name).__name__}")
+    return {kIONameMatchKey: name}
+
+
+def _kernel_classes(service: IOService) -> set[str]:
+    """The class names ``IOProviderClass`` can match (xnu ``metaCast``): the personality's kernel
+    ``IOClass`` and dkproto's mirrors of Apple classes in the service's class chain (not the
+    driver's own Python classes, which are dext classes)."""
+    names = {k.__name__ for k in type(service).__mro__ if k.__module__.startswith("dkproto.iokit.")}
+    io_class = service.properties.get("IOClass")
+    if isinstance(io_class, str):
+        names.add(io_class)
+        names.add("IOService")
+    return names
+
+
+def _one_or_many(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def service_matches(service: IOService, matching: dict[str, Any]) -> bool:
+    """Whether ``service`` passes ``matching`` as xnu's ``IOService::matchPassive`` would.
+
+    ``IOProviderClass`` (kernel class, :func:`_kernel_classes`); ``IONameMatch`` (a string or an
+    array of strings, any equal to the service's name); ``IOPropertyMatch`` (a dictionary, or an
+    array of dictionaries of which one must match, compared with
+    :func:`~dkproto.iokit.matching.compare_properties`); ``IOPropertyExistsMatch`` (a key, or an
+    array of keys of which one must exist); ``IORegistryEntryID``. Any other key is compared for
+    equality with the service's property (a family's ``matchPropertyTable`` does that for its
+    keys; dkproto's stricter stand-in for every other key).
+    """
+    from dkproto.iokit.matching import compare_properties
+
+    props = service.properties
+    for key, want in matching.items():
+        if key == kIOProviderClassKey:
+            if want not in _kernel_classes(service):
+                return False
+        elif key == kIONameMatchKey:
+            if service.get_name() not in [n for n in _one_or_many(want) if isinstance(n, str)]:
+                return False
+        elif key == kIOPropertyMatchKey:
+            tables = [t for t in _one_or_many(want) if isinstance(t, dict)]
+            if not any(compare_properties(t, props, []) for t in tables):
+                return False
+        elif key == kIOPropertyExistsMatchKey:
+            if not any(isinstance(k, str) and k in props for k in _one_or_many(want)):
+                return False
+        elif key == kIORegistryEntryIDKey:
+            if want != service.get_registry_entry_id():
+                return False
+        elif key not in props or props[key] != want:
+            return False
+    return True
+
+
+class IOIterator:
+    """``io_iterator_t``: the services a matching call found, in registry order."""
+
+    def __init__(self, services: Sequence[IOService | RemoteService]) -> None:
+        self._services = list(services)
+        self._next = 0
+        self.released = False
+
+    def next(self) -> IOService | RemoteService | None:
+        """``IOIteratorNext``: the next service, None (IO_OBJECT_NULL) at the end."""
+        if self.released or self._next >= len(self._services):
+            return None
+        self._next += 1
+        return self._services[self._next - 1]
+
+    def reset(self) -> None:
+        """``IOIteratorReset``: start again from the first service."""
+        self._next = 0
+
+    def __repr__(self) -> str:
+        return f"IOIterator({len(self._services)} services, at {self._next})"
+
+
+def _main_port_connection() -> _RemoteConnection | None:
+    """The running driver's process this app was started for (``dkproto run --process``), if any."""
+    global _main_conn
+    address, key = os.environ.get(ENV_UC_ADDRESS), os.environ.get(ENV_UC_KEY)
+    if not address or not key:
+        return None
+    with _main_conn_lock:
+        if _main_conn is None or _main_conn._dead or _main_conn.address != address:
+            try:
+                authkey = bytes.fromhex(key)
+            except ValueError as exc:
+                raise BadArgumentError(f"{ENV_UC_KEY} is not hex") from exc
+            _main_conn = _RemoteConnection(address, authkey)
+        return _main_conn
+
+
+_main_conn: _RemoteConnection | None = None
+_main_conn_lock = threading.Lock()
+
+
+def io_service_get_matching_services(main_port: int, matching: dict[str, Any] | None) -> IOIterator:
+    """``IOServiceGetMatchingServices(kIOMainPortDefault, matching, &iterator)``: every registered
+    (``RegisterService``) service that passes ``matching`` (:func:`service_matches`).
+
+    dkproto's registry is the services registered in this process
+    (:func:`~dkproto.iokit.service.registered_services`), and, in an app process started by
+    ``dkproto run --process`` (``DKPROTO_UC_ADDRESS``/``DKPROTO_UC_KEY`` set), those of the driver's
+    process, reached over its socket (as :class:`RemoteService`).
+
+    Raises:
+        BadArgumentError: ``matching`` is not a dictionary (IOKitLib: kIOReturnBadArgument), or
+            ``main_port`` is not ``kIOMainPortDefault``.
+    """
+    from dkproto.iokit.service import registered_services
+
+    _check_main_port(main_port, "IOServiceGetMatchingServices")
+    if not isinstance(matching, dict):
+        raise BadArgumentError(f"IOServiceGetMatchingServices: matching must be a dictionary "
+                               f"(IOServiceMatching...), not {type(matching).__name__}")
+    found: list[IOService | RemoteService] = [s for s in registered_services() if service_matches(s, matching)]
+    conn = _main_port_connection()
+    if conn is not None:
+        reply = conn.request(("match", dict(matching)))
+        if reply[0] == "err":
+            raise error_for_ioreturn(reply[1], reply[2])
+        found += [RemoteService(conn.address, conn.authkey, registry_id=rid, connection=conn, name=name)
+                  for rid, name in reply[1]]
+    return IOIterator(found)
+
+
+def io_service_get_matching_service(main_port: int, matching: dict[str, Any] | None
+                                    ) -> IOService | RemoteService | None:
+    """``IOServiceGetMatchingService(kIOMainPortDefault, matching)``: the first match, or None."""
+    return io_service_get_matching_services(main_port, matching).next()
+
+
+def io_iterator_next(iterator: IOIterator) -> IOService | RemoteService | None:
+    """``IOIteratorNext(iterator)``: the next service, None (IO_OBJECT_NULL) when done."""
+    if not isinstance(iterator, IOIterator):
+        raise BadArgumentError(f"IOIteratorNext: {iterator!r} is not an io_iterator_t")
+    return iterator.next()
+
+
+def io_object_release(obj: Any) -> int:
+    """``IOObjectRelease(object)``: drops the app's reference (an iterator stops yielding);
+    kIOReturnSuccess. Services and connections are not freed by it (IOServiceClose closes)."""
+    if isinstance(obj, IOIterator):
+        obj.released = True
+    return int(IOReturn.kIOReturnSuccess)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -581,10 +858,11 @@ class UserClientServer:
                 send: Callable[[tuple[Any, ...]], None]) -> None:
         """Answer one request of an app (``open``, ``call``, ``close``)."""
         op = msg[0]
-        if op == "open":
-            _, client_type, ents = msg
+        if op == "open":  # ("open", type, entitlements[, registry ID from a "match"])
+            client_type, ents = msg[1], msg[2]
             try:
-                c = io_service_open(self.service, client_type, app_entitlements=ents)
+                c = io_service_open(self._service_for(msg[3] if len(msg) > 3 else None), client_type,
+                                    app_entitlements=ents)
             except DkError as exc:
                 send(("err", int(exc.ioreturn), str(exc)))
                 return
@@ -607,6 +885,15 @@ class UserClientServer:
                 send(("ret", 0, r.scalar_output, r.struct_output, ""))
             except DkError as exc:
                 send(("ret", int(exc.ioreturn), [], b"", str(exc)))
+        elif op == "match":  # IOServiceGetMatchingServices from the app's process
+            from dkproto.iokit.service import registered_services
+
+            matching = msg[1]
+            if not isinstance(matching, dict):
+                send(("err", int(IOReturn.kIOReturnBadArgument), "IOServiceGetMatchingServices: not a dictionary"))
+                return
+            send(("ok", [(s.get_registry_entry_id(), s.get_name()) for s in registered_services()
+                         if service_matches(s, matching)]))
         elif op == "close":
             gone = connects.pop(msg[1], None)
             if gone is not None:
@@ -614,6 +901,18 @@ class UserClientServer:
             send(("closed", msg[1]))
         else:
             send(("err", int(IOReturn.kIOReturnUnsupported), f"UserClientServer: unknown request {op!r}"))
+
+    def _service_for(self, registry_id: Any) -> IOService:
+        """The service an app opens: the served one, or a registered one the app matched."""
+        if registry_id is None:
+            return self.service
+        from dkproto.iokit.service import registered_services
+
+        for s in registered_services():
+            if s.get_registry_entry_id() == registry_id:
+                return s
+        raise NoDeviceError(f"IOServiceOpen: no registered service with registry ID {registry_id!r} "
+                            "(it stopped since IOServiceGetMatchingServices)")
 
     def close(self) -> None:
         """Stop accepting; existing connections end when their apps hang up."""
@@ -652,7 +951,6 @@ class _RelayPort(IONotificationPort):
     def __init__(self, send: Callable[[tuple[Any, ...]], None], async_id: int) -> None:
         self.send = send
         self.async_id = async_id
-        self._own_queue = False
 
     def relay(self, refcon: Any, status: int, *rest: Any) -> None:  # pragma: no cover - not used
         pass
@@ -665,6 +963,8 @@ class _RemoteConnection:
     def __init__(self, address: str, authkey: bytes) -> None:
         from multiprocessing import AuthenticationError
 
+        self.address = address
+        self.authkey = authkey
         try:
             self.conn = Client(address, family="AF_UNIX", authkey=authkey)
         except AuthenticationError as exc:
@@ -735,21 +1035,43 @@ class _RemoteConnection:
 class RemoteService:
     """A service in another process, as ``io_service_open`` sees it.
 
+    Made by :func:`io_service_get_matching_services` in an app process started by
+    ``dkproto run --process`` (Apple's path), or directly from a socket address and key: dkproto
+    convenience, not Apple's (then it opens the service the :class:`UserClientServer` serves).
+
     Args:
         address: the :class:`UserClientServer` socket path.
         authkey: its key.
+        registry_id: the matched service's registry entry ID (None: the served service).
     """
 
-    def __init__(self, address: str, authkey: bytes) -> None:
+    def __init__(self, address: str, authkey: bytes, *, registry_id: int | None = None,
+                 connection: _RemoteConnection | None = None, name: str = "") -> None:
         self.address = address
         self.authkey = authkey
-        self._conn: _RemoteConnection | None = None
+        self.registry_id = registry_id
+        self.name = name
+        self._conn: _RemoteConnection | None = connection
+
+    def get_name(self) -> str:
+        """The service's name in the other process (set when found by matching)."""
+        return self.name
+
+    def get_registry_entry_id(self) -> int | None:
+        """``IORegistryEntryGetRegistryEntryID``: set when found by matching."""
+        return self.registry_id
 
     def open(self, client_type: int, app_entitlements: dict[str, Any] | None) -> IOConnect:
         """``IOServiceOpen`` across the socket."""
         if self._conn is None or self._conn._dead:
             self._conn = _RemoteConnection(self.address, self.authkey)
-        reply = self._conn.request(("open", client_type, app_entitlements))
+        msg: tuple[Any, ...] = ("open", client_type, app_entitlements)
+        if self.registry_id is not None:
+            msg += (self.registry_id,)
+        reply = self._conn.request(msg)
         if reply[0] == "err":
             raise error_for_ioreturn(reply[1], reply[2])
         return IOConnect(remote=self._conn, conn_id=reply[1])
+
+    def __repr__(self) -> str:
+        return f"RemoteService({self.name or 'served service'!s} at {self.address})"

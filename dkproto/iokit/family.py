@@ -19,6 +19,8 @@ module (recipe: ``docs/iokit.md``, "Add a DriverKit family").
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -34,14 +36,18 @@ __all__ = [
     "ANY_SCHEME",
     "EntitlementCheck",
     "Family",
+    "PublishHandler",
     "Publisher",
     "Scorer",
+    "add_publish_handler",
     "families",
     "family_entitlement_for",
     "family_for",
     "family_of",
+    "nub_published",
     "publisher_for",
     "register_family",
+    "remove_publish_handler",
     "unregister_family",
 ]
 
@@ -212,3 +218,48 @@ def family_entitlement_for(io_class: str | None) -> str | None:
         if io_class in f.io_classes:
             return f.entitlement
     return None
+
+
+# ---- publications after start-up -------------------------------------------------------------
+#
+# In macOS a nub published later (``IOUSBHostDevice::Reset`` re-enumerates the device as a new
+# IOUSBHostDevice; ``SetConfiguration(value, true)`` publishes new interfaces) starts matching
+# again. A family announces such nubs with :func:`nub_published`; whoever runs matching (the
+# runner) subscribes with :func:`add_publish_handler` and matches them like the first ones.
+
+#: ``handler(root, nubs)``: ``root`` is the new root nub (what terminating stops), ``nubs`` every
+#: nub to match, in publication order.
+PublishHandler: TypeAlias = "Callable[[IOService, list[IOService]], None]"
+
+_handlers: list[PublishHandler] = []
+_handlers_lock = threading.Lock()
+_log = logging.getLogger(__name__)
+
+
+def add_publish_handler(handler: PublishHandler) -> None:
+    """Call ``handler(root, nubs)`` for every nub published after start-up (a ``Reset`` device)."""
+    with _handlers_lock:
+        if handler not in _handlers:
+            _handlers.append(handler)
+
+
+def remove_publish_handler(handler: PublishHandler) -> None:
+    """Stop calling ``handler``; unknown handlers are ignored."""
+    with _handlers_lock:
+        if handler in _handlers:
+            _handlers.remove(handler)
+
+
+def nub_published(root: IOService, nubs: list[IOService]) -> int:
+    """Announce newly published nubs to every handler; returns how many were told.
+
+    A handler that raises is logged and skipped: one subscriber cannot stop the others.
+    """
+    with _handlers_lock:
+        handlers = list(_handlers)
+    for h in handlers:
+        try:
+            h(root, list(nubs))
+        except Exception:  # noqa: BLE001 - a subscriber's bug must not break the publication
+            _log.exception("publish handler %r failed for %s", h, root.get_name())
+    return len(handlers)

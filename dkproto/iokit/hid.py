@@ -51,10 +51,14 @@ __all__ = [
     "ENT_FAMILY_HID_EVENTSERVICE",
     "ENT_TRANSPORT_HID",
     "HIDEvent",
+    "IOHIDDigitizerStylusData",
+    "IOHIDDigitizerTouchData",
     "IOHIDInterface",
     "IOHIDReportType",
     "IOUserHIDDevice",
+    "IOUserHIDEventDriver",
     "IOUserHIDEventService",
+    "kIOHIDEventDriverHandlesReport",
     "kIOHIDPrimaryUsageKey",
     "kIOHIDPrimaryUsagePageKey",
     "kIOHIDProductIDKey",
@@ -74,6 +78,10 @@ kIOHIDProductKey = "Product"
 kIOHIDSerialNumberKey = "SerialNumber"
 kIOHIDPrimaryUsagePageKey = "PrimaryUsagePage"
 kIOHIDPrimaryUsageKey = "PrimaryUsage"
+#: IOHIDEventServiceKeys.h: a Boolean property an IOUserHIDEventDriver sets (``SetProperties``, in
+#: ``handleStart``) to get each report in ``handleReport`` before any processing (no
+#: ``IOHIDInterface::processReport``: the driver updates the elements itself).
+kIOHIDEventDriverHandlesReport = "IOHIDEventDriverHandlesReport"
 
 ENT_TRANSPORT_HID = "com.apple.developer.driverkit.transport.hid"
 ENT_FAMILY_HID_DEVICE = "com.apple.developer.driverkit.family.hid.device"
@@ -104,7 +112,10 @@ class HIDEvent:
     """One dispatched event, as the event system would receive it.
 
     ``kind`` is ``keyboard`` (usage_page, usage, value), ``relative_pointer`` (dx, dy as
-    IOFixed, buttons) or ``scroll`` (dx, dy, dz as IOFixed).
+    IOFixed, buttons), ``absolute_pointer`` (x, y as IOFixed in 0..1, buttons), ``scroll``
+    (dx, dy, dz as IOFixed), ``digitizer_stylus`` (``contacts``: one
+    :class:`IOHIDDigitizerStylusData`) or ``digitizer_touch`` (``contacts``: the
+    :class:`IOHIDDigitizerTouchData` of every contact).
     """
 
     kind: str
@@ -116,6 +127,51 @@ class HIDEvent:
     dy: int = 0
     dz: int = 0
     buttons: int = 0
+    x: int = 0
+    y: int = 0
+    contacts: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class IOHIDDigitizerStylusData:
+    """``IOHIDDigitizerStylusData`` (HIDDriverKit IOHIDDigitizerStructs.h): IOFixed x, y, pressures
+    and tilt in 0..1 (16.16), single-bit flags as 0/1."""
+
+    identifier: int = 0
+    x: int = 0
+    y: int = 0
+    tipPressure: int = 0
+    barrelPressure: int = 0
+    tiltX: int = 0
+    tiltY: int = 0
+    twist: int = 0
+    pointerType: int = 0
+    effect: int = 0
+    uniqueID: int = 0
+    inRange: int = 0
+    tip: int = 0
+    barrelSwitch: int = 0
+    invert: int = 0
+    eraser: int = 0
+    tipChanged: int = 0
+    positionChanged: int = 0
+    rangeChanged: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class IOHIDDigitizerTouchData:
+    """``IOHIDDigitizerTouchData`` (HIDDriverKit IOHIDDigitizerStructs.h): one contact; IOFixed x, y
+    in 0..1, single-bit flags as 0/1."""
+
+    identifier: int = 0
+    x: int = 0
+    y: int = 0
+    inRange: int = 0
+    touch: int = 0
+    touchValid: int = 0
+    touchChanged: int = 0
+    positionChanged: int = 0
+    rangeChanged: int = 0
 
 
 def _extract(data: bytes, bit: int, size: int, signed: bool) -> int:
@@ -150,6 +206,8 @@ class IOHIDInterface(IOService):
                                                              "DeviceUsage": c.usage & 0xFFFF} for c in apps])
         self._client: IOService | None = None
         self._action: OSAction | None = None
+        #: (type, report ID) -> (timestamp, bytes) of the last report ``process_report`` saw.
+        self.last_reports: dict[tuple[int, int], tuple[int, bytes]] = {}
         self._reader: threading.Thread | None = None
         self._stop_reading = threading.Event()
         self.set_name(f"IOHIDInterface {self.properties.get(kIOHIDVendorIDKey, 0):04x}:"
@@ -255,6 +313,13 @@ class IOHIDInterface(IOService):
         md = IOBufferMemoryDescriptor.with_bytes(report)
         action.invoke(timestamp, rid, len(report), report_type, md)
 
+    def process_report(self, timestamp: int, report: bytes, report_length: int, report_type: int,
+                       report_id: int = 0) -> None:
+        """``processReport(timestamp, report, reportLength, type, reportID)``: update the element
+        values from a report. dkproto keeps the last report of each (type, ID); the event driver
+        decodes fields from it."""
+        self.last_reports[(int(report_type), int(report_id))] = (int(timestamp), bytes(report[:report_length]))
+
     def set_report(self, report: IOMemoryDescriptor | bytes, report_type: int, report_id: int = 0,
                    options: int = 0) -> int:
         """``SetReport(report, reportType, reportID, options)``; ``report`` holds the payload
@@ -295,12 +360,16 @@ class IOHIDInterface(IOService):
 
 
 class IOUserHIDEventService(IOService):
-    """``IOUserHIDEventService``: started on an :class:`IOHIDInterface`; turns reports into events.
+    """``IOUserHIDEventService`` (HIDDriverKit IOUserHIDEventService.iig): started on an
+    :class:`IOHIDInterface`; the base of event services.
 
-    Override :meth:`handle_report` to process raw reports yourself (as with
-    ``kIOHIDEventDriverHandlesReport``), or keep the default, which decodes keyboard
-    (page 0x07), pointer (X/Y relative, buttons page 0x09) and scroll (Wheel, AC Pan) usages and
-    calls the dispatchers. Dispatched events go to ``self.events`` and to ``event_sink``.
+    As Apple's ``IOUserHIDEventService::Start`` (IOHIDFamily HIDDriverKit/IOUserHIDEventService.cpp):
+    super, then ``handle_start``, then the interface is opened with a ``ReportAvailable``
+    action (so ``handle_start`` runs before any report). Each report goes through
+    ``IOHIDInterface::processReport`` then :meth:`handle_report`, or straight to
+    :meth:`handle_report` when the service set ``kIOHIDEventDriverHandlesReport``. The base
+    ``handle_report`` does nothing: decoding reports into events is :class:`IOUserHIDEventDriver`'s
+    job. Dispatched events go to ``self.events`` and to ``event_sink``.
     """
 
     def __init__(self) -> None:
@@ -308,54 +377,163 @@ class IOUserHIDEventService(IOService):
         self.events: list[HIDEvent] = []
         self.event_sink: Callable[[HIDEvent], None] | None = None
         self.interface: IOHIDInterface | None = None
-        self._keys_down: set[tuple[int, int]] = set()
-        self._buttons = 0
+        self._report_action: OSAction | None = None
 
     def start(self, provider: IOService | None) -> None:
-        """``Start``: super, then open the interface with a ReportAvailable action, then ``handle_start``."""
+        """``Start``: super, ``handle_start(provider)``, then open the interface (Apple's order)."""
         super().start(provider)
         if not isinstance(provider, IOHIDInterface):
             raise BadArgumentError(f"{type(self).__name__}: provider must be an IOHIDInterface, not "
                                    f"{type(provider).__name__}")
+        if self.handle_start(provider) is False:
+            raise DkError(f"{type(self).__name__}.handle_start returned false")  # Start fails: kIOReturnError
         self.interface = provider
         self._report_action = create_action(self, "_report_available")
         provider.open(self, 0, self._report_action)
-        if self.handle_start(provider) is False:
-            raise DkError(f"{type(self).__name__}.handle_start returned false")
 
     def handle_start(self, provider: IOHIDInterface) -> bool:
-        """``handleStart(provider)``: set up; return False to fail the start."""
+        """``handleStart(provider)``: set up (the interface is not open yet); return False to fail."""
         return True
 
     def stop(self, provider: IOService | None) -> None:
-        """``Stop``: cancel the report action, close the interface, then super."""
-        self._report_action.cancel()
+        """``Stop``: close the interface, cancel the report action, then super."""
         if self.interface is not None:
             self.interface.close(self)
+        if self._report_action is not None:
+            self._report_action.cancel()
         super().stop(provider)
+
+    def conforms_to(self, usage_page: int, usage: int) -> bool:
+        """``conformsTo(usagePage, usage)``: one of the provider's ``DeviceUsagePairs``."""
+        pairs = self.interface.properties.get("DeviceUsagePairs", []) if self.interface is not None else []
+        return any(p.get("DeviceUsagePage") == usage_page and p.get("DeviceUsage") == usage for p in pairs)
+
+    def get_elements(self) -> list[Any]:
+        """``getElements()``: the interface's elements."""
+        return self.interface.get_elements() if self.interface is not None else []
 
     def _report_available(self, action: OSAction, timestamp: int, report_id: int, length: int, report_type: int,
                           report: IOMemoryDescriptor) -> None:
-        self.handle_report(timestamp, report.read_bytes(0, length), length, report_type, report_id)
+        data = report.read_bytes(0, length)
+        if not self.properties.get(kIOHIDEventDriverHandlesReport) and self.interface is not None:
+            self.interface.process_report(timestamp, data, length, report_type, report_id)
+        self.handle_report(timestamp, data, length, report_type, report_id)
 
     def handle_report(self, timestamp: int, report: bytes, report_length: int,
                       report_type: int = IOHIDReportType.kIOHIDReportTypeInput, report_id: int = 0) -> None:
-        """``handleReport(timestamp, report, reportLength, type, reportID)``: decode and dispatch."""
-        assert self.interface is not None
-        rd = self.interface.descriptor
+        """``handleReport(timestamp, report, reportLength, type, reportID)``: Apple's base does nothing."""
+
+    def _post(self, event: HIDEvent) -> int:
+        self.events.append(event)
+        if self.event_sink is not None:
+            self.event_sink(event)
+        return int(IOReturn.kIOReturnSuccess)
+
+    def dispatch_keyboard_event(self, timestamp: int, usage_page: int, usage: int, value: int, options: int = 0,
+                                repeat: bool = True) -> int:
+        """``dispatchKeyboardEvent(timeStamp, usagePage, usage, value, options, repeat)``."""
+        return self._post(HIDEvent("keyboard", timestamp, usage_page=usage_page, usage=usage, value=value))
+
+    def dispatch_relative_pointer_event(self, timestamp: int, dx: int, dy: int, button_state: int,
+                                        options: int = 0, accelerate: bool = True) -> int:
+        """``dispatchRelativePointerEvent(timeStamp, dx, dy, buttonState, options, accelerate)`` (IOFixed)."""
+        return self._post(HIDEvent("relative_pointer", timestamp, dx=dx, dy=dy, buttons=button_state))
+
+    def dispatch_absolute_pointer_event(self, timestamp: int, x: int, y: int, button_state: int,
+                                        options: int = 0, accelerate: bool = True) -> int:
+        """``dispatchAbsolutePointerEvent(timeStamp, IOFixed x, IOFixed y, buttonState, options, accelerate)``:
+        x and y in 0..1 (16.16; driverkit.md 5.4)."""
+        return self._post(HIDEvent("absolute_pointer", timestamp, x=x, y=y, buttons=button_state))
+
+    def dispatch_relative_scroll_wheel_event(self, timestamp: int, dx: int, dy: int, dz: int, options: int = 0,
+                                             accelerate: bool = True) -> int:
+        """``dispatchRelativeScrollWheelEvent(timeStamp, dx, dy, dz, options, accelerate)`` (IOFixed)."""
+        return self._post(HIDEvent("scroll", timestamp, dx=dx, dy=dy, dz=dz))
+
+    def dispatch_digitizer_stylus_event(self, timestamp: int, stylus_data: IOHIDDigitizerStylusData | None) -> int:
+        """``dispatchDigitizerStylusEvent(timeStamp, IOHIDDigitizerStylusData *stylusData)``: NULL data is
+        kIOReturnBadArgument (IOUserHIDEventService.cpp)."""
+        if stylus_data is None:
+            return int(IOReturn.kIOReturnBadArgument)
+        return self._post(HIDEvent("digitizer_stylus", timestamp, contacts=(stylus_data,)))
+
+    def dispatch_digitizer_touch_event(self, timestamp: int, touch_data: list[IOHIDDigitizerTouchData] | None,
+                                       touch_data_count: int | None = None) -> int:
+        """``dispatchDigitizerTouchEvent(timeStamp, IOHIDDigitizerTouchData *touchData, uint32_t touchDataCount)``:
+        NULL data or a zero count is kIOReturnBadArgument (IOUserHIDEventService.cpp)."""
+        count = len(touch_data or ()) if touch_data_count is None else touch_data_count
+        if not touch_data or count <= 0 or count > len(touch_data):
+            return int(IOReturn.kIOReturnBadArgument)
+        return self._post(HIDEvent("digitizer_touch", timestamp, contacts=tuple(touch_data[:count])))
+
+    def set_report(self, report: bytes, report_type: int, report_id: int = 0) -> int:
+        """Send a report through the provider: ``IOHIDInterface::SetReport``.
+
+        dkproto convenience, not Apple's: a dext calls ``SetReport`` on its interface.
+        """
+        if self.interface is None:
+            raise NotOpenError(f"{type(self).__name__}: not started")
+        return self.interface.set_report(report, report_type, report_id)
+
+
+_DIGITIZER_FINGER = 0x000D0022
+_DIGITIZER_STYLUS = 0x000D0020
+_DIGITIZER_PUCK = 0x000D0021
+
+
+class IOUserHIDEventDriver(IOUserHIDEventService):
+    """``IOUserHIDEventDriver`` (HIDDriverKit): Apple's ready-made event driver, a subclass of
+    :class:`IOUserHIDEventService` (driverkit.md 5.1, 5.4).
+
+    ``handle_report`` decodes each input report with the descriptor's layout and calls, in turn,
+    ``handle_keyboard_report`` (page 0x07; press/release per usage), ``handle_relative_pointer_report``
+    (relative X/Y, buttons page 0x09), ``handle_absolute_pointer_report`` (absolute X/Y outside a
+    digitizer collection), ``handle_scroll_report`` (Wheel, AC Pan) and ``handle_digitizer_report``
+    (page 0x0D Finger/Stylus collections), each ``(timestamp, reportID)`` as Apple's. Override
+    any of them; ``set_led(usage, on)`` drives an LED (page 0x08) with an output report.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._keys_down: set[tuple[int, int]] = set()
+        self._buttons = 0
+        self._abs_buttons = 0
+        self._decoded: dict[str, Any] = {}
+        self._contacts: dict[tuple[int, int], tuple[int, int, int, int]] = {}  # (kind, id) -> x, y, range, tip
+        self._leds: dict[int, bool] = {}
+
+    def handle_report(self, timestamp: int, report: bytes, report_length: int,
+                      report_type: int = IOHIDReportType.kIOHIDReportTypeInput, report_id: int = 0) -> None:
+        """``handleReport(timestamp, report, reportLength, type, reportID)``: decode, then the handlers."""
+        if int(report_type) != IOHIDReportType.kIOHIDReportTypeInput or self.interface is None:
+            return
         try:
-            layout = rd.report(_TYPE_NAMES.get(int(report_type), "input"), report_id)
+            self._decoded = self._decode(report[:report_length], report_id)
         except DkError as exc:
             self.log.warning("handleReport: %s", exc)
             return
+        self.handle_keyboard_report(timestamp, report_id)
+        self.handle_relative_pointer_report(timestamp, report_id)
+        self.handle_absolute_pointer_report(timestamp, report_id)
+        self.handle_scroll_report(timestamp, report_id)
+        self.handle_digitizer_report(timestamp, report_id)
+
+    def _decode(self, report: bytes, report_id: int) -> dict[str, Any]:
+        """Every field of the input report ``report_id``, sorted into what the handlers need."""
+        assert self.interface is not None
+        rd = self.interface.descriptor
+        layout = rd.report("input", report_id)
+        collections = rd.collections
         data = report[1:] if report_id else report
-        keys: set[tuple[int, int]] = set()
-        dx = dy = wheel = pan = 0
-        buttons = 0
-        pointer = scroll = False
+        out: dict[str, Any] = {"keyboard": False, "keys": set(), "rel": False, "dx": 0, "dy": 0, "buttons": 0,
+                               "abs": False, "x": 0, "y": 0, "scroll": False, "wheel": 0, "pan": 0, "contacts": {}}
         for f in layout.fields:
             if f.is_padding:
                 continue
+            digi = next((c for c in reversed(f.collection)
+                         if collections[c].usage in (_DIGITIZER_FINGER, _DIGITIZER_STYLUS, _DIGITIZER_PUCK)), None)
+            if f.usages and (f.usages[0] >> 16) == 0x07:
+                out["keyboard"] = True
             for i in range(f.report_count):
                 bit = f.bit_offset + i * f.report_size
                 if bit + f.report_size > len(data) * 8:
@@ -369,59 +547,126 @@ class IOUserHIDEventService(IOService):
                         continue  # out of range or usage 0: "no event"
                     usage, v = f.usages[idx], 1
                 page, u = usage >> 16, usage & 0xFFFF
-                if page == 0x07:
+                relative = bool(f.flags & 4)
+                if digi is not None:
+                    kind = collections[digi].usage
+                    contact = out["contacts"].setdefault(digi, {"kind": kind})
+                    if page == 0x01 and u in (0x30, 0x31):
+                        contact["x" if u == 0x30 else "y"] = _unit(v, f.logical_minimum, f.logical_maximum)
+                    elif page == 0x0D:
+                        contact[u] = v if u in (0x51, 0x30, 0x31) else int(bool(v))
+                        if u in (0x30, 0x31):  # tip / barrel pressure, normalized
+                            contact[u] = _unit(v, f.logical_minimum, f.logical_maximum)
+                elif page == 0x07:
                     if v and u > 3:  # 0-3 are "no event"/error codes
-                        keys.add((page, u))
-                elif page == 0x09 and v:
-                    buttons |= 1 << (u - 1)
-                    pointer = True
-                elif page == 0x01 and u == 0x30:
-                    dx, pointer = v, True
-                elif page == 0x01 and u == 0x31:
-                    dy, pointer = v, True
-                elif page == 0x01 and u == 0x38:
-                    wheel, scroll = v, True
-                elif page == 0x0C and u == 0x238:
-                    pan, scroll = v, True
+                        out["keys"].add((page, u))
                 elif page == 0x09:
-                    pointer = True
-        if any(f.usages and (f.usages[0] >> 16) == 0x07 for f in layout.fields):
-            for page, u in sorted(keys - self._keys_down):
-                self.dispatch_keyboard_event(timestamp, page, u, 1, 0)
-            for page, u in sorted(self._keys_down - keys):
-                self.dispatch_keyboard_event(timestamp, page, u, 0, 0)
-            self._keys_down = keys
-        if pointer and (dx or dy or buttons != self._buttons):
-            self.dispatch_relative_pointer_event(timestamp, _fixed(dx), _fixed(dy), buttons, 0)
-            self._buttons = buttons
-        if scroll and (wheel or pan):
-            self.dispatch_relative_scroll_wheel_event(timestamp, _fixed(pan), _fixed(wheel), 0, 0)
+                    if v:
+                        out["buttons"] |= 1 << (u - 1)
+                    out["rel" if not out["abs"] else "abs"] = True
+                elif page == 0x01 and u in (0x30, 0x31) and relative:
+                    out["dx" if u == 0x30 else "dy"], out["rel"] = v, True
+                elif page == 0x01 and u in (0x30, 0x31):
+                    out["x" if u == 0x30 else "y"] = _unit(v, f.logical_minimum, f.logical_maximum)
+                    out["abs"], out["rel"] = True, False
+                elif page == 0x01 and u == 0x38:
+                    out["wheel"], out["scroll"] = v, True
+                elif page == 0x0C and u == 0x238:
+                    out["pan"], out["scroll"] = v, True
+        return out
 
-    def _post(self, event: HIDEvent) -> None:
-        self.events.append(event)
-        if self.event_sink is not None:
-            self.event_sink(event)
+    def handle_keyboard_report(self, timestamp: int, report_id: int) -> None:
+        """``handleKeyboardReport(timestamp, reportID)``: a keyboard event per key that changed."""
+        d = self._decoded
+        if not d.get("keyboard"):
+            return
+        keys: set[tuple[int, int]] = d["keys"]
+        for page, u in sorted(keys - self._keys_down):
+            self.dispatch_keyboard_event(timestamp, page, u, 1, 0)
+        for page, u in sorted(self._keys_down - keys):
+            self.dispatch_keyboard_event(timestamp, page, u, 0, 0)
+        self._keys_down = keys
 
-    def dispatch_keyboard_event(self, timestamp: int, usage_page: int, usage: int, value: int, options: int = 0,
-                                repeat: bool = True) -> None:
-        """``dispatchKeyboardEvent(timeStamp, usagePage, usage, value, options, repeat)``."""
-        self._post(HIDEvent("keyboard", timestamp, usage_page=usage_page, usage=usage, value=value))
+    def handle_relative_pointer_report(self, timestamp: int, report_id: int) -> None:
+        """``handleRelativePointerReport(timestamp, reportID)``."""
+        d = self._decoded
+        if d.get("rel") and (d["dx"] or d["dy"] or d["buttons"] != self._buttons):
+            self.dispatch_relative_pointer_event(timestamp, _fixed(d["dx"]), _fixed(d["dy"]), d["buttons"], 0)
+            self._buttons = d["buttons"]
 
-    def dispatch_relative_pointer_event(self, timestamp: int, dx: int, dy: int, button_state: int,
-                                        options: int = 0, accelerate: bool = True) -> None:
-        """``dispatchRelativePointerEvent(timeStamp, dx, dy, buttonState, options, accelerate)`` (IOFixed)."""
-        self._post(HIDEvent("relative_pointer", timestamp, dx=dx, dy=dy, buttons=button_state))
+    def handle_absolute_pointer_report(self, timestamp: int, report_id: int) -> None:
+        """``handleAbsolutePointerReport(timestamp, reportID)``: x, y as IOFixed in 0..1."""
+        d = self._decoded
+        if d.get("abs"):
+            self.dispatch_absolute_pointer_event(timestamp, d["x"], d["y"], d["buttons"], 0)
+            self._abs_buttons = d["buttons"]
 
-    def dispatch_relative_scroll_wheel_event(self, timestamp: int, dx: int, dy: int, dz: int, options: int = 0,
-                                             accelerate: bool = True) -> None:
-        """``dispatchRelativeScrollWheelEvent(timeStamp, dx, dy, dz, options, accelerate)`` (IOFixed)."""
-        self._post(HIDEvent("scroll", timestamp, dx=dx, dy=dy, dz=dz))
+    def handle_scroll_report(self, timestamp: int, report_id: int) -> None:
+        """``handleScrollReport(timestamp, reportID)``."""
+        d = self._decoded
+        if d.get("scroll") and (d["wheel"] or d["pan"]):
+            self.dispatch_relative_scroll_wheel_event(timestamp, _fixed(d["pan"]), _fixed(d["wheel"]), 0, 0)
 
-    def set_report(self, report: bytes, report_type: int, report_id: int = 0) -> int:
-        """Send a report to the device through the interface (``IOHIDInterface::SetReport``)."""
+    def handle_digitizer_report(self, timestamp: int, report_id: int) -> None:
+        """``handleDigitizerReport(timestamp, reportID)``: one stylus event per stylus collection, one
+        touch event with every finger collection (Tip Switch 0x42, In Range 0x32, Contact ID 0x51)."""
+        touches: list[IOHIDDigitizerTouchData] = []
+        for c in self._decoded.get("contacts", {}).values():
+            kind, ident = c["kind"], int(c.get(0x51, 0))
+            x, y = c.get("x", 0), c.get("y", 0)
+            tip = int(c.get(0x42, 0))
+            rng = int(c.get(0x32, 1 if tip else 0))
+            px, py, prng, ptip = self._contacts.get((kind, ident), (x, y, 0, 0))
+            self._contacts[(kind, ident)] = (x, y, rng, tip)
+            changed = {"positionChanged": int((x, y) != (px, py)), "rangeChanged": int(rng != prng)}
+            if kind == _DIGITIZER_FINGER:
+                touches.append(IOHIDDigitizerTouchData(ident, x, y, rng, tip, int(c.get(0x47, 1)),
+                                                       int(tip != ptip), **changed))
+            else:
+                self.dispatch_digitizer_stylus_event(timestamp, IOHIDDigitizerStylusData(
+                    identifier=ident, x=x, y=y, tipPressure=c.get(0x30, 0), barrelPressure=c.get(0x31, 0),
+                    inRange=rng, tip=tip, barrelSwitch=int(c.get(0x44, 0)), invert=int(c.get(0x3C, 0)),
+                    eraser=int(c.get(0x45, 0)), tipChanged=int(tip != ptip), **changed))
+        if touches:
+            self.dispatch_digitizer_touch_event(timestamp, touches, len(touches))
+
+    def set_led(self, usage: int, on: bool) -> None:
+        """``SetLED(uint32_t usage, bool on)``: set one LED (page 0x08: Num Lock 1, Caps Lock 2,
+        Scroll Lock 3...) by sending the output report that holds it, with the other LEDs of that
+        report as last set.
+
+        Raises:
+            NotFoundError: the device has no output element for that LED usage.
+        """
+        from dkproto.errors import NotFoundError
+
         if self.interface is None:
-            raise NotOpenError(f"{type(self).__name__}: not started")
-        return self.interface.set_report(report, report_type, report_id)
+            raise NotOpenError(f"{type(self).__name__}.SetLED: not started")
+        self._leds[usage & 0xFFFF] = bool(on)
+        rd = self.interface.descriptor
+        for (kind, report_id), rep in rd.reports.items():
+            fields = [f for f in rep.fields if not f.is_padding]
+            if kind != "output" or not any((0x00080000 | (usage & 0xFFFF)) in f.usages for f in fields):
+                continue
+            size = (rep.size_bits + 7) // 8
+            value = 0
+            for f in fields:
+                for i in range(f.report_count):
+                    u = f.element_usage(i)
+                    if u >> 16 == 0x08 and self._leds.get(u & 0xFFFF) and f.is_variable:
+                        value |= 1 << (f.bit_offset + i * f.report_size)
+            payload = value.to_bytes(size, "little")
+            self.set_report((bytes([report_id]) if report_id else b"") + payload,
+                            IOHIDReportType.kIOHIDReportTypeOutput, report_id)
+            return
+        raise NotFoundError(f"{type(self).__name__}.SetLED: no output element for LED usage 0x{usage:02x}")
+
+
+def _unit(v: int, lo: int, hi: int) -> int:
+    """A logical value as IOFixed in 0..1 (absolute pointer and digitizer coordinates)."""
+    if hi <= lo:
+        return 0
+    return _fixed(min(max(v - lo, 0), hi - lo) / (hi - lo))
 
 
 class IOUserHIDDevice(IOService):

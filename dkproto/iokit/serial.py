@@ -1,6 +1,7 @@
 """SerialDriverKit mirror: ``IOUserSerial`` and its shared rings (driverkit.md section 6).
 
-The class owns the rings, the driver drives the hardware, exactly the DriverKit split:
+The driver sets the rings up with ``connect_queues`` (``ConnectQueues``: the base ``Start`` creates
+none), then drives the hardware; the class and the system share the rings:
 
 - the **system** (the tty layer; here a :class:`SerialPort` handle given to app code) writes
   into the TX ring and calls ``tx_data_available()``; reads the RX ring after
@@ -10,8 +11,10 @@ The class owns the rings, the driver drives the hardware, exactly the DriverKit 
   ..., moves bytes between the rings and the device, and reports with ``rx_data_available()``,
   ``tx_free_space_available()``, ``set_modem_status()``, ``rx_error()``.
 
-Rings (``SerialPortInterface``): power-of-two sizes given as log2 (default 14 = 16 KiB),
-producer index PI and consumer index CI. Index wrap is [unconfirmed] in Apple's docs; dkproto
+Rings: ``ConnectQueues`` returns three memory descriptors, ``ifmd`` (a
+:class:`SerialPortInterface`: producer/consumer indices PI/CI, offsets, log2 sizes) and the RX/TX
+buffers (power-of-two sizes, 16 KiB when the system creates them); a driver maps them and works
+on the shared bytes, as a dext does. Index wrap is [unconfirmed] in Apple's docs; dkproto
 uses free-running 32-bit indices taken modulo the size. The system's calls into the driver run
 on the driver's default queue, as in DriverKit.
 
@@ -22,6 +25,7 @@ Its provider is another family's nub (``IOUSBHostInterface`` for a USB serial ad
 
 from __future__ import annotations
 
+import ctypes
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from dkproto.errors import BadArgumentError, DkTimeoutError, NoDeviceError, NotOpenError
 from dkproto.iokit.family import Family, register_family
+from dkproto.iokit.memory import IOBufferMemoryDescriptor, IOMemoryDescriptor, kIOMemoryDirectionInOut
 from dkproto.iokit.service import IOService, ServiceState
 
 if TYPE_CHECKING:
@@ -46,8 +51,10 @@ __all__ = [
     "IOUserSerial",
     "SerialPort",
     "SerialPortInterface",
+    "SerialQueues",
     "SerialRing",
     "kSerialQueueLogSizeDefault",
+    "kSerialQueueLogSizeMax",
 ]
 
 PD_RS232_PARITY_DEFAULT = 0
@@ -58,23 +65,76 @@ PD_RS232_PARITY_MARK = 4
 PD_RS232_PARITY_SPACE = 5
 PD_RS232_PARITY_ANY = 6
 kSerialQueueLogSizeDefault = 14  # 16 KiB, what ConnectQueues creates for NULL inputs
+#: ``driverkit::serial::kSerialQueueLogSizeMax`` exists (static const uint8_t); its value is
+#: [unconfirmed]: dkproto accepts up to 2**24-byte rings.
+kSerialQueueLogSizeMax = 24
 
 ENT_FAMILY_SERIAL = "com.apple.developer.driverkit.family.serial"
 
 _U32 = 0xFFFFFFFF
 
 
-class SerialRing:
-    """One ring: ``size`` = 2**log_size bytes, free-running producer/consumer indices."""
+class SerialPortInterface(ctypes.Structure):
+    """``driverkit::serial::SerialPortInterface``: the shared rings' indices, offsets and sizes.
 
-    def __init__(self, log_size: int = kSerialQueueLogSizeDefault) -> None:
-        if not 1 <= log_size <= 24:
-            raise BadArgumentError(f"ring log2 size {log_size} outside 1..24")
+    A dext reads it through a mapping of the ``ifmd`` that ``ConnectQueues`` returns:
+    ``SerialPortInterface.from_address(ifmd.create_mapping().get_address())``, as C++ casts
+    ``map->GetAddress()``. Field types are Apple's (``uint32_t rxPI, rxCI, txPI, txCI, rxqoffset,
+    txqoffset; uint8_t rxqlogsz, txqlogsz``); their order in memory is [unconfirmed] (Apple's
+    documentation lists the fields alphabetically; dkproto uses the order of driverkit.md 6.2).
+    """
+
+    _fields_ = [
+        ("rxPI", ctypes.c_uint32),
+        ("rxCI", ctypes.c_uint32),
+        ("txPI", ctypes.c_uint32),
+        ("txCI", ctypes.c_uint32),
+        ("rxqoffset", ctypes.c_uint32),
+        ("txqoffset", ctypes.c_uint32),
+        ("rxqlogsz", ctypes.c_uint8),
+        ("txqlogsz", ctypes.c_uint8),
+    ]
+
+
+class SerialRing:
+    """One ring of ``SerialPortInterface``: ``size`` = 2**log_size bytes at ``buffer``, with its
+    producer (PI) and consumer (CI) indices in the interface.
+
+    dkproto convenience, not Apple's: a dext does this index arithmetic itself on the mapped
+    memory. Indices are free-running 32-bit and taken modulo the size (wrap [unconfirmed]). One
+    producer and one consumer, each writing only its own index, as the shared memory requires.
+    Built alone (``SerialRing(log_size)``) it owns its memory.
+    """
+
+    def __init__(self, log_size: int = kSerialQueueLogSizeDefault, *, interface: SerialPortInterface | None = None,
+                 buffer: memoryview | None = None, side: str = "rx") -> None:
+        if not 1 <= log_size <= kSerialQueueLogSizeMax:
+            raise BadArgumentError(f"ring log2 size {log_size} outside 1..{kSerialQueueLogSizeMax}")
         self.size = 1 << log_size
-        self.buf = bytearray(self.size)
-        self.pi = 0
-        self.ci = 0
-        self.lock = threading.Lock()
+        self.interface = interface if interface is not None else SerialPortInterface()
+        self.buf = buffer if buffer is not None else memoryview(bytearray(self.size))
+        if len(self.buf) < self.size:
+            raise BadArgumentError(f"ring buffer of {len(self.buf)} bytes is smaller than 2**{log_size}")
+        self._pi, self._ci = f"{side}PI", f"{side}CI"
+        self.lock = threading.Lock()  # serializes producers among themselves (and consumers), not the two sides
+
+    @property
+    def pi(self) -> int:
+        """The producer index (``rxPI``/``txPI`` in the interface)."""
+        return int(getattr(self.interface, self._pi))
+
+    @pi.setter
+    def pi(self, value: int) -> None:
+        setattr(self.interface, self._pi, value & _U32)
+
+    @property
+    def ci(self) -> int:
+        """The consumer index (``rxCI``/``txCI``)."""
+        return int(getattr(self.interface, self._ci))
+
+    @ci.setter
+    def ci(self, value: int) -> None:
+        setattr(self.interface, self._ci, value & _U32)
 
     def used(self) -> int:
         """Bytes waiting."""
@@ -82,34 +142,45 @@ class SerialRing:
 
     def free(self) -> int:
         """Room left."""
-        return self.size - self.used()
+        return self.size - min(self.used(), self.size)
 
     def put(self, data: bytes) -> int:
-        """Producer: copy as much of ``data`` as fits; returns the count."""
+        """Producer: copy as much of ``data`` as fits, then advance PI; returns the count."""
         with self.lock:
             n = min(len(data), self.free())
-            for i in range(n):  # byte loop keeps the wrap obvious; rings are small
-                self.buf[(self.pi + i) & (self.size - 1)] = data[i]
-            self.pi = (self.pi + n) & _U32
+            start = self.pi & (self.size - 1)
+            first = min(n, self.size - start)
+            self.buf[start:start + first] = data[:first]
+            self.buf[:n - first] = data[first:n]
+            self.pi = self.pi + n  # publish after the bytes are in place
             return n
 
     def get(self, n: int | None = None) -> bytes:
-        """Consumer: take up to ``n`` bytes (all by default)."""
+        """Consumer: take up to ``n`` bytes (all by default), then advance CI."""
         with self.lock:
             k = self.used() if n is None else min(n, self.used())
+            k = min(k, self.size)
             start = self.ci & (self.size - 1)
             first = min(k, self.size - start)
             out = bytes(self.buf[start:start + first]) + bytes(self.buf[:k - first])
-            self.ci = (self.ci + k) & _U32
+            self.ci = self.ci + k
             return out
 
 
 @dataclass(slots=True)
-class SerialPortInterface:
-    """``driverkit::serial::SerialPortInterface``: the rings' indices and sizes."""
+class SerialQueues:
+    """What ``ConnectQueues`` set up, with the rings as :class:`SerialRing` objects.
 
+    dkproto convenience, not Apple's (``IOUserSerial.queues``): a dext keeps the three
+    descriptors and maps them.
+    """
+
+    interface: SerialPortInterface
     rx: SerialRing
     tx: SerialRing
+    ifmd: IOBufferMemoryDescriptor
+    rxqmd: IOMemoryDescriptor
+    txqmd: IOMemoryDescriptor
 
     @property
     def rxPI(self) -> int:
@@ -129,11 +200,11 @@ class SerialPortInterface:
 
 
 class IOUserSerial(IOService):
-    """``IOUserSerial``: subclass it and implement the ``hw_*`` callbacks."""
+    """``IOUserSerial``: subclass it, call ``connect_queues`` in ``start``, implement the ``hw_*`` callbacks."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.queues: SerialPortInterface | None = None
+        self.queues: SerialQueues | None = None
         self.modem_status = (False, False, False, False)
         self.rx_errors: list[tuple[bool, bool, bool, bool]] = []
         self._rx_cond = threading.Condition()
@@ -142,18 +213,52 @@ class IOUserSerial(IOService):
         self.line = {"baud": 9600, "data_bits": 8, "half_stop_bits": 2, "parity": PD_RS232_PARITY_NONE}
 
     def start(self, provider: IOService | None) -> None:
-        """``Start``: super, then ``connect_queues`` with the default sizes."""
+        """``Start``: super only. The base creates no queues: the driver calls ``connect_queues``
+        (SerialDriverKit ``ConnectQueues``), usually in its ``start``; until then the port cannot
+        be opened."""
         super().start(provider)
-        self.connect_queues()
 
-    def connect_queues(self, rx_log_size: int = kSerialQueueLogSizeDefault,
-                       tx_log_size: int = kSerialQueueLogSizeDefault) -> SerialPortInterface:
-        """``ConnectQueues(...)``: create the rings (log2 sizes; 14 = 16 KiB)."""
-        self.queues = SerialPortInterface(rx=SerialRing(rx_log_size), tx=SerialRing(tx_log_size))
-        return self.queues
+    def connect_queues(self, in_rxqmd: IOMemoryDescriptor | None = None, in_txqmd: IOMemoryDescriptor | None = None,
+                       in_rxqoffset: int = 0, in_txqoffset: int = 0, in_rxqlogsz: int = 0, in_txqlogsz: int = 0
+                       ) -> tuple[IOBufferMemoryDescriptor, IOMemoryDescriptor, IOMemoryDescriptor]:
+        """``ConnectQueues(IOBufferMemoryDescriptor **ifmd, IOMemoryDescriptor **rxqmd, IOMemoryDescriptor **txqmd,
+        IOMemoryDescriptor *in_rxqmd, IOMemoryDescriptor *in_txqmd, uint32_t in_rxqoffset,
+        uint32_t in_txqoffset, uint8_t in_rxqlogsz, uint8_t in_txqlogsz)``: returns
+        ``(ifmd, rxqmd, txqmd)``.
+
+        As Apple's documentation (SerialDriverKit IOUserSerial ConnectQueues): a NULL (None)
+        ``in_rxqmd``/``in_txqmd`` gets a system-created 16 KiB buffer whatever its log size; a
+        buffer of the driver's is used from its offset for 2**logsz bytes (a power of two).
+        ``ifmd`` holds the :class:`SerialPortInterface` with the indices at 0 and the offsets
+        and sizes filled in. The rings are also kept as ``self.queues`` (dkproto convenience).
+
+        Raises:
+            BadArgumentError: a log size outside 1..kSerialQueueLogSizeMax, or a buffer too
+                small for offset + 2**logsz.
+        """
+        ifmd = IOBufferMemoryDescriptor.create(kIOMemoryDirectionInOut, ctypes.sizeof(SerialPortInterface))
+        spi = SerialPortInterface.from_address(ifmd.create_mapping().get_address())
+        rings: list[tuple[IOMemoryDescriptor, SerialRing]] = []
+        for side, md, offset, logsz in (("rx", in_rxqmd, in_rxqoffset, in_rxqlogsz),
+                                        ("tx", in_txqmd, in_txqoffset, in_txqlogsz)):
+            if md is None:
+                md, offset, logsz = IOBufferMemoryDescriptor.create(
+                    kIOMemoryDirectionInOut, 1 << kSerialQueueLogSizeDefault), 0, kSerialQueueLogSizeDefault
+            elif not 1 <= logsz <= kSerialQueueLogSizeMax:
+                raise BadArgumentError(f"ConnectQueues: in_{side}qlogsz {logsz} outside 1..{kSerialQueueLogSizeMax}")
+            elif offset < 0 or offset + (1 << logsz) > md.get_length():
+                raise BadArgumentError(f"ConnectQueues: in_{side}qmd holds {md.get_length()} bytes, less than "
+                                       f"offset {offset} + 2**{logsz}")
+            view = md.create_mapping(0, 0, offset, 1 << logsz).view()
+            setattr(spi, f"{side}qoffset", offset)
+            setattr(spi, f"{side}qlogsz", logsz)
+            rings.append((md, SerialRing(logsz, interface=spi, buffer=view, side=side)))
+        (rxqmd, rx), (txqmd, tx) = rings
+        self.queues = SerialQueues(spi, rx, tx, ifmd, rxqmd, txqmd)
+        return ifmd, rxqmd, txqmd
 
     def disconnect_queues(self) -> None:
-        """``DisconnectQueues()``."""
+        """``DisconnectQueues()``: release the queues; the port can no longer move data."""
         self.queues = None
 
     # ---- system -> driver (override) ----
@@ -227,6 +332,12 @@ class IOUserSerial(IOService):
         """Open the port as the tty layer would (``HwActivate`` on the driver's queue)."""
         if self.state is not ServiceState.STARTED:
             raise NoDeviceError(f"{type(self).__name__}: the serial port is {self.state.value}")
+        if self.queues is None:
+            from dkproto.errors import DkError
+            from dkproto.ioreturn import IOReturn
+
+            raise DkError(f"{type(self).__name__}: no queues: the driver has not called connect_queues "
+                          "(ConnectQueues)", ioreturn=IOReturn.kIOReturnNotReady)
         if self._port is not None and not self._port.closed:
             from dkproto.errors import ExclusiveAccessError
 

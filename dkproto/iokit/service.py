@@ -21,6 +21,7 @@ import itertools
 import logging
 import sys
 import threading
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -33,6 +34,7 @@ from dkproto.errors import (
     UnsupportedError,
 )
 from dkproto.iokit.queue import IODispatchQueue, kIOServiceDefaultQueueName
+from dkproto.ioreturn import IOReturn
 
 if TYPE_CHECKING:
     from dkproto.iokit.user_client import IOUserClient
@@ -40,11 +42,13 @@ if TYPE_CHECKING:
 __all__ = [
     "IOService",
     "ServiceState",
+    "check_dext_entitlements",
     "guard",
     "kIOServicePowerCapabilityLow",
     "kIOServicePowerCapabilityOff",
     "kIOServicePowerCapabilityOn",
     "kIOServiceSearchPropertyParents",
+    "registered_services",
     "start_service",
     "user_client_gate",
 ]
@@ -92,6 +96,26 @@ def guard(*states: ServiceState) -> Callable[[F], F]:
 
 _ids = itertools.count(0x100000001)
 _classes: dict[str, type[IOService]] = {}
+#: The registered services of this process by registry entry ID: what an app matches against
+#: (``IOServiceGetMatchingServices``). Weak: a service nobody holds any more leaves it.
+_registry: weakref.WeakValueDictionary[int, IOService] = weakref.WeakValueDictionary()
+_registry_lock = threading.Lock()
+
+
+def _unregister(service: IOService) -> None:
+    with _registry_lock:
+        _registry.pop(service._registry_id, None)
+
+
+def registered_services() -> list[IOService]:
+    """The registered (``RegisterService``), started services of this process, oldest first.
+
+    dkproto's stand-in for the kernel's IORegistry of published services, which
+    :func:`~dkproto.iokit.connect.io_service_get_matching_services` searches.
+    """
+    with _registry_lock:
+        found = [s for _, s in sorted(_registry.items())]
+    return [s for s in found if s._registered and s._state is ServiceState.STARTED]
 
 
 class IOService:
@@ -154,20 +178,26 @@ class IOService:
         if self._provider is not None:
             self._provider._detach_client(self)
         self._registered = False
+        _unregister(self)
         self._state = ServiceState.STOPPED
 
     @guard(ServiceState.CREATED, ServiceState.INITIALIZED, ServiceState.STOPPED)
     def free(self) -> None:
-        """``free()``: release ivars, then ``super().free()``. Cancels the service's queues."""
+        """``free()``: release ivars, then ``super().free()``. Releases the service's queues: the
+        blocks already queued still run (they retain their queue), then the queues' threads end."""
         for q in self._queues.values():
-            q.cancel()
+            q._release()
+        _unregister(self)
         self._state = ServiceState.FREED
         self._terminated.set()
 
     @guard(ServiceState.STARTED)
     def register_service(self) -> None:
-        """``RegisterService()``: make the service visible for matching and to apps."""
+        """``RegisterService()``: make the service visible for matching and to apps
+        (``IOServiceGetMatchingServices`` finds it from now on, until ``stop``)."""
         self._registered = True
+        with _registry_lock:
+            _registry[self._registry_id] = self
 
     @property
     def is_registered(self) -> bool:
@@ -316,26 +346,45 @@ class IOService:
     def new_user_client(self, client_type: int) -> IOUserClient:
         """``NewUserClient(uint32_t type, IOUserClient **userClient)``: override to ``create`` one.
 
-        The default refuses (kIOReturnUnsupported), as IOService's does.
+        The default fails with kIOReturnError, as DriverKit's ``IOService::NewUserClient_Impl``
+        does (xnu iokit/Kernel/IOUserServer.cpp).
         """
-        raise UnsupportedError(f"{type(self).__name__}.NewUserClient: this service makes no user clients")
+        raise DkError(f"{type(self).__name__}.NewUserClient: this service makes no user clients "
+                      "(override new_user_client)", ioreturn=IOReturn.kIOReturnError)
 
     def create(self, provider: IOService, properties_key: str) -> IOService:
         """``Create(provider, propertiesKey, &result)``: instantiate and start a service described
         by the dictionary ``self.properties[properties_key]`` (``IOClass``, ``IOUserClass``).
 
+        As xnu's ``IOService::Create_Impl`` (iokit/Kernel/IOUserServer.cpp): ``provider`` must be
+        this service (else kIOReturnUnsupported); the property must be a dictionary (else
+        kIOReturnBadArgument) naming the kernel class in ``IOClass`` (else kIOReturnBadArgument);
+        the new service gets a copy of it plus this service's ``CFBundleIdentifier``.
         ``IOUserClass`` is looked up in this class's module first, then among all IOService
         subclasses. The new service is inited and started on ``provider``.
+
+        Raises:
+            UnsupportedError: ``provider`` is not this service.
+            BadArgumentError: no such dictionary, or no ``IOClass``/``IOUserClass`` string in it.
+            NotFoundError: no IOService subclass is called ``IOUserClass``.
         """
+        if provider is not self:
+            raise UnsupportedError(f"Create: the provider must be the service itself ({type(self).__name__}), "
+                                   f"not {provider!r}")
         desc = self.properties.get(properties_key)
         if not isinstance(desc, dict):
-            raise NotFoundError(f"Create: {type(self).__name__} has no dictionary property {properties_key!r}")
+            raise BadArgumentError(f"Create: {type(self).__name__} has no dictionary property {properties_key!r}")
+        if not isinstance(desc.get("IOClass"), str):
+            raise BadArgumentError(f"Create: {properties_key} has no IOClass string (the kernel class, "
+                                   "IOUserUserClient for a user client, IOUserService otherwise)")
         cls_name = desc.get("IOUserClass")
         if not isinstance(cls_name, str):
             raise BadArgumentError(f"Create: {properties_key} has no IOUserClass string")
         cls = resolve_class(cls_name, type(self))
         svc = cls()
         svc.properties.update({k: v for k, v in desc.items()})
+        if "CFBundleIdentifier" in self.properties:  # gIOModuleIdentifierKey, copied by Create_Impl
+            svc.properties["CFBundleIdentifier"] = self.properties["CFBundleIdentifier"]
         svc.dext_entitlements = self.dext_entitlements
         return start_service(svc, provider)
 
@@ -357,12 +406,21 @@ def resolve_class(name: str, near: type | None = None) -> type[IOService]:
 
 
 def start_service(service: IOService, provider: IOService | None) -> IOService:
-    """What the kernel does after matching: ``init()``, then ``Start(provider)``.
+    """What the kernel does after matching: ``init()``, then ``Start(provider)``, on the service's
+    Default queue; the caller waits for it.
+
+    In DriverKit every call into a driver (Start, Stop, completions, ExternalMethod,
+    NewUserClient...) is serialised on its Default ``IODispatchQueue`` (IOService.iig;
+    driverkit.md 10), so a completion the driver's Start sets off runs after Start returns.
 
     Checks that the overrides called super (a port would otherwise hang or leak): a start
     that returns without reaching ``started`` is an error, and a failed start frees the
     service.
     """
+    return service.copy_dispatch_queue().dispatch_sync(_start_on_queue, service, provider)  # type: ignore[no-any-return]
+
+
+def _start_on_queue(service: IOService, provider: IOService | None) -> IOService:
     if service.state is ServiceState.CREATED and not service.init():
         service.free()
         raise DkError(f"{type(service).__name__}.init returned false")
@@ -382,12 +440,26 @@ def start_service(service: IOService, provider: IOService | None) -> IOService:
     return service
 
 
-def user_client_gate(service: IOService, app_entitlements: dict[str, Any] | None) -> None:
-    """The ``IOUserServer::serviceNewUserClient`` entitlement gate (driverkit.md 2.8).
+def _entitlement_matches(value: Any, wanted: Any) -> bool:
+    """xnu's ``OSObject::iterateObjects`` + ``isEqualTo``: a collection matches when one of its
+    members equals ``wanted``, anything else when it equals ``wanted`` itself."""
+    members = value if isinstance(value, (list, tuple, set, frozenset)) else [value]
+    return any(type(m) is type(wanted) and m == wanted for m in members)
 
-    Passes if the dext has allow-any-userclient-access, or the app's userclient-access lists
-    the dext's ``CFBundleIdentifier``. Skipped when ``service.dext_entitlements`` is None (no
-    bundle loaded, like the ``dk`` boot-arg's disable bit).
+
+def user_client_gate(service: IOService, app_entitlements: dict[str, Any] | None) -> None:
+    """The ``IOUserServer::serviceNewUserClient`` entitlement gate (driverkit.md 2.8), as xnu
+    runs it (iokit/Kernel/IOUserServer.cpp), after ``NewUserClient`` made the user client:
+
+    1. the **dext** holds ``com.apple.developer.driverkit.allow-any-userclient-access``: xnu
+       checks that the key is present (``getObject``), not its value; or
+    2. the **app**'s ``com.apple.developer.driverkit.userclient-access`` is (or, as an array,
+       holds) a string equal to the service's ``CFBundleIdentifier`` (``iterateObjects`` +
+       ``isEqualTo``): ``true`` does not pass.
+
+    Skipped when ``service.dext_entitlements`` is None (no bundle loaded, like the ``dk``
+    boot-arg's disable bit). A present allow-any entitlement whose value is not ``true`` passes,
+    as in xnu, with a warning (codesign would grant it as ``true``).
 
     Raises:
         NotPermittedError: kIOReturnNotPermitted, as IOServiceOpen returns.
@@ -395,13 +467,34 @@ def user_client_gate(service: IOService, app_entitlements: dict[str, Any] | None
     ents = service.dext_entitlements
     if ents is None:
         return
-    if ents.get(ENT_ALLOW_ANY_USERCLIENT) is True:
+    if ENT_ALLOW_ANY_USERCLIENT in ents:
+        if ents[ENT_ALLOW_ANY_USERCLIENT] is not True:
+            _log.warning("%s is %r in the dext's entitlements: xnu only checks that it is present",
+                         ENT_ALLOW_ANY_USERCLIENT, ents[ENT_ALLOW_ANY_USERCLIENT])
         return
     bundle_id = service.properties.get("CFBundleIdentifier")
-    access = (app_entitlements or {}).get(ENT_USERCLIENT_ACCESS)
-    if isinstance(access, str):
-        access = [access]
-    if bundle_id is not None and isinstance(access, list) and bundle_id in access:
+    apps = app_entitlements or {}
+    if bundle_id is not None and ENT_USERCLIENT_ACCESS in apps \
+            and _entitlement_matches(apps[ENT_USERCLIENT_ACCESS], bundle_id):
         return
-    raise NotPermittedError(f"UC failed userclient-access check: the app's {ENT_USERCLIENT_ACCESS} does not list "
-                            f"{bundle_id!r} and the dext lacks {ENT_ALLOW_ANY_USERCLIENT}")
+    raise NotPermittedError(f"UC failed userclient-access check, needed bundle ID {bundle_id!r}: the app's "
+                            f"{ENT_USERCLIENT_ACCESS} does not list it and the dext lacks {ENT_ALLOW_ANY_USERCLIENT}")
+
+
+def check_dext_entitlements(required: Any, entitlements: dict[str, Any] | None) -> bool:
+    """xnu's ``IOUserServer::checkEntitlements(entitlements, prop)`` for ``IOServiceDEXTEntitlements``.
+
+    ``required`` absent (None): true. A string: that entitlement is present. An array of strings:
+    any one is present. An array of arrays of strings: in some inner array, all are present.
+    Presence only (``getObject != NULL``): the value is not looked at. An empty array fails.
+    """
+    if required is None:
+        return True
+    if entitlements is None:
+        return False
+    groups = required if isinstance(required, (list, tuple)) else [required]
+    for group in groups:
+        names = group if isinstance(group, (list, tuple)) else [group]
+        if names and all(isinstance(n, str) and n in entitlements for n in names):
+            return True
+    return False

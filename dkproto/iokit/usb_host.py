@@ -30,7 +30,9 @@ from __future__ import annotations
 import enum
 import logging
 import threading
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from dkproto.errors import (
@@ -42,7 +44,7 @@ from dkproto.errors import (
     NotOpenError,
 )
 from dkproto.iokit.action import OSAction
-from dkproto.iokit.family import ANY_SCHEME, Family, register_family
+from dkproto.iokit.family import ANY_SCHEME, Family, nub_published, register_family
 from dkproto.iokit.matching import USBDeviceInfo, device_from_descriptors, device_from_dict
 from dkproto.iokit.memory import IOBufferMemoryDescriptor, IOMemoryDescriptor
 from dkproto.iokit.personality import Personality
@@ -60,16 +62,43 @@ from dkproto.ioreturn import IOReturn
 from dkproto.transport.descriptors import get_descriptor
 
 __all__ = [
+    "IOUSBGetEndpointAddress",
+    "IOUSBGetEndpointDirection",
+    "IOUSBGetEndpointMaxPacketSize",
+    "IOUSBGetEndpointNumber",
+    "IOUSBGetEndpointType",
+    "IOUSBGetNextAssociatedDescriptor",
+    "IOUSBGetNextAssociatedDescriptorWithType",
+    "IOUSBGetNextDescriptor",
+    "IOUSBGetNextDescriptorWithType",
+    "IOUSBGetNextEndpointDescriptor",
+    "IOUSBGetNextInterfaceAssociationDescriptor",
+    "IOUSBGetNextInterfaceDescriptor",
     "IOUSBHostDevice",
     "IOUSBHostInterface",
     "IOUSBHostPipe",
+    "IOUSBStandardEndpointDescriptors",
     "attach_device",
     "device_info_from_url",
+    "io_usb_get_endpoint_address",
+    "io_usb_get_endpoint_direction",
+    "io_usb_get_endpoint_max_packet_size",
+    "io_usb_get_endpoint_number",
+    "io_usb_get_endpoint_type",
+    "io_usb_get_next_associated_descriptor",
+    "io_usb_get_next_associated_descriptor_with_type",
     "io_usb_get_next_descriptor",
+    "io_usb_get_next_descriptor_with_type",
     "io_usb_get_next_endpoint_descriptor",
+    "io_usb_get_next_interface_association_descriptor",
     "io_usb_get_next_interface_descriptor",
     "kIOUSBAbortAsynchronous",
     "kIOUSBAbortSynchronous",
+    "kIOUSBGetEndpointDescriptorCurrentPolicy",
+    "kIOUSBGetEndpointDescriptorOriginal",
+    "kIOUSBHostPortStatusConnectedSpeedMask",
+    "kIOUSBHostPortStatusConnectedSpeedPhase",
+    "kIOUSBHostPortStatusEnabled",
     "kIOUSBLanguageIDEnglishUS",
     "kOpenOptionsSelectAlternateInterface",
     "tIOUSBHostConnectionSpeed",
@@ -77,6 +106,31 @@ __all__ = [
 
 kIOUSBAbortAsynchronous = 0
 kIOUSBAbortSynchronous = 1
+
+# tIOUSBDescriptorType (AppleUSBDefinitions.h)
+kIOUSBDescriptorTypeInterface = 4
+kIOUSBDescriptorTypeEndpoint = 5
+kIOUSBDescriptorTypeInterfaceAssociation = 11
+kIOUSBDescriptorTypeSuperSpeedUSBEndpointCompanion = 48
+kIOUSBDescriptorTypeSuperSpeedPlusIsochronousEndpointCompanion = 49
+
+# IOUSBGetEndpointDescriptorOptions (IOUSBHostPipe::GetDescriptors / AdjustPipe)
+kIOUSBGetEndpointDescriptorOriginal = 0
+kIOUSBGetEndpointDescriptorCurrentPolicy = 1
+
+# tIOUSBHostPortStatus (IOUSBHostFamilyDefinitions.h), what GetPortStatus returns
+kIOUSBHostPortStatusPortTypeMask = 0x0000000F
+kIOUSBHostPortStatusPortTypeStandard = 0
+kIOUSBHostPortStatusPortTypeCaptive = 1
+kIOUSBHostPortStatusPortTypeInternal = 2
+kIOUSBHostPortStatusPortTypeAccessory = 3
+kIOUSBHostPortStatusConnectedSpeedMask = 0x00000700
+kIOUSBHostPortStatusConnectedSpeedPhase = 8
+kIOUSBHostPortStatusResetting = 1 << 11
+kIOUSBHostPortStatusEnabled = 1 << 12
+kIOUSBHostPortStatusSuspended = 1 << 13
+kIOUSBHostPortStatusOvercurrent = 1 << 14
+kIOUSBHostPortStatusTestMode = 1 << 15
 kIOUSBLanguageIDEnglishUS = 0x0409
 kOpenOptionsSelectAlternateInterface = 0x10000  # value [unconfirmed]; only the name is used here
 
@@ -106,37 +160,134 @@ def _parse(schema_name: str, data: bytes) -> Any:
     return getattr(s, schema_name).struct.parse(data)
 
 
+def _end(config: bytes) -> int:
+    """Where the configuration set ends: ``wTotalLength``, never past the bytes we hold."""
+    return min(len(config), int.from_bytes(config[2:4], "little")) if len(config) >= 4 else 0
+
+
 def io_usb_get_next_descriptor(config: bytes, offset: int | None) -> int | None:
-    """``IOUSBGetNextDescriptor(cfg, cur)`` by offset: the next descriptor's offset, None at the end."""
-    off = 0 if offset is None else offset + config[offset]
-    if offset is not None and config[offset] < 2:
+    """``IOUSBGetNextDescriptor(configurationDescriptor, currentDescriptor)`` by offset.
+
+    As AppleUSBDescriptorParsing: ``None`` starts after the configuration descriptor itself;
+    the next descriptor is ``current + bLength``; None at the end (``wTotalLength``) or after a
+    descriptor whose ``bLength`` is below 2. dkproto also ends the walk at a descriptor whose
+    header or ``bLength`` runs past the end (C would read beyond the buffer).
+    """
+    end = _end(config)
+    if offset is None:
+        if end < 2 or config[0] < 2:
+            return None
+        off = config[0]
+    else:
+        if not 0 <= offset < end or offset + 2 > end or config[offset] < 2:
+            return None
+        off = offset + config[offset]
+    if off + 2 > end or config[off] < 2 or off + config[off] > end:
         return None
-    return off if off + 2 <= len(config) and config[off] >= 2 and off + config[off] <= len(config) else None
+    return off
 
 
-def io_usb_get_next_interface_descriptor(config: bytes, offset: int | None = None) -> int | None:
-    """``IOUSBGetNextInterfaceDescriptor(cfg, cur)``: offset of the next interface descriptor."""
+def io_usb_get_next_descriptor_with_type(config: bytes, offset: int | None, type: int) -> int | None:
+    """``IOUSBGetNextDescriptorWithType(configurationDescriptor, currentDescriptor, type)``."""
     off = io_usb_get_next_descriptor(config, offset)
-    while off is not None and config[off + 1] != 4:
+    while off is not None and config[off + 1] != type:
         off = io_usb_get_next_descriptor(config, off)
     return off
 
 
+def io_usb_get_next_associated_descriptor_with_type(config: bytes, parent: int, offset: int | None,
+                                                    type: int | None) -> int | None:
+    """``IOUSBGetNextAssociatedDescriptorWithType(configurationDescriptor, parentDescriptor,
+    currentDescriptor, type)``: the next descriptor of ``type`` after ``offset`` (after ``parent``
+    when None), or None once the next descriptor of the parent's own type (the parent's next
+    sibling) comes first. ``type`` None is ``IOUSBGetNextAssociatedDescriptor``."""
+    if not 0 <= parent < _end(config) - 1:
+        return None
+    found = io_usb_get_next_descriptor(config, parent if offset is None else offset)
+    while found is not None and type is not None and config[found + 1] != type:
+        found = io_usb_get_next_descriptor(config, found)
+    if found is None:
+        return None
+    sibling = io_usb_get_next_descriptor_with_type(config, parent, config[parent + 1])
+    return found if sibling is None or sibling > found else None
+
+
+def io_usb_get_next_associated_descriptor(config: bytes, parent: int, offset: int | None) -> int | None:
+    """``IOUSBGetNextAssociatedDescriptor(configurationDescriptor, parentDescriptor, currentDescriptor)``."""
+    return io_usb_get_next_associated_descriptor_with_type(config, parent, offset, None)
+
+
+def io_usb_get_next_interface_association_descriptor(config: bytes, offset: int | None = None) -> int | None:
+    """``IOUSBGetNextInterfaceAssociationDescriptor(configurationDescriptor, currentDescriptor)``."""
+    return io_usb_get_next_descriptor_with_type(config, offset, kIOUSBDescriptorTypeInterfaceAssociation)
+
+
+def io_usb_get_next_interface_descriptor(config: bytes, offset: int | None = None) -> int | None:
+    """``IOUSBGetNextInterfaceDescriptor(configurationDescriptor, currentDescriptor)``."""
+    return io_usb_get_next_descriptor_with_type(config, offset, kIOUSBDescriptorTypeInterface)
+
+
 def io_usb_get_next_endpoint_descriptor(config: bytes, interface_offset: int, offset: int | None = None
                                         ) -> int | None:
-    """``IOUSBGetNextEndpointDescriptor(cfg, ifDesc, cur)``: endpoints of that interface only."""
-    off = io_usb_get_next_descriptor(config, interface_offset if offset is None else offset)
-    while off is not None:
-        t = config[off + 1]
-        if t == 4:
-            return None
-        if t == 5:
-            return off
-        off = io_usb_get_next_descriptor(config, off)
-    return None
+    """``IOUSBGetNextEndpointDescriptor(configurationDescriptor, interfaceDescriptor, currentDescriptor)``:
+    the endpoints associated with that interface descriptor (until the next interface descriptor)."""
+    return io_usb_get_next_associated_descriptor_with_type(config, interface_offset, offset,
+                                                           kIOUSBDescriptorTypeEndpoint)
+
+
+# Endpoint accessors (AppleUSBDescriptorParsing.h), over an endpoint descriptor's 7 bytes.
+def io_usb_get_endpoint_type(ep: bytes) -> int:
+    """``IOUSBGetEndpointType(descriptor)``: ``bmAttributes & 3`` (Control 0, Isoch 1, Bulk 2, Interrupt 3)."""
+    return ep[3] & 3
+
+
+def io_usb_get_endpoint_direction(ep: bytes) -> int:
+    """``IOUSBGetEndpointDirection(descriptor)``: Out 0, In 1; Unknown 2 for a control endpoint."""
+    return 2 if ep[3] & 3 == 0 else ep[2] >> 7
+
+
+def io_usb_get_endpoint_address(ep: bytes) -> int:
+    """``IOUSBGetEndpointAddress(descriptor)``: ``bEndpointAddress & 0x8F``."""
+    return ep[2] & 0x8F
+
+
+def io_usb_get_endpoint_number(ep: bytes) -> int:
+    """``IOUSBGetEndpointNumber(descriptor)``: ``bEndpointAddress & 0x0F``."""
+    return ep[2] & 0x0F
+
+
+def io_usb_get_endpoint_max_packet_size(speed: int, ep: bytes) -> int:
+    """``IOUSBGetEndpointMaxPacketSize(usbDeviceSpeed, descriptor)``: ``wMaxPacketSize & 0x7FF``."""
+    return int.from_bytes(ep[4:6], "little") & 0x7FF
+
+
+# Apple's names for the C functions above (a dext calls these; the snake_case forms are the same functions).
+IOUSBGetNextDescriptor = io_usb_get_next_descriptor
+IOUSBGetNextDescriptorWithType = io_usb_get_next_descriptor_with_type
+IOUSBGetNextAssociatedDescriptor = io_usb_get_next_associated_descriptor
+IOUSBGetNextAssociatedDescriptorWithType = io_usb_get_next_associated_descriptor_with_type
+IOUSBGetNextInterfaceAssociationDescriptor = io_usb_get_next_interface_association_descriptor
+IOUSBGetNextInterfaceDescriptor = io_usb_get_next_interface_descriptor
+IOUSBGetNextEndpointDescriptor = io_usb_get_next_endpoint_descriptor
+IOUSBGetEndpointType = io_usb_get_endpoint_type
+IOUSBGetEndpointDirection = io_usb_get_endpoint_direction
+IOUSBGetEndpointAddress = io_usb_get_endpoint_address
+IOUSBGetEndpointNumber = io_usb_get_endpoint_number
+IOUSBGetEndpointMaxPacketSize = io_usb_get_endpoint_max_packet_size
 
 
 # ---- the device ---------------------------------------------------------------------------------
+
+class _DeviceRequest:
+    """One queued ``AsyncDeviceRequest``: whose it is, and the error it was aborted with."""
+
+    __slots__ = ("aborted", "done", "owner")
+
+    def __init__(self, owner: IOService | None) -> None:
+        self.owner = owner
+        self.aborted: int | None = None
+        self.done = threading.Event()
+
 
 class IOUSBHostDevice(IOService):
     """``IOUSBHostDevice``: the device nub, over a transport.
@@ -155,6 +306,13 @@ class IOUSBHostDevice(IOService):
         self._control_queue = IODispatchQueue("IOUSBHostDevice.control")
         self._watch: threading.Thread | None = None
         self._watch_stop = threading.Event()
+        self._watch_interval: float | None = None
+        self._handover = False  # Reset: the re-enumerated device's new nub takes the transport
+        self._requests: list[_DeviceRequest] = []  # AsyncDeviceRequest calls not completed yet
+        self._requests_lock = threading.Lock()
+        self._iterators: dict[int, Iterator[IOUSBHostInterface]] = {}
+        self._next_iterator = 1
+        self._t0 = time.monotonic_ns()
         self.interfaces: list[IOUSBHostInterface] = []
         dd = self.copy_device_descriptor()
         self.properties.update({k: int(dd[k]) for k in ("idVendor", "idProduct", "bcdDevice", "bDeviceClass",
@@ -216,6 +374,7 @@ class IOUSBHostDevice(IOService):
         """
         if self._watch is not None:
             return
+        self._watch_interval = interval
 
         def loop() -> None:
             while not self._watch_stop.wait(interval):
@@ -231,12 +390,14 @@ class IOUSBHostDevice(IOService):
         self._watch.start()
 
     def stop(self, provider: IOService | None) -> None:
-        """``Stop``: stop watching, close the transport, then super."""
+        """``Stop``: stop watching, close the transport (unless a ``Reset`` hands it to the new
+        device nub), then super."""
         self._watch_stop.set()
-        try:
-            self.transport.close()
-        except DkError:
-            pass
+        if not self._handover:
+            try:
+                self.transport.close()
+            except DkError:
+                pass
         self._control_queue.cancel()
         super().stop(provider)
 
@@ -340,16 +501,71 @@ class IOUSBHostDevice(IOService):
         """``AsyncDeviceRequest(...)``: ``completion`` gets ``CompleteAsyncDeviceRequest(action, status,
         bytesTransferred)`` later."""
         self._require_session(for_client, "AsyncDeviceRequest")
+        self._submit_request(for_client, (bmRequestType, bRequest, wValue, wIndex, wLength, data_buffer,
+                                          completion_timeout_ms), completion)
+
+    def _submit_request(self, owner: IOService | None, request: tuple[Any, ...], completion: OSAction) -> None:
+        """Queue one control request for ``owner`` (what ``AbortDeviceRequests`` aborts)."""
+        req = _DeviceRequest(owner)
+        with self._requests_lock:
+            self._requests.append(req)
 
         def run() -> None:
+            status, n = int(IOReturn.kIOReturnSuccess), 0
+            if req.aborted is None:
+                try:
+                    n = self.device_request(None, *request)
+                except DkError as exc:
+                    status = int(exc.ioreturn) & 0xFFFFFFFF
+            with self._requests_lock:
+                if req in self._requests:
+                    self._requests.remove(req)
+            if req.aborted is not None:  # aborted before or while it ran
+                status, n = req.aborted, 0
             try:
-                n = self.device_request(for_client, bmRequestType, bRequest, wValue, wIndex, wLength, data_buffer,
-                                        completion_timeout_ms)
-                completion.invoke(int(IOReturn.kIOReturnSuccess), n)
-            except DkError as exc:
-                completion.invoke(int(exc.ioreturn), 0)
+                completion.invoke(status, n)
+            finally:
+                req.done.set()
 
         self._control_queue.dispatch_async(run)
+
+    def abort_device_requests(self, for_client: IOService | None, options: int = kIOUSBAbortSynchronous,
+                              with_error: int = IOReturn.kIOReturnAborted) -> None:
+        """``AbortDeviceRequests(forClient, options, withError)``: ``for_client``'s pending
+        ``AsyncDeviceRequest`` calls complete with ``with_error`` (Apple: pass kIOReturnAborted);
+        other clients' requests are untouched. ``kIOUSBAbortSynchronous`` waits until the aborted
+        requests have completed. A request already on the wire finishes its transfer first (dkproto
+        cannot cut a control transfer short) and then completes with ``with_error``.
+        """
+        with self._requests_lock:
+            mine = [r for r in self._requests if r.owner is for_client]
+            for r in mine:
+                r.aborted = int(with_error) & 0xFFFFFFFF
+        if options == kIOUSBAbortSynchronous and not self._control_queue.on_queue():
+            for r in mine:
+                r.done.wait(10.0)
+
+    def get_port_status(self) -> int:
+        """``GetPortStatus(uint32_t *portStatus)``: a ``tIOUSBHostPortStatus`` combination.
+
+        Emulated: a standard port, enabled, with the connection speed of :meth:`get_speed` in
+        bits 8-10 (``kIOUSBHostPortStatusConnectedSpeedMask``); no speed once the device is gone.
+        """
+        if self._gone:
+            return kIOUSBHostPortStatusPortTypeStandard
+        speed = self.get_speed()
+        return (kIOUSBHostPortStatusPortTypeStandard | kIOUSBHostPortStatusEnabled
+                | ((speed << kIOUSBHostPortStatusConnectedSpeedPhase) & kIOUSBHostPortStatusConnectedSpeedMask))
+
+    def get_frame_number(self) -> tuple[int, int]:
+        """``GetFrameNumber(uint64_t *frameNumber, uint64_t *theTime)``: ``(frameNumber, theTime)``.
+
+        Emulated: 1 ms frames counted from when this nub was created (microframes omitted, as
+        Apple's), and ``time.monotonic_ns()`` for the time (not mach ticks, driverkit.md 8.2).
+        """
+        self._require_present("GetFrameNumber")
+        now = time.monotonic_ns()
+        return (now - self._t0) // 1_000_000, now
 
     def set_configuration(self, bConfigurationValue: int, match_interfaces: bool = True) -> None:
         """``SetConfiguration(bConfigurationValue, matchInterfaces)``: terminates the interface nubs,
@@ -385,18 +601,74 @@ class IOUSBHostDevice(IOService):
         return int(getattr(info, "address", None) or 0)
 
     def reset(self) -> None:
-        """``Reset()``: re-enumerates; in macOS this nub terminates and a new one appears."""
+        """``Reset()``: re-enumerate the device.
+
+        As in macOS (IOUSBHostDevice.h, driverkit.md 4.1): this nub and its interfaces terminate
+        (every driver on them is stopped, clients first) and the re-enumerated device appears as
+        a *new* ``IOUSBHostDevice`` with new interface nubs, published for matching again
+        (:func:`~dkproto.iokit.family.nub_published`; the old objects are not reused). Returns at
+        once; the termination and the new publication follow asynchronously.
+        """
+        self._require_present("Reset")
         try:
             self.transport.reset()
         except DkError as exc:
             raise self._io_error(exc) from exc
+        if self.state is not ServiceState.STARTED:
+            return  # never published: nothing to terminate or republish
+        self._handover = True
+        self.terminate()
+        threading.Thread(target=self._republish, name=f"reset({self.get_name()})", daemon=True).start()
+
+    def _republish(self) -> None:
+        if not self.wait_terminated(30.0):
+            _log.error("%s: Reset: the old device nub did not terminate; not republishing", self.get_name())
+            return
+        try:
+            new = attach_device(self.transport, watch=self._watch_interval)
+        except DkError as exc:
+            _log.warning("%s: Reset: the device did not come back: %s", self.get_name(), exc)
+            return
+        nub_published(new, [new, *new.interfaces])
 
     def create_io_buffer(self, options: int, capacity: int) -> IOBufferMemoryDescriptor:
         """``CreateIOBuffer(options, capacity, &buffer)``."""
         return IOBufferMemoryDescriptor.create(options, capacity)
 
+    def create_interface_iterator(self) -> int:
+        """``CreateInterfaceIterator(uintptr_t *ref)``: a reference over the current interfaces."""
+        self._require_present("CreateInterfaceIterator")
+        ref = self._next_iterator
+        self._next_iterator += 1
+        self._iterators[ref] = iter(list(self.interfaces))
+        return ref
+
+    def copy_interface(self, ref: int) -> IOUSBHostInterface | None:
+        """``CopyInterface(uintptr_t ref, IOUSBHostInterface **interface)``: the next interface, None at the end.
+
+        Raises:
+            BadArgumentError: ``ref`` is not a live iterator.
+        """
+        it = self._iterators.get(ref)
+        if it is None:
+            raise BadArgumentError(f"{self.get_name()}: CopyInterface: no interface iterator {ref}")
+        return next(it, None)
+
+    def destroy_interface_iterator(self, ref: int) -> None:
+        """``DestroyInterfaceIterator(uintptr_t ref)``.
+
+        Raises:
+            BadArgumentError: ``ref`` is not a live iterator.
+        """
+        if self._iterators.pop(ref, None) is None:
+            raise BadArgumentError(f"{self.get_name()}: DestroyInterfaceIterator: no interface iterator {ref}")
+
     def copy_interfaces(self) -> list[IOUSBHostInterface]:
-        """``CreateInterfaceIterator`` + ``CopyInterface`` until NULL, as a list."""
+        """Every interface of the current configuration.
+
+        dkproto convenience, not Apple's: a dext loops ``create_interface_iterator`` /
+        ``copy_interface`` until None / ``destroy_interface_iterator``.
+        """
         return list(self.interfaces)
 
     def publish_interfaces(self) -> list[IOUSBHostInterface]:
@@ -444,6 +716,7 @@ class IOUSBHostInterface(IOService):
         self._offset = offset
         self._session: IOService | None = None
         self._pipes: dict[int, IOUSBHostPipe] = {}
+        self._idle_timeout_ms = 0
         d = self.get_interface_descriptor()
         self.bInterfaceNumber = int(d["bInterfaceNumber"])
         self.properties.update({k: device.properties[k] for k in ("idVendor", "idProduct", "bcdDevice")})
@@ -508,13 +781,25 @@ class IOUSBHostInterface(IOService):
         return _parse("INTERFACE", cfg[self._offset:self._offset + 9])
 
     def endpoint_descriptors(self) -> list[Any]:
-        """Every endpoint descriptor of the current setting (``IOUSBGetNextEndpointDescriptor`` loop)."""
+        """Every endpoint descriptor of the current setting, parsed.
+
+        dkproto convenience, not Apple's: a dext walks ``copy_configuration_descriptor()`` with
+        ``IOUSBGetNextEndpointDescriptor(cfg, get_interface_offset(), cur)`` until None.
+        """
         out = []
         off = io_usb_get_next_endpoint_descriptor(self._config, self._offset)
         while off is not None:
             out.append(_parse("ENDPOINT", self._config[off:off + 7]))
             off = io_usb_get_next_endpoint_descriptor(self._config, self._offset, off)
         return out
+
+    def get_interface_offset(self) -> int:
+        """Where ``GetInterfaceDescriptor(cfg)`` points in ``copy_configuration_descriptor()``'s bytes:
+        the ``interfaceDescriptor`` to pass to ``IOUSBGetNextEndpointDescriptor``/``...Associated...``.
+
+        dkproto's form of Apple's pointer into the configuration (the walkers take offsets).
+        """
+        return self._offset
 
     def copy_string_descriptor(self, index: int, language_id: int = kIOUSBLanguageIDEnglishUS) -> str:
         """``CopyStringDescriptor(index, languageID)``."""
@@ -526,11 +811,13 @@ class IOUSBHostInterface(IOService):
         pipe = self._pipes.get(address)
         if pipe is not None:
             return pipe
-        for ep in self.endpoint_descriptors():
-            if int(ep["bEndpointAddress"]) == address:
-                pipe = IOUSBHostPipe(self, ep)
+        off = io_usb_get_next_endpoint_descriptor(self._config, self._offset)
+        while off is not None:
+            if self._config[off + 2] == address and self._config[off] >= 7:
+                pipe = IOUSBHostPipe(self, _parse("ENDPOINT", self._config[off:off + 7]), offset=off)
                 self._pipes[address] = pipe
                 return pipe
+            off = io_usb_get_next_endpoint_descriptor(self._config, self._offset, off)
         raise NotFoundError(f"{self.get_name()}: CopyPipe: no endpoint 0x{address:02x} in alternate setting "
                             f"{self.properties['bAlternateSetting']}", ioreturn=IOReturn.kIOUSBEndpointNotFound)
 
@@ -568,8 +855,37 @@ class IOUSBHostInterface(IOService):
                              completion: OSAction, completion_timeout_ms: int = 5000) -> None:
         """``AsyncDeviceRequest(...)`` on the interface."""
         self._require_open("AsyncDeviceRequest")
-        self.device.async_device_request(None, bmRequestType, bRequest, wValue, wIndex, wLength, data_buffer,
-                                         completion, completion_timeout_ms)
+        self.device._submit_request(self, (bmRequestType, bRequest, wValue, wIndex, wLength, data_buffer,
+                                           completion_timeout_ms), completion)
+
+    def abort_device_requests(self, options: int = kIOUSBAbortSynchronous,
+                              with_error: int = IOReturn.kIOReturnAborted) -> None:
+        """``AbortDeviceRequests(options, withError)``: this interface's pending ``AsyncDeviceRequest``
+        calls complete with ``with_error`` (IOUSBHostInterface.iig; pass kIOReturnAborted)."""
+        self.device.abort_device_requests(self, options, with_error)
+
+    def get_frame_number(self) -> tuple[int, int]:
+        """``GetFrameNumber(uint64_t *frameNumber, uint64_t *theTime)``: the device's (emulated)."""
+        return self.device.get_frame_number()
+
+    def get_port_status(self) -> int:
+        """``GetPortStatus(uint32_t *portStatus)``: the device's port (emulated, see the device's)."""
+        return self.device.get_port_status()
+
+    def set_idle_policy(self, device_idle_timeout_ms: int) -> None:
+        """``SetIdlePolicy(uint32_t deviceIdleTimeout)``: ms after all pipes go idle before the device
+        may suspend. Recorded only (dkproto does no power management).
+
+        Raises:
+            BadArgumentError: outside ``uint32_t``.
+        """
+        if not 0 <= device_idle_timeout_ms <= 0xFFFFFFFF:
+            raise BadArgumentError(f"SetIdlePolicy({device_idle_timeout_ms}): not a uint32_t")
+        self._idle_timeout_ms = device_idle_timeout_ms
+
+    def get_idle_policy(self) -> int:
+        """``GetIdlePolicy(uint32_t *deviceIdleTimeout)``."""
+        return self._idle_timeout_ms
 
     def copy_device(self) -> IOUSBHostDevice:
         """``CopyDevice(&device)``."""
@@ -582,12 +898,30 @@ class IOUSBHostInterface(IOService):
 
 # ---- pipes --------------------------------------------------------------------------------------
 
+@dataclass(frozen=True, slots=True)
+class IOUSBStandardEndpointDescriptors:
+    """``IOUSBStandardEndpointDescriptors`` (IOUSBHostPipe ``GetDescriptors``/``AdjustPipe``).
+
+    ``descriptor`` is the parsed endpoint descriptor (fields by spec name); the companions are
+    the raw bytes of the ``IOUSBSuperSpeedEndpointCompanionDescriptor`` (6 bytes) and
+    ``IOUSBSuperSpeedPlusIsochronousEndpointCompanionDescriptor`` (8 bytes), None when the
+    device has none (C leaves them zeroed).
+    """
+
+    bcdUSB: int
+    descriptor: Any
+    ssCompanionDescriptor: bytes | None = None
+    sspCompanionDescriptor: bytes | None = None
+
+
 class IOUSBHostPipe:
     """``IOUSBHostPipe``: one endpoint of an open interface."""
 
-    def __init__(self, interface: IOUSBHostInterface, endpoint: Any) -> None:
+    def __init__(self, interface: IOUSBHostInterface, endpoint: Any, *, offset: int | None = None) -> None:
         self.interface = interface
         self.descriptor = endpoint
+        self._ep_offset = offset  # the endpoint descriptor's offset in the interface's configuration
+        self._policy: IOUSBStandardEndpointDescriptors | None = None
         self.address = int(endpoint["bEndpointAddress"])
         self.transfer_type = int(endpoint["bmAttributes"]) & 3
         self._open = True
@@ -715,9 +1049,50 @@ class IOUSBHostPipe:
         """``GetIdlePolicy(&idleTimeoutMs)``."""
         return self._idle
 
-    def get_descriptors(self) -> Any:
-        """``GetDescriptors``: the endpoint descriptor (parsed)."""
-        return self.descriptor
+    def _original_descriptors(self) -> IOUSBStandardEndpointDescriptors:
+        cfg = self.interface._config
+        ss = ssp = None
+        if self._ep_offset is not None:  # the companions follow the endpoint descriptor (USB 3.2 9.6.7-8)
+            off = io_usb_get_next_descriptor(cfg, self._ep_offset)
+            if off is not None and cfg[off + 1] == kIOUSBDescriptorTypeSuperSpeedUSBEndpointCompanion:
+                ss = bytes(cfg[off:off + cfg[off]])
+                off = io_usb_get_next_descriptor(cfg, off)
+                if off is not None and cfg[off + 1] == kIOUSBDescriptorTypeSuperSpeedPlusIsochronousEndpointCompanion:
+                    ssp = bytes(cfg[off:off + cfg[off]])
+        return IOUSBStandardEndpointDescriptors(int(self.interface.device.properties.get("bcdUSB", 0)),
+                                                self.descriptor, ss, ssp)
+
+    def get_descriptors(self, options: int = kIOUSBGetEndpointDescriptorOriginal) -> IOUSBStandardEndpointDescriptors:
+        """``GetDescriptors(IOUSBStandardEndpointDescriptors *descriptors, IOUSBGetEndpointDescriptorOptions type)``.
+
+        ``kIOUSBGetEndpointDescriptorOriginal``: the endpoint descriptor and its SuperSpeed /
+        SuperSpeedPlus isochronous companions as the device reported them;
+        ``kIOUSBGetEndpointDescriptorCurrentPolicy``: as last set with :meth:`adjust_pipe`
+        (the original until then).
+
+        Raises:
+            BadArgumentError: another ``options`` value.
+        """
+        if options == kIOUSBGetEndpointDescriptorOriginal:
+            return self._original_descriptors()
+        if options == kIOUSBGetEndpointDescriptorCurrentPolicy:
+            return self._policy if self._policy is not None else self._original_descriptors()
+        raise BadArgumentError(f"IOUSBHostPipe 0x{self.address:02x}: GetDescriptors: unknown type {options}")
+
+    def adjust_pipe(self, descriptors: IOUSBStandardEndpointDescriptors) -> None:
+        """``AdjustPipe(const IOUSBStandardEndpointDescriptors *descriptors)``: a new policy for this
+        endpoint (e.g. a smaller interval). Recorded: :meth:`get_descriptors` with
+        ``kIOUSBGetEndpointDescriptorCurrentPolicy`` returns it; transfers are not re-timed.
+
+        Raises:
+            BadArgumentError: the descriptor is for another endpoint address or transfer type.
+        """
+        self._require("AdjustPipe")
+        ep = descriptors.descriptor
+        if int(ep["bEndpointAddress"]) != self.address or int(ep["bmAttributes"]) & 3 != self.transfer_type:
+            raise BadArgumentError(f"IOUSBHostPipe 0x{self.address:02x}: AdjustPipe: the descriptor is for "
+                                   f"endpoint 0x{int(ep['bEndpointAddress']):02x}")
+        self._policy = descriptors
 
     def _close(self) -> None:
         if self._open:

@@ -8,8 +8,9 @@ arguments)``.
 
 In dkproto the table is **data**: the :func:`external_method` decorator records an
 :class:`ExternalMethodSpec` per selector, and the base ``external_method`` does the
-subclass's part from it (look-up, unknown selector -> ``kIOReturnBadArgument`` as Apple's
-sample does; driverkit.md 2.2, 8.1 item 2). ``describe_dispatch_table(cls)`` returns the
+subclass's part from it (look-up, unknown selector -> ``kIOReturnBadArgument``: a common
+dext convention, e.g. Karabiner's user client, not Apple's sample, which passes a NULL dispatch
+to super; driverkit.md 2.2, 2.4, 8.1 item 2). ``describe_dispatch_table(cls)`` returns the
 table as plain dicts for a generator (``dkproto export``, roadmap 3).
 
 Return values: a method returns an ``IOReturn``/int, or None for success. A raised
@@ -231,7 +232,8 @@ def check_dispatch(dispatch: IOUserClientMethodDispatch, arguments: IOUserClient
     """The checks ``IOUserClient::ExternalMethod`` runs before calling ``dispatch.function``.
 
     Returns ``kIOReturnSuccess`` when every check passes, else ``kIOReturnBadArgument``
-    (the failed-check code is [unconfirmed] in Apple's headers; driverkit.md 2.4).
+    (driverkit.md 2.4: the README of Apple's sample "Communicating between a DriverKit extension
+    and a client app" states it; xnu's ``IOUserClient2022::dispatchExternalMethod`` does the same).
     """
     cce = dispatch.check_completion_exists
     if cce != _VAR and cce != (arguments.completion is not None):

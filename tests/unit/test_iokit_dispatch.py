@@ -8,6 +8,7 @@ import pytest
 
 from dkproto.errors import BadArgumentError, DkError, NotOpenError, UnsupportedError
 from dkproto.iokit import (
+    IODispatchQueue,
     IOService,
     IOUserClient,
     IOUserClientMethodArguments,
@@ -21,6 +22,7 @@ from dkproto.iokit import (
     io_connect_call_struct_method,
     io_connect_map_memory64,
     io_notification_port_create,
+    io_notification_port_set_dispatch_queue,
     io_service_close,
     io_service_open,
     kIOConnectMethodVarOutputSize,
@@ -193,6 +195,13 @@ class Service(IOService):
         return self.create(self, "UserClientProperties")  # type: ignore[return-value]
 
 
+def make_port():
+    """An app's notification port with its dispatch queue set (IOKitLib delivers nothing before)."""
+    port = io_notification_port_create()
+    io_notification_port_set_dispatch_queue(port, IODispatchQueue("app"))
+    return port
+
+
 @pytest.fixture()
 def conn():
     svc = start_service(Service(), None)
@@ -207,7 +216,7 @@ def test_direct_external_method_paths() -> None:
     c = start_service(Client(), None)
     a = args(scalar_input=(1, 2), scalar_input_count=2, scalar_output=[0], scalar_output_count=1)
     assert c.external_method(0, a) == SUCCESS and a.scalar_output == [3]
-    assert c.external_method(99, args()) == BAD  # unknown selector: BadArgument, as Apple's sample
+    assert c.external_method(99, args()) == BAD  # unknown selector: BadArgument (a dext convention, e.g. Karabiner)
     none_fn = IOUserClientMethodDispatch(None)
     assert c.external_method(0, args(), none_fn) == NOCOMPLETION  # checks pass, no function
     bad_fn = IOUserClientMethodDispatch(None, check_scalar_input_count=1)
@@ -296,7 +305,7 @@ def test_dext_may_lower_scalar_output_count(conn) -> None:
 
 
 def test_async_completion_arity(conn) -> None:
-    port = io_notification_port_create()
+    port = make_port()
     got: list[tuple] = []
     ev = threading.Event()
 
@@ -333,14 +342,14 @@ def test_async_completion_arity(conn) -> None:
 def test_completion_required_and_forbidden(conn) -> None:
     with pytest.raises(BadArgumentError):
         io_connect_call_scalar_method(conn, 4, [1])  # needs IOConnectCallAsync*
-    port = io_notification_port_create()
+    port = make_port()
     with pytest.raises(BadArgumentError):
         io_connect_call_async_scalar_method(conn, 0, port, async_reference(None), [1, 2], 1)  # must not be async
     port.destroy()
 
 
 def test_completion_is_asynchronous(conn) -> None:
-    port = io_notification_port_create()
+    port = make_port()
     caller = threading.current_thread()
     where: list[threading.Thread] = []
     ev = threading.Event()

@@ -14,7 +14,7 @@ from dkproto.iokit.hid import (
     IOHIDInterface,
     IOHIDReportType,
     IOUserHIDDevice,
-    IOUserHIDEventService,
+    IOUserHIDEventDriver,
 )
 from dkproto.ioreturn import IOReturn
 
@@ -51,7 +51,7 @@ class VirtualKeyboard(IOUserHIDDevice):
         return 0
 
 
-class Events(IOUserHIDEventService):
+class Events(IOUserHIDEventDriver):
     def handle_start(self, provider: IOHIDInterface) -> bool:
         self.got = threading.Event()
         self.event_sink = lambda e: self.got.set()

@@ -32,6 +32,7 @@ APP = textwrap.dedent("""
     except BadArgumentError as e:
         print("bad", hex(e.ioreturn))
     port = io_notification_port_create(); ev = threading.Event(); got = []
+    io_notification_port_set_dispatch_queue(port, IODispatchQueue("app"))
     io_connect_call_async_scalar_method(c, 4, port, async_reference(lambda r, s, a, b: (got.append((r, int(s), a, b)), ev.set()), 7), [2])
     ev.wait(5); print("async", got)
     big = io_connect_call_method(c, 2, input_struct=b"z" * 5000, output_struct_cnt=kIOConnectMethodVarOutputSize)

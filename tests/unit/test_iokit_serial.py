@@ -30,7 +30,11 @@ def test_ring_wraps_and_limits() -> None:
 
 
 def test_default_queue_size_is_16k() -> None:
+    """ConnectQueues with NULL buffers creates 16 KiB rings (SerialDriverKit ConnectQueues docs);
+    the base Start creates none (issue 12 item 10: the driver calls ConnectQueues)."""
     s = start_service(IOUserSerial(), None)
+    assert s.queues is None
+    s.connect_queues(None, None, 0, 0, 0, 0)
     assert s.queues is not None and s.queues.rx.size == 16384 and s.queues.tx.size == 16384
 
 
@@ -42,6 +46,10 @@ class Echo(IOUserSerial):
     def __init__(self) -> None:
         super().__init__()
         self.calls: list[tuple] = []
+
+    def start(self, provider: object) -> None:
+        super().start(provider)  # type: ignore[arg-type]
+        self.connect_queues(None, None, 0, 0, 0, 0)
 
     def hw_activate(self) -> int:
         self.calls.append(("activate",))

@@ -18,6 +18,7 @@ from dkproto.errors import (
 from dkproto.iokit import IODispatchQueue, IOService, OSAction, ServiceState, create_action, start_service
 from dkproto.iokit.connect import io_service_open
 from dkproto.iokit.memory import IOBufferMemoryDescriptor, IOMemoryDescriptor
+from dkproto.iokit.queue import DispatchDeadlockError
 from dkproto.iokit.service import kIOServiceSearchPropertyParents, user_client_gate
 from dkproto.iokit.status import check_ioreturn, ioreturn_of, is_stall, is_timeout
 from dkproto.ioreturn import IOReturn
@@ -168,13 +169,16 @@ def test_queues() -> None:
     assert w.copy_dispatch_queue("Interrupt") is iq
 
 
-def test_new_user_client_default_unsupported() -> None:
+def test_new_user_client_default_is_error() -> None:
+    """xnu iokit/Kernel/IOUserServer.cpp ``IOService::NewUserClient_Impl``: kIOReturnError."""
     s = start_service(IOService(), None)
-    with pytest.raises(UnsupportedError):
+    with pytest.raises(DkError) as e:
         s.new_user_client(0)
+    assert e.value.ioreturn == IOReturn.kIOReturnError
     s.register_service()
-    with pytest.raises(UnsupportedError):
+    with pytest.raises(DkError) as e:
         io_service_open(s, 0)
+    assert e.value.ioreturn == IOReturn.kIOReturnError
 
 
 def test_open_requires_registered_started_service() -> None:
@@ -184,12 +188,21 @@ def test_open_requires_registered_started_service() -> None:
 
 
 def test_create_errors() -> None:
+    """xnu iokit/Kernel/IOUserServer.cpp ``IOService::Create_Impl``: provider must be this
+    (kIOReturnUnsupported); the key must name a dictionary (kIOReturnBadArgument) with an
+    ``IOClass`` string (kIOReturnBadArgument)."""
     s = start_service(IOService(), None)
-    with pytest.raises(NotFoundError):
+    with pytest.raises(BadArgumentError):
+        s.create(s, "UserClientProperties")
+    s.properties["UserClientProperties"] = {"IOUserClass": "IOService"}
+    with pytest.raises(BadArgumentError, match="IOClass"):
         s.create(s, "UserClientProperties")
     s.properties["UserClientProperties"] = {"IOClass": "IOUserUserClient", "IOUserClass": "NoSuchClass"}
     with pytest.raises(NotFoundError, match="NoSuchClass"):
         s.create(s, "UserClientProperties")
+    other = start_service(IOService(), None)
+    with pytest.raises(UnsupportedError):
+        s.create(other, "UserClientProperties")
 
 
 def test_user_client_gate() -> None:
@@ -254,7 +267,8 @@ def test_queue_serial_sync_cancel() -> None:
         q.dispatch_async(order.append, i)
     assert q.dispatch_sync(lambda: len(order)) == 50
     assert order == list(range(50))
-    assert q.dispatch_sync(lambda: q.dispatch_sync(lambda: "inline")) == "inline"  # re-entrant on its own queue
+    with pytest.raises(DispatchDeadlockError):  # a dext deadlocks: DispatchSync onto the running queue
+        q.dispatch_sync(lambda: q.dispatch_sync(lambda: "inline"))
     with pytest.raises(ZeroDivisionError):
         q.dispatch_sync(lambda: 1 / 0)
     q.dispatch_async(lambda: 1 / 0)
@@ -273,7 +287,7 @@ def test_memory_descriptors() -> None:
     b.set_length(4)
     m = b.create_mapping()
     assert m.get_length() == 4
-    m.get_address()[:] = b"abcd"
+    m.view()[:] = b"abcd"
     assert b.read_bytes() == b"abcd"
     with pytest.raises(BadArgumentError):
         b.set_length(9)
@@ -282,7 +296,7 @@ def test_memory_descriptors() -> None:
     ro = IOMemoryDescriptor(b"xy", read_only=True)
     with pytest.raises(NotPermittedError):
         ro.write_bytes(0, b"z")
-    assert ro.create_mapping().get_address().readonly
+    assert ro.create_mapping().view().readonly
     assert ro.get_address_range().length == 2
 
 
