@@ -19,7 +19,9 @@ import pytest
 
 from dkproto.pytest_plugin.hil import hil_addoption, hil_configure, hil_makereport, hil_terminal_summary
 from dkproto.pytest_plugin.lab import (
+    LabProxyItem,
     inside_lab,
+    lab_makereport,
     lab_terminal_summary,
     pytest_report_to_lab,
     replace_lab_items,
@@ -38,6 +40,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="seconds the lab VM may run before it is killed (default 1200)")
     group.addoption("--lab-udcs", type=int, default=4,
                     help="dummy_hcd controllers in the lab VM, i.e. gadgets bound at once (default 4)")
+    group.addoption("--lab-report", metavar="FILE", default=None,
+                    help="write the lab tests' outcomes, durations and CPU use (JSON lines) to FILE")
     group.addoption("--lab-echo", action="store_true", default=False,
                     help="show the in-VM pytest output as it runs")
     hil_addoption(parser)
@@ -72,4 +76,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     if isinstance(report, pytest.TestReport):
         hil_makereport(item, call, report)
+        if isinstance(item, LabProxyItem):
+            lab_makereport(item, call, report)
     return report

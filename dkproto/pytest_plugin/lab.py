@@ -30,6 +30,7 @@ __all__ = [
     "lab_capture",
     "lab_definitions",
     "lab_gadget",
+    "lab_makereport",
     "lab_session_items",
     "pytest_report_to_lab",
 ]
@@ -64,10 +65,10 @@ class LabProxyItem(pytest.Item):
         state = self.config.stash[_STATE]
         if state.get("outcomes") is None:
             _run_lab_session(self.config, state)
-        if state.get("error"):
-            raise LabVMError(state["error"])
         rec = state["outcomes"].get(self.original_nodeid)
         if rec is None:
+            if state.get("error"):
+                raise LabVMError(state["error"])
             raise LabVMError(f"the lab VM did not report {self.original_nodeid} "
                              f"(it stopped early: see the console tail in the first lab failure)")
         self.user_properties.append(("lab_duration", rec.get("duration", 0.0)))
@@ -121,6 +122,9 @@ def replace_lab_items(config: pytest.Config, items: list[pytest.Item]) -> None:
 
 
 def _run_lab_session(config: pytest.Config, state: dict[str, Any]) -> None:
+    import shutil
+    import tempfile
+
     from dkproto.errors import DkError
     from dkproto.lab.vm import run
 
@@ -145,35 +149,42 @@ def _run_lab_session(config: pytest.Config, state: dict[str, Any]) -> None:
         timings["boot"] = boot_s
 
     echo = sys.stdout.buffer if config.getoption("--lab-echo") else None
+    # Our own results folder: when the VM fails part-way (a timeout, a crash), the tests it
+    # already reported keep their outcomes and only the others carry the VM's error.
+    share = Path(tempfile.mkdtemp(prefix="dkproto-lab-"))
+    result = None
     try:
-        result = run(argv, devices=_session_devices(), timeout=timeout, cwd=str(config.invocation_params.dir),
-                     precompile=[config.rootpath / "tests", config.rootpath / "devices"],
-                     env={REPORT_ENV: "/run/dklab/report.jsonl"}, keep_results=True, on_ready=ready, echo=echo,
-                     udcs=int(config.getoption("--lab-udcs")))
-    except DkError as exc:
-        tail = getattr(exc, "console_tail", "")
-        state["error"] = f"{exc}\n--- lab console (last lines) ---\n{tail}"
-        return
-    try:
-        assert result.results_dir is not None
-        report = result.results_dir / "report.jsonl"
+        try:
+            result = run(argv, devices=_session_devices(), timeout=timeout, cwd=str(config.invocation_params.dir),
+                         precompile=[config.rootpath / "tests", config.rootpath / "devices"],
+                         env={REPORT_ENV: "/run/dklab/report.jsonl"}, results_dir=share, on_ready=ready,
+                         echo=echo, udcs=int(config.getoption("--lab-udcs")))
+        except DkError as exc:
+            tail = getattr(exc, "console_tail", "")
+            state["error"] = f"{exc}\n--- lab console (last lines) ---\n{tail}"
+        report = share / "report.jsonl"
         if report.exists():
             for line in report.read_text().splitlines():
-                rec = json.loads(line)
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue  # a line cut by the VM's end
                 state["outcomes"][rec["nodeid"]] = rec
-        if not state["outcomes"]:
+            keep = config.getoption("--lab-report")
+            if keep:
+                shutil.copyfile(report, keep)
+        if result is not None and not state["outcomes"]:
             out = result.output.decode(errors="replace")[-4000:]
             state["error"] = (f"the in-VM pytest reported no test (exit status {result.returncode}); "
                               f"its output:\n{out}")
     finally:
-        import shutil
-
-        if result.results_dir is not None:
-            shutil.rmtree(result.results_dir, ignore_errors=True)
+        shutil.rmtree(share, ignore_errors=True)
+    state["seconds"] = time.monotonic() - t0
+    if result is None:
+        return
     state["boot_seconds"] = timings.get("boot", result.boot_seconds)
     state["marks"] = result.marks
     state["first_test_seconds"] = result.marks[0][0] if result.marks else None
-    state["seconds"] = time.monotonic() - t0
     state["in_vm_pytest_status"] = result.returncode
 
 
@@ -182,6 +193,18 @@ def _session_devices() -> list[str]:
     from dkproto.lab.devices import load_definitions
 
     return [d.name for d in load_definitions().values() if d.kind == "qemu"]
+
+
+def lab_makereport(item: LabProxyItem, call: pytest.CallInfo[None], report: pytest.TestReport) -> None:
+    """A proxy's call reports the test's in-VM time (setup to teardown), not the host's wait:
+    so ``--durations`` ranks lab tests by what they cost (the first proxy waits for the whole VM
+    session)."""
+    if call.when != "call":
+        return
+    state = item.config.stash.get(_STATE, {})
+    rec = (state.get("outcomes") or {}).get(item.original_nodeid)
+    if rec is not None:
+        report.duration = float(rec.get("duration", 0.0))
 
 
 def lab_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -193,6 +216,9 @@ def lab_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
         terminalreporter.write_line("dkproto lab: the lab VM failed; every lab test failed with its console tail")
         return
     n = len(state["outcomes"])
+    if state.get("error"):
+        terminalreporter.write_line(f"dkproto lab: the lab VM failed after {n} of {len(state['nodeids'])} "
+                                    f"test(s) reported; the others failed with its console tail")
     first = state.get("first_test_seconds")
     first_text = f", first test started at {first:.1f} s" if first is not None else ""
     terminalreporter.write_line(
@@ -210,6 +236,7 @@ class _OutcomeWriter:
     def __init__(self, path: str) -> None:
         self.path = path
         self.current: dict[str, dict[str, Any]] = {}
+        self.started: dict[str, tuple[float, ...]] = {}
         try:
             self.console: int | None = os.open("/dev/console", os.O_WRONLY | os.O_NOCTTY)
         except OSError:
@@ -217,6 +244,7 @@ class _OutcomeWriter:
 
     def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
         """Tell the host (on the console) that a test starts: it timestamps the line."""
+        self.started[nodeid] = _cpu_snapshot()
         if self.console is not None:
             from dkproto.lab.guest_init import MARK
 
@@ -226,6 +254,8 @@ class _OutcomeWriter:
         rec = self.current.setdefault(report.nodeid, {"nodeid": report.nodeid, "outcome": "passed",
                                                       "duration": 0.0})
         rec["duration"] += report.duration
+        if report.when == "teardown" and report.nodeid in self.started:
+            rec.update(_cpu_spent(self.started.pop(report.nodeid), _cpu_snapshot()))
         if rec["outcome"] != "passed":
             pass  # keep the first non-pass outcome
         elif hasattr(report, "wasxfail"):
@@ -242,6 +272,35 @@ class _OutcomeWriter:
         if report.when == "teardown":
             with open(self.path, "a") as f:
                 f.write(json.dumps(self.current.pop(report.nodeid)) + "\n")
+
+
+def _cpu_snapshot() -> tuple[float, ...]:
+    """(wall, this process's CPU, its reaped children's CPU, the guest's busy and total CPU time
+    over every CPU) in seconds, for :func:`_cpu_spent`."""
+    import resource
+
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy = total = 0.0
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+        hz = os.sysconf("SC_CLK_TCK")
+        total = sum(fields[:8]) / hz
+        busy = total - (fields[3] + fields[4]) / hz  # minus idle and iowait
+    except (OSError, ValueError, IndexError):
+        pass
+    return (time.monotonic(), me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime, busy, total)
+
+
+def _cpu_spent(before: tuple[float, ...], after: tuple[float, ...]) -> dict[str, float]:
+    """Where a test's time went, from two :func:`_cpu_snapshot` s: ``wall`` (setup to teardown),
+    ``cpu_pytest`` (the in-VM pytest process), ``cpu_children`` (the processes it ran and
+    reaped), ``cpu_guest`` (every guest CPU busy: all processes, the kernel, gadget peers) and
+    ``guest_idle`` (guest CPU time spent idle: waiting on sleeps, timeouts, the bus)."""
+    d = [a - b for a, b in zip(after, before)]
+    return {"wall": round(d[0], 3), "cpu_pytest": round(d[1], 3), "cpu_children": round(d[2], 3),
+            "cpu_guest": round(d[3], 3), "guest_idle": round(d[4] - d[3], 3)}
 
 
 def pytest_report_to_lab(config: pytest.Config) -> None:
