@@ -17,8 +17,27 @@ What is timed (best of ``--repeat`` rounds, each round over the whole set):
   hid-recorder print), and, informational, get_values with the report found and listed ahead. dkproto: ``DescriptorCodec.decode`` (names, signs,
   array usages) on the generated fast path, and the same through the Construct schema.
 
+* cold path (issue 16): per descriptor, hid-tools ``ReportDescriptor.from_bytes`` against what
+  a one-shot call (``dkproto hid decode``) pays to decode one report: :func:`dkproto.hid.parse`,
+  a new :class:`DescriptorCodec` and one ``decode`` of one patterned report. Every input report
+  layout of the descriptor is timed on its own (fresh objects each time) and the descriptor's
+  figure is the mean over its layouts (also shown: its worst layout). Before every timed call
+  dkproto's process-wide name caches (:func:`cold_caches_clear`) are emptied, so no call profits
+  from an earlier run of the same descriptor; the HID Usage Tables stay loaded (a one-time,
+  descriptor-independent cost of the first call in a process). The figure with the name caches
+  kept warm is printed as well.
+
 Ratios are hid-tools time / dkproto time (higher = dkproto faster). Numbers, command and
 machine go into docs/performance.md (## HID).
+
+Exit status 1 when a met target regresses (each is printed with its figure):
+
+* decode, whole set and recorded reports only, >= 10x hid-tools get_values (issue 4);
+* cold path, caches cleared, >= 3x hid-tools parse: the median descriptor and the whole
+  corpus (sum over descriptors) (issue 16).
+
+The issue-16 target "decode, recorded reports only, >= 20x" is printed but not met yet, so it
+does not set the exit status.
 """
 
 from __future__ import annotations
@@ -32,8 +51,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from dkproto.errors import DecodeError
 from dkproto.hid import parse
-from dkproto.hid.codec import DescriptorCodec
+from dkproto.hid.codec import COMPILE_AFTER, DescriptorCodec
 
 #: The repository's HID report descriptors (descriptors/hid/*.json).
 HID_DIR = Path(__file__).resolve().parents[1] / "descriptors" / "hid"
@@ -79,6 +99,82 @@ def patterned_reports(descs: list[bytes]) -> list[tuple[int, bytes]]:
     return out
 
 
+def cold_caches_clear() -> None:
+    """Empty dkproto's process-wide HID caches that a descriptor's earlier run could have warmed:
+    usage names (:mod:`dkproto.hid.usages`) and normalised names (:mod:`dkproto.hid.codec`). The
+    loaded HID Usage Tables are kept: a one-time cost per process, the same for every descriptor."""
+    from dkproto.hid import codec, usages
+
+    usages._usage_name.cache_clear()
+    usages.usage_full_name.cache_clear()
+    codec._norm.cache_clear()
+
+
+def cold_layouts(descs: list[bytes]) -> list[list[tuple[str, bytes]]]:
+    """Per descriptor, one patterned report per report layout a one-shot decode can be asked for:
+    its input reports (reached by their ID byte), or, when it has none, its other reports."""
+    out: list[list[tuple[str, bytes]]] = []
+    for data in descs:
+        rd = parse(data)
+        c = DescriptorCodec(rd)
+        mine: list[tuple[str, bytes]] = []
+        for rtype in ("input", "feature", "output"):
+            for r in rd.reports_of(rtype):
+                if r.id == 0 and rd.uses_report_ids:
+                    continue
+                body = bytes((k * 29 + r.id + 7) & 0xFF for k in range(r.data_size))
+                rep = (bytes([r.id]) if r.id else b"") + body
+                try:
+                    c.decode(rep, rtype, strict=False)
+                except DecodeError:
+                    continue  # a layout dkproto refuses (kernel bounds): nothing to time
+                mine.append((rtype, rep))
+            if mine:
+                break
+        out.append(mine)
+    return out
+
+
+def cold_path(descs: list[bytes], repeat: int, clear: bool = True) -> dict[str, Any]:
+    """The cold path (see the module doc): per descriptor, hid-tools parse against parse + codec +
+    one decode, interleaved descriptor by descriptor, best of ``repeat`` rounds per call."""
+    import hidtools.hid as ht
+
+    layouts = cold_layouts(descs)
+    ht_best = [float("inf")] * len(descs)
+    dk_best = [[float("inf")] * len(ls) for ls in layouts]
+    clock = time.perf_counter
+    for _ in range(repeat):
+        for i, data in enumerate(descs):
+            t = clock()
+            ht.ReportDescriptor.from_bytes(list(data))
+            ht_best[i] = min(ht_best[i], clock() - t)
+            for k, (rtype, rep) in enumerate(layouts[i]):
+                if clear:
+                    cold_caches_clear()
+                t = clock()
+                DescriptorCodec(parse(data)).decode(rep, rtype, strict=False)
+                dk_best[i][k] = min(dk_best[i][k], clock() - t)
+    timed = [i for i, ls in enumerate(layouts) if ls]
+    dk_mean = {i: sum(dk_best[i]) / len(dk_best[i]) for i in timed}
+    dk_worst = {i: max(dk_best[i]) for i in timed}
+    per = sorted(ht_best[i] / dk_mean[i] for i in timed)
+    ht_sum = sum(ht_best[i] for i in timed)
+    return {
+        "descriptors": len(timed),
+        "layouts": sum(len(layouts[i]) for i in timed),
+        "caches_cleared": clear,
+        "us_per_descriptor": {
+            "hidtools_parse": ht_sum / len(timed) * 1e6,
+            "dkproto_cold_decode_mean_layout": sum(dk_mean.values()) / len(timed) * 1e6,
+            "dkproto_cold_decode_worst_layout": sum(dk_worst.values()) / len(timed) * 1e6,
+        },
+        "ratio": ht_sum / sum(dk_mean.values()),
+        "ratio_worst_layout": ht_sum / sum(dk_worst.values()),
+        "per_descriptor_ratio": _quantiles(per),
+    }
+
+
 def run(repeat: int) -> dict[str, Any]:
     """Run every measurement; returns the numbers."""
     import hidtools.hid as ht
@@ -101,9 +197,11 @@ def run(repeat: int) -> dict[str, Any]:
         c = dk_codecs[i]
         rc = c.codec("input", c.report_id_of(r))
         dk_items.append((c, rc, r))
-    # warm up the generated decoders and schemas (a live watch compiles once per report)
+    # warm up the generated decoders and schemas (a live watch compiles once per report, on the
+    # COMPILE_AFTER-th report of that layout; the decodes before it are interpreted)
     for c, rc, r in dk_items:
-        c.decode(r, strict=False)
+        for _ in range(COMPILE_AFTER):
+            c.decode(r, strict=False)
         rc.decode_construct(r)
 
     def ht_parse() -> None:
@@ -214,6 +312,8 @@ def run(repeat: int) -> dict[str, Any]:
             "decode recorded reports only: hid-tools get_values / dkproto": (
                 t["hidtools_get_values_recorded"] / t["dkproto_decode_recorded"]),
         },
+        "cold": cold_path(descs, repeat),
+        "cold_warm_caches": cold_path(descs, max(1, repeat // 2), clear=False),
         "per_report_ratio_get_values": _quantiles(per_values),
         "per_report_ratio_format_report": _quantiles(per_format),
         "python": platform.python_version(),
@@ -230,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     res = run(args.repeat)
     if args.json:
         print(json.dumps(res, indent=2))
-        return 0
+        return 0 if check(res, sys.stderr) else 1
     print(f"{res['descriptors']} descriptors, {res['reports']} input reports "
           f"({res['recorded_reports']} recorded + one patterned per input layout); "
           f"Python {res['python']} {res['machine']}")
@@ -244,13 +344,50 @@ def main(argv: list[str] | None = None) -> int:
         pr = res[f"per_report_ratio_{key}"]
         print(f"  per report, hid-tools {key} / dkproto decode: min {pr['min']:.1f}x, "
               f"p10 {pr['p10']:.1f}x, median {pr['median']:.1f}x, max {pr['max']:.1f}x")
-    # The criterion (issue #4): decoding the set >= 10x faster per report on average. Single
-    # reports with one tiny field cost ~1 us in either tool (Python call overhead), see the docs.
-    ok = (res["ratios"]["decode: hid-tools get_values / dkproto decode"] >= 10
-          and res["ratios"]["decode recorded reports only: hid-tools get_values / dkproto"] >= 10)
-    print("decode >= 10x faster per report than hid-tools get_values (whole set):", "yes" if ok else "NO")
-    return 0 if ok else 1
+    for key, label in (("cold", "caches cleared"), ("cold_warm_caches", "name caches warm")):
+        cold = res[key]
+        us = cold["us_per_descriptor"]
+        q = cold["per_descriptor_ratio"]
+        print(f"  cold path ({label}), {cold['descriptors']} descriptors / {cold['layouts']} layouts: "
+              f"hid-tools parse {us['hidtools_parse']:.1f} us, dkproto parse+codec+one decode "
+              f"{us['dkproto_cold_decode_mean_layout']:.1f} us (worst layout "
+              f"{us['dkproto_cold_decode_worst_layout']:.1f} us) per descriptor: {cold['ratio']:.2f}x "
+              f"(worst layouts {cold['ratio_worst_layout']:.2f}x); per descriptor min {q['min']:.2f}x, "
+              f"p10 {q['p10']:.2f}x, median {q['median']:.2f}x")
+    return 0 if check(res) else 1
 
+
+def check(res: dict[str, Any], out: Any = None) -> bool:
+    """Print every target with its figure; False when a met target regresses (the script exits 1).
+
+    The cold-path target is judged on the median descriptor: the sum over the corpus is
+    dominated by a few descriptors that hid-tools parses very slowly (it is far above 3x). The
+    recorded-reports target of 20x is not met (docs/performance.md, ## HID, says why); it is
+    printed, and does not fail the run, until it is."""
+    ratios = res["ratios"]
+    targets = [
+        # (label, figure, threshold, gates the exit status)
+        # issue 4: decoding the set >= 10x faster per report on average (whole set and recorded).
+        ("decode, whole set, >= 10x hid-tools get_values (issue 4)",
+         ratios["decode: hid-tools get_values / dkproto decode"], 10.0, True),
+        ("decode, recorded reports, >= 10x hid-tools get_values (issue 4)",
+         ratios["decode recorded reports only: hid-tools get_values / dkproto"], 10.0, True),
+        # issue 16: the one-shot cold path, and the recorded reports (per-call overhead).
+        ("cold path, median descriptor, caches cleared, >= 3x hid-tools parse (issue 16)",
+         res["cold"]["per_descriptor_ratio"]["median"], 3.0, True),
+        ("cold path, whole corpus, caches cleared, >= 3x hid-tools parse (issue 16)",
+         res["cold"]["ratio"], 3.0, True),
+        ("decode, recorded reports, >= 20x hid-tools get_values (issue 16; not met yet)",
+         ratios["decode recorded reports only: hid-tools get_values / dkproto"], 20.0, False),
+    ]
+    ok = True
+    for label, got, need, gate in targets:
+        met = got >= need
+        if gate and not met:
+            ok = False
+        verdict = "met" if met else ("NOT MET (regression)" if gate else "not met")
+        print(f"{label}: {got:.2f}x - {verdict}", file=out or sys.stdout)
+    return ok
 
 if __name__ == "__main__":
     sys.exit(main())

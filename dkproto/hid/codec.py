@@ -12,8 +12,11 @@ corpus (``tests/unit/test_hid_codec.py``):
   big-endian number, so the schema is ``ByteSwapped(BitStruct(pad, element_n, ..., element_0))``.
 * the fast path (:meth:`ReportCodec.decode`): per report, Python source is generated once that
   reads the data with one ``int.from_bytes`` and extracts every element with a precomputed shift
-  and mask, then builds the value dict in one expression. This keeps live decoding at a few
-  microseconds per report (see docs/performance.md).
+  and mask, then fills the value dict. This keeps live decoding at a few microseconds per report
+  (see docs/performance.md). The first decodes of a report (before :data:`COMPILE_AFTER`) are
+  interpreted from the layout instead, with the same result, so a one-shot decode pays for no
+  code generation; and :class:`DescriptorCodec` replaces its ``decode`` by a function generated
+  for the reports that have decoders, which runs small ones inline.
 
 Value rules:
 
@@ -58,11 +61,17 @@ from dkproto.hid.items import unit_text
 from dkproto.hid.parser import HID_MAX_BUFFER_SIZE, Field, Report, ReportDescriptor
 from dkproto.hid.usages import lookup_usage, page_name, usage_name
 
-__all__ = ["MAX_CACHED_ELEMENTS", "DescriptorCodec", "ReportCodec", "ReportValues", "parse_assignments"]
+__all__ = ["COMPILE_AFTER", "MAX_CACHED_ELEMENTS", "DescriptorCodec", "ReportCodec", "ReportValues", "parse_assignments"]
 
 #: Elements of the report codecs a DescriptorCodec keeps compiled (two reports of the kernel's
 #: largest size); older ones are dropped and compiled again when needed.
 MAX_CACHED_ELEMENTS = 2 * (HID_MAX_BUFFER_SIZE - 1) * 8
+
+#: A report's decoder is generated (Python source compiled once) on its COMPILE_AFTER-th decode;
+#: the decodes before it are interpreted from the layout. Generating costs about as much as a
+#: few interpreted decodes, so a one-shot decode (a CLI call) never pays for it and a stream of
+#: reports pays for it once.
+COMPILE_AFTER = 3
 
 
 class ReportValues(dict):  # type: ignore[type-arg]
@@ -117,6 +126,7 @@ class _Slot:
     canon: dict[int, int] | None = None  # array: raw value -> the value build writes for its name
     width: int = 0  # padding: bits
     raw_key: str = ""  # array: "(raw <key>)", the slot values when the names cannot rebuild them
+    bit: int = 0  # bit offset of the slot's first element (padding: of its bits)
 
 
 def _bits(body: bytes, offset: int, width: int) -> int:
@@ -137,6 +147,62 @@ def _fits(v: int, e: _Elem) -> bool:
     if e.signed:
         return -(1 << (e.size - 1)) <= v < (1 << (e.size - 1)) if e.size else v == 0
     return 0 <= v < (1 << e.size)
+
+
+def _closure(env: dict[str, Any], lines: list[str], name: str, filename: str) -> Any:
+    """Compile generated source (``lines``, defining the function ``name``) as a closure over the
+    constants in ``env`` (names read from closure cells are cheaper than globals or defaults)."""
+    consts = ["_from", *env]
+    src = [f"def _make({', '.join(consts)}):"] + ["    " + ln for ln in lines] + [f"    return {name}"]
+    ns: dict[str, Any] = {}
+    exec(compile("\n".join(src), filename, "exec"), ns)  # noqa: S102 - source generated from a layout only
+    return ns["_make"](int.from_bytes, *env.values())
+
+
+class _LazyArray:
+    """The names of one array slot for the interpreter (:meth:`ReportCodec._interpret`), made
+    only as far as the decoded values need: an array can hold thousands of usages, and naming
+    them all costs more than parsing the descriptor. Gives exactly what the full tables of
+    :meth:`ReportCodec._arrays` give."""
+
+    __slots__ = ("canon", "done", "hi", "lo", "null", "rev", "usages")
+
+    def __init__(self, s: _Slot, null: int) -> None:
+        f = s.field
+        self.lo, self.hi = f.logical_minimum, f.logical_maximum
+        self.usages = f.kernel_usages[: max(0, self.hi - self.lo + 1)]  # slot value lo + k -> usage k
+        self.null = null
+        self.done = 0  # usages[:done] are in canon and rev
+        self.canon: dict[int, int] = {}
+        self.rev: dict[str, int] = {}
+
+    def _upto(self, k: int) -> None:
+        """Fill canon and rev for usages[:k + 1], as _arrays does (same order, same keys)."""
+        rev, canon, lo = self.rev, self.canon, self.lo
+        for j in range(self.done, k + 1):
+            u = self.usages[j]
+            if u & 0xFFFF:
+                canon[lo + j] = rev.setdefault(_norm(usage_name(u)), lo + j)
+                rev.setdefault(f"0x{u:x}", lo + j)
+        self.done = max(self.done, k + 1)
+
+    def decode(self, raw: list[int]) -> tuple[list[str], bool]:
+        """(the names of the active usages, whether the names rebuild ``raw``)."""
+        lo, usages = self.lo, self.usages
+        n = len(usages)
+        active = [x for x in raw if 0 <= x - lo < n and usages[x - lo] & 0xFFFF]
+        names = [usage_name(usages[x - lo]) for x in active]
+        # The names rebuild the slots when the active values come first, each is the first value
+        # of its name, and the other slots hold the null value.
+        k = len(active)
+        rebuilds = raw[:k] == active and all(x == self.null for x in raw[k:])
+        if rebuilds and active:
+            # A usage listed earlier has the same name: quick to see, and then no name is needed.
+            rebuilds = all(usages.index(usages[x - lo]) == x - lo for x in active)
+        if rebuilds and active:
+            self._upto(max(active) - lo)
+            rebuilds = all(self.canon[x] == x for x in active)
+        return names, rebuilds
 
 
 class ReportCodec:
@@ -161,18 +227,28 @@ class ReportCodec:
         self.slots: list[_Slot] = []
         self._array_member: dict[str, _Slot] = {}
         self._arrays_ready = False
+        self._names_ready = False  # _by_key, _by_norm, _raw_slots: made on the first build
         self._by_key: dict[str, _Slot] = {}
         self._by_norm: dict[str, _Slot] = {}
+        self._raw_slots: dict[str, _Slot] = {}
         self._build_slots()
+        self._pads: tuple[frozenset[int], dict[int, int]] | None = None
+        self._struct: cs.Construct | None = None
+        self._fast: Callable[[bytes], ReportValues] | None = None
+        self._decodes = 0  # decodes done without the generated decoder (see decode)
+        self._lazy: dict[int, _LazyArray] = {}  # the interpreter's array names (see _LazyArray)
+        self._size = report.size
+        self._rv = ReportValues.for_report(report.type, report.id)
+
+    def _names(self) -> None:
+        """The name look-ups of :meth:`build` (made on first use: a decode never needs them)."""
+        if self._names_ready:
+            return
+        self._names_ready = True
         for sl in self.slots:
             self._by_key.setdefault(sl.key, sl)
             self._by_norm.setdefault(_norm(sl.key), sl)
         self._raw_slots = {sl.raw_key: sl for sl in self.slots if sl.raw_key}
-        self._pads: tuple[frozenset[int], dict[int, int]] | None = None
-        self._struct: cs.Construct | None = None
-        self._fast: Callable[[bytes], ReportValues] | None = None
-        self._size = report.size
-        self._rv = ReportValues.for_report(report.type, report.id)
 
     # -- layout ----------------------------------------------------------------------------
     def _build_slots(self) -> None:
@@ -189,20 +265,26 @@ class ReportCodec:
             first = self._n_elems
             self._n_elems += f.report_count
             idx = range(first, self._n_elems)
+            base_bit = f.bit_offset
             if f.is_padding:
                 # One pseudo-element spanning the whole item keeps the bits exact.
-                self.slots.append(_Slot(f"(padding@{f.bit_offset})", f, "padding", idx, width=f.bit_size))
+                self.slots.append(_Slot(f"(padding@{base_bit})", f, "padding", idx, width=f.bit_size,
+                                        bit=base_bit))
             elif f.is_variable:
                 n = len(f.usages)
+                size = f.report_size
                 for i in range(min(n, f.report_count)):
+                    u = f.usages[i]
                     if i == n - 1 and f.report_count > n:
-                        self.slots.append(_Slot(unique(usage_name(f.usages[i])), f, "list", idx[i:], f.usages[i]))
+                        self.slots.append(_Slot(unique(usage_name(u)), f, "list", idx[i:], u,
+                                                bit=base_bit + i * size))
                     else:
-                        self.slots.append(_Slot(unique(usage_name(f.usages[i])), f, "scalar", [idx[i]], f.usages[i]))
+                        self.slots.append(_Slot(unique(usage_name(u)), f, "scalar", idx[i:i + 1], u,
+                                                bit=base_bit + i * size))
             else:
                 pages = {u >> 16 for u in f.usages}
                 base = page_name(pages.pop()) if len(pages) == 1 else "Array"
-                slot = _Slot(unique(base), f, "array", idx)
+                slot = _Slot(unique(base), f, "array", idx, bit=base_bit)
                 slot.raw_key = f"(raw {slot.key})"
                 self.slots.append(slot)
         r = self.report
@@ -211,7 +293,7 @@ class ReportCodec:
             # Bits after the last field, up to the byte boundary: kept like padding.
             self._n_elems += 1
             self.slots.append(_Slot(f"(padding@{r.size_bits})", r.fields[-1], "padding",
-                                    range(self._n_elems - 1, self._n_elems), width=tail))
+                                    range(self._n_elems - 1, self._n_elems), width=tail, bit=r.size_bits))
 
     @property
     def elems(self) -> list[_Elem]:
@@ -242,14 +324,14 @@ class ReportCodec:
                 continue
             f = slot.field
             table: dict[int, str] = {}
-            rev: dict[str, int] = {}
+            rev: dict[str, int] = {}  # normalised name -> first value (then 0x<usage> -> value)
             canon: dict[int, int] = {}
             null = None
             lo, hi = f.logical_minimum, f.logical_maximum
-            for k, u in enumerate(f.kernel_usages):
-                v = lo + k
-                if v > hi:
-                    break
+            usages = f.kernel_usages
+            if hi - lo + 1 < len(usages):
+                usages = usages[: max(0, hi - lo + 1)]
+            for v, u in enumerate(usages, lo):
                 if u & 0xFFFF == 0:
                     if null is None:
                         null = v
@@ -259,7 +341,7 @@ class ReportCodec:
                 canon[v] = rev.setdefault(_norm(name), v)
                 rev.setdefault(f"0x{u:x}", v)
             if null is None:
-                e = self.elems[slot.elems[0]]
+                e = _Elem(slot.bit, f.report_size, f.signed)
                 for cand in (0, hi + 1, lo - 1):
                     if not (lo <= cand <= hi) and _fits(cand, e):
                         null = cand
@@ -351,34 +433,43 @@ class ReportCodec:
         return out
 
     # -- fast path -------------------------------------------------------------------------
-    def _compile(self) -> Callable[[bytes], ReportValues]:
-        """Generate the decoder of this report (see the module docstring).
+    def _source(self, env: dict[str, Any], prefix: str = "", buf: str = "body", skip: int = 0) -> list[str]:
+        """The statements of the generated decoder (see the module docstring), one per line
+        without indentation: they read the field data from the bytes named ``buf`` (after its first
+        ``skip`` bytes: 1 for the report ID byte) and end with ``return out``.
 
         Small reports are read as one integer and every element is a shift and a mask. In wide
         reports (over 16 bytes) each element reads only its own bytes, so the cost stays linear,
-        and runs of byte-aligned 8/16/32-bit elements are unpacked in one ``struct`` call.
+        and runs of byte-aligned 8/16/32/64-bit elements are unpacked in one ``struct`` call.
+        The constants the statements use go into ``env``, their names starting with ``prefix``
+        (so that several reports' statements can share one function, see DescriptorCodec).
         """
         self._arrays()
         wide = self.report.data_size > 16
-        lines = ["def _decode(body, _from=int.from_bytes, _RV=_RV):"]
-        env: dict[str, Any] = {"_RV": self._rv}
-        parts = []
-        checks = []
+        rv = f"{prefix}RV"
+        env[rv] = self._rv
+        lines: list[str] = []
+        checks: list[tuple[str, str]] = []  # (condition for "outside the logical range", key)
+        uses_n = [False]  # the statements read the small report as one integer n
 
         def ext(i: int) -> str:
             e = self.elems[i]
             m = (1 << e.size) - 1
             if not wide:
+                uses_n[0] = True
                 x = f"((n >> {e.bit_offset}) & {m:#x})" if e.bit_offset else f"(n & {m:#x})"
             else:
                 a, sh = divmod(e.bit_offset, 8)
                 b = (e.bit_offset + e.size + 7) // 8
+                a, b = a + skip, b + skip
                 if sh == 0 and e.size == 8:
-                    x = f"body[{a}]"
+                    x = f"{buf}[{a}]"
+                elif b == a + 1:  # within one byte
+                    x = f"(({buf}[{a}] >> {sh}) & {m:#x})" if sh else f"({buf}[{a}] & {m:#x})"
                 elif sh == 0 and e.size % 8 == 0:
-                    x = f"_from(body[{a}:{b}], 'little')"
+                    x = f"_from({buf}[{a}:{b}], 'little')"
                 else:
-                    x = f"((_from(body[{a}:{b}], 'little') >> {sh}) & {m:#x})"
+                    x = f"((_from({buf}[{a}:{b}], 'little') >> {sh}) & {m:#x})"
             if e.signed:
                 half = 1 << (e.size - 1)
                 x = f"(({x} ^ {half:#x}) - {half:#x})"
@@ -396,15 +487,15 @@ class ReportCodec:
             )
             if not regular:
                 return "[" + ", ".join(ext(i) for i in idx) + "]"
-            a = e0.bit_offset // 8
+            a = e0.bit_offset // 8 + skip
             if e0.size == 8 and not e0.signed:
-                return f"list(body[{a}:{a + len(es)}])"
+                return f"list({buf}[{a}:{a + len(es)}])"
             code = {8: "b", 16: "h", 32: "i", 64: "q"}[e0.size]
             if not e0.signed:
                 code = code.upper()
-            name = f"S{len(env)}"
-            env[name] = struct.Struct(f"<{len(es)}{code}")
-            return f"list({name}.unpack_from(body, {a}))"
+            name = f"{prefix}S{len(env)}"
+            env[name] = struct.Struct(f"<{len(es)}{code}").unpack_from
+            return f"list({name}({buf}, {a}))"
 
         def needs_check(e: _Elem, lo: int, hi: int) -> bool:
             if e.signed:
@@ -413,6 +504,10 @@ class ReportCodec:
                 rlo, rhi = 0, (1 << e.size) - 1
             return not (lo <= rlo and hi >= rhi)
 
+        # The values go straight into the result (a dict subclass filled key by key costs less
+        # than one built from a dict), in slot order; padding and "(raw ...)" keys come after.
+        lines.append(f"out = {rv}()")
+        after: list[str] = []
         for k, s in enumerate(self.slots):
             f = s.field
             lo, hi = f.logical_minimum, f.logical_maximum
@@ -420,48 +515,151 @@ class ReportCodec:
                 e0 = self.elems[s.elems[0]]
                 mask = (1 << s.width) - 1
                 if not wide:
-                    lines.append(f"    p{k} = (n >> {e0.bit_offset}) & {mask:#x}")
+                    uses_n[0] = True
+                    after.append(f"p{k} = (n >> {e0.bit_offset}) & {mask:#x}")
                 else:
                     a, sh = divmod(e0.bit_offset, 8)
                     b = (e0.bit_offset + s.width + 7) // 8
-                    lines.append(f"    p{k} = (_from(body[{a}:{b}], 'little') >> {sh}) & {mask:#x}")
+                    after.append(f"p{k} = (_from({buf}[{a + skip}:{b + skip}], 'little') >> {sh}) & {mask:#x}")
+                after.append(f"if p{k}: out[{s.key!r}] = p{k}")
                 continue
             e0 = self.elems[s.elems[0]]
             if s.kind == "scalar":
-                lines.append(f"    v{k} = {ext(s.elems[0])}")
                 if needs_check(e0, lo, hi):
-                    checks.append(f"    if not {lo} <= v{k} <= {hi}: bad.append({s.key!r})")
+                    lines.append(f"out[{s.key!r}] = v{k} = {ext(s.elems[0])}")
+                    checks.append((f"not {lo} <= v{k} <= {hi}", s.key))
+                else:
+                    lines.append(f"out[{s.key!r}] = {ext(s.elems[0])}")
             elif s.kind == "list":
-                lines.append(f"    v{k} = {run_expr(s.elems)}")
                 if needs_check(e0, lo, hi):
-                    checks.append(f"    if min(v{k}) < {lo} or max(v{k}) > {hi}: bad.append({s.key!r})")
+                    lines.append(f"out[{s.key!r}] = v{k} = {run_expr(s.elems)}")
+                    checks.append((f"min(v{k}) < {lo} or max(v{k}) > {hi}", s.key))
+                else:
+                    lines.append(f"out[{s.key!r}] = {run_expr(s.elems)}")
             else:
-                env[f"t{k}"], env[f"c{k}"], env[f"z{k}"] = s.table, s.canon, [s.null] * len(s.elems)
-                lines.append(f"    r{k} = {run_expr(s.elems)}")
-                lines.append(f"    a{k} = [x for x in r{k} if x in t{k}]")
-                lines.append(f"    v{k} = [t{k}[x] for x in a{k}]")
-            parts.append(f"{s.key!r}: v{k}")
-        if not wide and any("(n " in ln or "(n&" in ln or "n >>" in ln for ln in lines[1:]):
-            lines.insert(1, "    n = _from(body, 'little')")
-        lines.append("    out = _RV({" + ", ".join(parts) + "})")
-        for k, s in enumerate(self.slots):
-            if s.kind == "padding":
-                lines.append(f"    if p{k}: out[{s.key!r}] = p{k}")
-            elif s.kind == "array":
+                t, c, z = f"{prefix}t{k}", f"{prefix}c{k}", f"{prefix}z{k}"
+                env[t], env[c], env[z] = s.table, s.canon, [s.null] * len(s.elems)
+                lines.append(f"r{k} = {run_expr(s.elems)}")
+                lines.append(f"a{k} = [x for x in r{k} if x in {t}]")
+                lines.append(f"out[{s.key!r}] = [{t}[x] for x in a{k}]")
                 # The slots, when the names would not rebuild them (see the module docstring).
-                lines.append(f"    if [c{k}[x] for x in a{k}] + z{k}[len(a{k}):] != r{k}: out[{s.raw_key!r}] = r{k}")
-        if checks:
-            lines.append("    bad = []")
-            lines.extend(checks)
-            lines.append("    if bad: out.unchecked = frozenset(bad)")
-        lines.append("    return out")
-        src = "\n".join(lines)
-        code = compile(src, f"<hid {self.report.type} report {self.report.id}>", "exec")
-        exec(code, env)  # noqa: S102 - source generated above from the layout only
-        return env["_decode"]  # type: ignore[no-any-return]
+                after.append(f"if [{c}[x] for x in a{k}] + {z}[len(a{k}):] != r{k}: out[{s.raw_key!r}] = r{k}")
+        if uses_n[0]:
+            lines.insert(0, f"n = _from({buf}, 'little') >> {8 * skip}" if skip else f"n = _from({buf}, 'little')")
+        lines.extend(after)
+        if len(checks) == 1:  # one value to check: its frozenset is made once, here
+            cond, key = checks[0]
+            env[f"{prefix}U"] = frozenset((key,))
+            lines.append(f"if {cond}: out.unchecked = {prefix}U")
+        elif checks:
+            lines.append("bad = []")
+            lines.extend(f"if {cond}: bad.append({key!r})" for cond, key in checks)
+            lines.append("if bad: out.unchecked = frozenset(bad)")
+        lines.append("return out")
+        return lines
+
+    def _compile(self) -> Callable[[bytes], ReportValues]:
+        """Generate the decoder of this report (see :meth:`_source`)."""
+        env: dict[str, Any] = {}
+        body = self._source(env)
+        fn: Callable[[bytes], ReportValues] = _closure(
+            env, ["def _decode(body):"] + ["    " + ln for ln in body], "_decode",
+            f"<hid {self.report.type} report {self.report.id}>")
+        return fn
+
+    def _interpret(self, body: bytes) -> ReportValues:
+        """Decode the field data without the generated decoder: the same values, keys in the same
+        order and the same ``unchecked`` as :meth:`_compile`'s function (checked over the corpus
+        by the unit tests), for the first decodes of a report (see :meth:`decode`). Reads the
+        slots directly, so it costs nothing to set up."""
+        wide = len(body) > 16
+        n = 0 if wide else int.from_bytes(body, "little")
+        out: dict[str, Any] = {}
+        extra: list[tuple[str, Any]] = []  # padding and "(raw ...)" keys come after the values
+        bad: list[str] = []
+        for s in self.slots:
+            if s.kind == "padding":
+                p = _bits(body, s.bit, s.width) if wide else (n >> s.bit) & ((1 << s.width) - 1)
+                if p:
+                    extra.append((s.key, p))
+                continue
+            f = s.field
+            size, bit = f.report_size, s.bit
+            mask = (1 << size) - 1
+            if wide:
+                raw = [_bits(body, bit + j * size, size) for j in range(len(s.elems))]
+            else:
+                raw = [(n >> (bit + j * size)) & mask for j in range(len(s.elems))]
+            if f.logical_minimum < 0:  # signed: two's complement
+                half = 1 << (size - 1)
+                raw = [(x ^ half) - half for x in raw]
+            lo, hi = f.logical_minimum, f.logical_maximum
+            if s.kind == "scalar":
+                v = raw[0]
+                out[s.key] = v
+                if not lo <= v <= hi:
+                    bad.append(s.key)
+            elif s.kind == "list":
+                out[s.key] = raw
+                if min(raw) < lo or max(raw) > hi:
+                    bad.append(s.key)
+            elif self._arrays_ready:
+                t, c = s.table or {}, s.canon or {}
+                active = [x for x in raw if x in t]
+                out[s.key] = [t[x] for x in active]
+                if [c[x] for x in active] + [s.null] * (len(raw) - len(active)) != raw:
+                    extra.append((s.raw_key, raw))
+            else:
+                names, rebuilds = self._lazy_array(s).decode(raw)
+                out[s.key] = names
+                if not rebuilds:
+                    extra.append((s.raw_key, raw))
+        rv = self._rv(out)
+        for key, value in extra:
+            rv[key] = value
+        if bad:
+            rv.unchecked = frozenset(bad)
+        return rv
+
+    def _lazy_array(self, s: _Slot) -> _LazyArray:
+        la = self._lazy.get(id(s))
+        if la is None:
+            la = self._lazy[id(s)] = _LazyArray(s, self._interp_null(s))
+        return la
+
+    def _interp_null(self, s: _Slot) -> int:
+        """The slot value :meth:`_arrays` picks for "no usage" (see there), without its tables."""
+        f = s.field
+        lo, hi = f.logical_minimum, f.logical_maximum
+        usages = f.kernel_usages[: max(0, hi - lo + 1)]
+        try:  # the first usage ID 0 (Reserved / no event) in range, found at C speed
+            return lo + list(map((0xFFFF).__and__, usages)).index(0)
+        except ValueError:
+            pass
+        e = _Elem(s.bit, f.report_size, f.signed)
+        for cand in (0, hi + 1, lo - 1):
+            if not (lo <= cand <= hi) and _fits(cand, e):
+                return cand
+        return 0
+
+    def _decoder(self) -> Callable[[bytes], ReportValues]:
+        """What decodes the field data: the generated decoder once this report has been decoded
+        :data:`COMPILE_AFTER` times (or was compiled already), the interpreter before that."""
+        fast = self._fast
+        if fast is not None:
+            return fast
+        self._decodes += 1
+        if self._decodes < COMPILE_AFTER:
+            return self._interpret
+        fast = self._fast = self._compile()
+        return fast
 
     def decode(self, data: bytes | bytearray | memoryview, *, strict: bool = True) -> ReportValues:
         """Decode one report (report ID byte included when the report has an ID). Fast path.
+
+        The first decodes of a report are interpreted from its layout; from the
+        :data:`COMPILE_AFTER`-th on, a decoder generated for the layout does the work (same
+        result, a fraction of the time). A one-shot call thus never pays for code generation.
 
         Args:
             data: the report as read from the device.
@@ -473,7 +671,7 @@ class ReportCodec:
         """
         fast = self._fast
         if fast is None:
-            fast = self._fast = self._compile()
+            fast = self._decoder()
         if type(data) is not bytes:
             data = bytes(data)
         rid = self.report.id
@@ -573,12 +771,14 @@ class ReportCodec:
 
     # -- build -----------------------------------------------------------------------------
     def _slot_for(self, name: str) -> _Slot | None:
+        self._names()
         s = self._by_key.get(name)
         return s if s is not None else self._by_norm.get(_norm(name))
 
     def _raw_for(self, values: Mapping[str, Any]) -> tuple[list[int], dict[int, int]]:
         """Element values for a name mapping; range-checked. Returns (raw, padding values)."""
         self._arrays()
+        self._names()
         raw = [0] * len(self.elems)
         pads: dict[int, int] = {}
         unchecked = values.unchecked if isinstance(values, ReportValues) else frozenset()
@@ -780,7 +980,12 @@ def _norm(name: str) -> str:
     """Names compare without case, spaces or punctuation other than '#' (cached: the same usage
     names come back for every array element and every build; bounded so that hostile input cannot
     grow it without limit)."""
+    if name.isascii():  # the same result, at C speed: drop every ASCII byte but [a-z0-9#]
+        return name.lower().encode("ascii").translate(None, _NORM_DROP).decode("ascii")
     return "".join(ch for ch in name.lower() if ch.isalnum() or ch == "#")
+
+
+_NORM_DROP = bytes(i for i in range(128) if not (chr(i).isalnum() or chr(i) == "#"))
 
 
 def _as_int(v: Any, name: str, where: str) -> int:
@@ -796,6 +1001,18 @@ def _as_int(v: Any, name: str, where: str) -> int:
     raise EncodeError(f"{where}: {name}={v!r} is not an integer")
 
 
+#: The generated ``DescriptorCodec.decode`` decodes inline at most this many reports per report
+#: type, each at most INLINE_MAX_BYTES long with at most INLINE_MAX_SLOTS values (small reports,
+#: where the cost of a call is a large part of the cost of a decode); it calls the others.
+INLINE_MAX_REPORTS = 8
+INLINE_MAX_BYTES = 64
+INLINE_MAX_SLOTS = 64
+
+
+def _inlinable(c: ReportCodec) -> bool:
+    return c._size <= INLINE_MAX_BYTES and len(c.slots) <= INLINE_MAX_SLOTS
+
+
 class DescriptorCodec:
     """Codecs for every report of a descriptor; picks the report by its ID byte.
 
@@ -808,7 +1025,12 @@ class DescriptorCodec:
         self._codecs: dict[tuple[str, int], ReportCodec] = {}
         self._cached_elements = 0
         self._numbered: dict[str, bool] = {}
+        # Generated decoders per report type: (numbered, {report ID: (decoder, report length)}).
         self._fast_table: dict[str, tuple[bool, dict[int, tuple[Any, int]]]] = {}
+        # What the generated ``decode`` (see _dispatch) holds: per report type, the IDs decoded
+        # inline and the table through which it reaches the other generated decoders.
+        self._inline: dict[str, list[int]] = {}
+        self._tables: dict[str, dict[int, tuple[Any, int]]] = {}
 
     def codec(self, report_type: str = "input", report_id: int = 0) -> ReportCodec:
         """The codec of one report (created on first use; the oldest are dropped past
@@ -822,12 +1044,15 @@ class DescriptorCodec:
         if c is None:
             c = ReportCodec(self.descriptor.report(report_type, report_id))
             self._cached_elements += c._n_elems
+            dropped = False
             while self._codecs and self._cached_elements > MAX_CACHED_ELEMENTS:
                 old_key = next(iter(self._codecs))
                 self._cached_elements -= self._codecs.pop(old_key)._n_elems
                 entry = self._fast_table.get(old_key[0])
-                if entry is not None:
-                    entry[1].pop(old_key[1], None)
+                if entry is not None and entry[1].pop(old_key[1], None) is not None:
+                    dropped = True
+            if dropped:
+                self._dispatch()  # no decoder of a dropped codec stays reachable
             self._codecs[key] = c
         return c
 
@@ -841,20 +1066,12 @@ class DescriptorCodec:
 
     def decode(self, data: bytes | bytearray | memoryview, report_type: str = "input", *,
                strict: bool = True) -> ReportValues:
-        """Decode a report of the given type; the ID byte selects the layout."""
-        entry = self._fast_table.get(report_type)
-        if entry is not None and type(data) is bytes:
-            # Hot path for live decoding: one look-up, a length check, the generated decoder.
-            numbered, table = entry
-            if numbered:
-                if data:
-                    t = table.get(data[0])
-                    if t is not None and len(data) == t[1]:
-                        return t[0](data[1:])  # type: ignore[no-any-return]
-            else:
-                t = table.get(0)
-                if t is not None and len(data) == t[1]:
-                    return t[0](data)  # type: ignore[no-any-return]
+        """Decode a report of the given type; the ID byte selects the layout.
+
+        Once reports of this descriptor have generated decoders (see :meth:`ReportCodec.decode`),
+        a function generated for this instance takes this method's place (:meth:`_dispatch`):
+        it picks the report by its length and ID byte and decodes it inline, in one Python call.
+        """
         return self._decode_checked(data, report_type, strict)
 
     def _decode_checked(self, data: bytes | bytearray | memoryview, report_type: str,
@@ -871,9 +1088,75 @@ class DescriptorCodec:
             rid = 0
         c = self.codec(report_type, rid)
         out = c.decode(data, strict=strict)
-        entry = self._fast_table.setdefault(report_type, (numbered, {}))
-        entry[1][rid] = (c._fast, c._size)
+        fast = c._fast
+        if fast is not None:
+            entry = self._fast_table.setdefault(report_type, (numbered, {}))
+            known = entry[1].get(rid)
+            if known is None or known[0] is not fast:
+                entry[1][rid] = (fast, c._size)
+                tabled = self._tables.get(report_type)
+                if (known is None and tabled is not None
+                        and (len(self._inline[report_type]) >= INLINE_MAX_REPORTS or not _inlinable(c))):
+                    tabled[rid] = (fast, c._size)  # the dispatcher reaches it through its table
+                else:
+                    self._dispatch()
         return out
+
+    def _dispatch(self) -> None:
+        """Generate this instance's ``decode`` from the reports that have generated decoders.
+
+        Per report type, the first :data:`INLINE_MAX_REPORTS` small reports are decoded inline
+        (their decoder's statements, reading the bytes as given: no slice, no second call); the
+        others through a table keyed by the ID byte. Anything else (another type, a length that
+        does not match, not ``bytes``, an unknown ID) goes to the general path, which raises
+        the same errors as always. The number of regenerations is bounded by the number of
+        inline reports (a tabled report only joins the table).
+        """
+        self.__dict__.pop("decode", None)
+        self._inline = {}
+        self._tables = {}
+        if not any(table for _, table in self._fast_table.values()):
+            return
+        env: dict[str, Any] = {"_bytes": bytes, "_slow": self._decode_checked}
+        lines = ["def decode(data, report_type='input', *, strict=True):",
+                 "    if type(data) is _bytes:"]
+        first = True
+        for rtype, (numbered, table) in self._fast_table.items():
+            if not table:
+                continue
+            inline: list[int] = []
+            tabled: dict[int, tuple[Any, int]] = {}
+            for rid, (fast, size) in table.items():
+                c = self._codecs.get((rtype, rid))
+                if c is not None and c._fast is fast and len(inline) < INLINE_MAX_REPORTS and _inlinable(c):
+                    inline.append(rid)
+                else:
+                    tabled[rid] = (fast, size)
+            self._inline[rtype] = inline
+            self._tables[rtype] = tabled  # reports compiled later join it (see _decode_checked)
+            k = len(env)
+            env[f"T{k}"] = tabled
+            lines.append(f"        {'if' if first else 'elif'} report_type == {rtype!r}:")
+            first = False
+            lines.append("            ln = len(data)")
+            if numbered:
+                lines.append("            x = data[0] if ln else -1")
+            for j, rid in enumerate(inline):
+                c = self._codecs[(rtype, rid)]
+                prefix = f"I{k}_{j}_"
+                cond = f"x == {rid} and ln == {c._size}" if numbered else f"ln == {c._size}"
+                lines.append(f"            if {cond}:")
+                lines.extend("                " + ln for ln in c._source(env, prefix, "data", 1 if numbered else 0))
+            if numbered:
+                lines.append(f"            t = T{k}.get(x)")
+                lines.append("            if t is not None and ln == t[1]:")
+                lines.append("                return t[0](data[1:])")
+            else:
+                lines.append(f"            t = T{k}.get(0)")
+                lines.append("            if t is not None and ln == t[1]:")
+                lines.append("                return t[0](data)")
+        lines.append("    return _slow(data, report_type, strict)")
+        self.decode = _closure(env, lines, "decode", "<hid decode dispatch>")  # type: ignore[method-assign]
 
     def build(self, values: Mapping[str, Any], report_id: int | None = None,
               report_type: str = "input") -> bytes:

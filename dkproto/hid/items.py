@@ -311,8 +311,7 @@ def parse_items(data: bytes, limit: int | None = None) -> tuple[list[Item], Deco
     """
     items: list[Item] = []
     try:
-        for item in iter_items(data, limit):
-            items.append(item)
+        items.extend(iter_items(data, limit))  # what came before a truncated item stays in
     except DecodeError as exc:
         return items, exc
     return items, None

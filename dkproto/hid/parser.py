@@ -45,7 +45,15 @@ from dataclasses import field as dc_field
 from typing import Any
 
 from dkproto.errors import DecodeError
-from dkproto.hid.items import COLLECTION_TYPES, Item, ItemType, flag_names, parse_items, unit_exponents
+from dkproto.hid.items import (
+    COLLECTION_TYPES,
+    Item,
+    ItemType,
+    _item_at,
+    flag_names,
+    parse_items,
+    unit_exponents,
+)
 from dkproto.hid.usages import usage_full_name
 
 __all__ = [
@@ -308,13 +316,14 @@ class Report:
         return (self.size_bits + 7) // 8
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class ReportDescriptor:
     """A parsed report descriptor.
 
     Attributes:
         data: the descriptor bytes.
-        items: every item, in order, with offsets.
+        items: every item, in order, with offsets (made on first use when the parser was not
+            given them: they follow from ``data`` alone, and decoding never needs them).
         collections: the collection tree in the kernel's order (index = the kernel's index).
         reports: ``{(type, id): Report}`` in the order the kernel registers them.
         findings: problems seen while parsing (see :mod:`dkproto.hid.lint` for the full list).
@@ -324,12 +333,35 @@ class ReportDescriptor:
     """
 
     data: bytes
-    items: list[Item]
     collections: list[Collection]
     reports: dict[tuple[str, int], Report]
     findings: list[Finding]
     kernel_error: Finding | None = None
     stopped: Finding | None = None
+    # The items (None until asked for); equal descriptors have equal data, hence equal items.
+    _items: list[Item] | None = dc_field(default=None, repr=False, compare=False)
+
+    def __init__(self, data: bytes, items: list[Item] | None, collections: list[Collection],
+                 reports: dict[tuple[str, int], Report], findings: list[Finding],
+                 kernel_error: Finding | None = None, stopped: Finding | None = None) -> None:
+        self.data = data
+        self._items = items
+        self.collections = collections
+        self.reports = reports
+        self.findings = findings
+        self.kernel_error = kernel_error
+        self.stopped = stopped
+
+    @property
+    def items(self) -> list[Item]:
+        """Every item, in order, with offsets (up to MAX_PARSED_BYTES and a truncated item)."""
+        if self._items is None:
+            self._items = parse_items(self.data, MAX_PARSED_BYTES)[0]
+        return self._items
+
+    @items.setter
+    def items(self, items: list[Item]) -> None:
+        self._items = items
 
     @property
     def uses_report_ids(self) -> bool:
@@ -422,6 +454,58 @@ def _s32(v: int) -> int:
     return v - (1 << 32) if v & 0x80000000 else v
 
 
+class _Cursor:
+    """The item being parsed: what the handlers read of an :class:`Item`, without making one."""
+
+    __slots__ = ("offset", "size", "tag", "type", "udata")
+
+    def __init__(self) -> None:
+        self.offset = self.size = self.tag = self.type = self.udata = 0
+
+    @property
+    def sdata(self) -> int:
+        """Data as a signed (two's complement) little-endian integer."""
+        if not self.size:
+            return 0
+        top = 1 << (8 * self.size - 1)
+        return (self.udata ^ top) - top
+
+    @property
+    def name(self) -> str:
+        """The item's name (as :attr:`Item.name`), for messages."""
+        return Item(self.offset, b"", _ITEM_TYPES[self.type], self.tag, b"").name
+
+
+_ITEM_TYPES = tuple(ItemType(t) for t in range(4))
+
+
+def _split_error(data: bytes, pos: int) -> DecodeError:
+    """The error :func:`~dkproto.hid.items.parse_items` gives for the item cut short at ``pos``."""
+    try:
+        _item_at(data, pos)
+    except DecodeError as exc:
+        return exc
+    raise AssertionError(f"no truncated item at offset {pos}")  # pragma: no cover - callers check
+
+
+def _scan(data: bytes, pos: int, limit: int) -> tuple[int, DecodeError | None]:
+    """Split the items from ``pos`` on without parsing them: (end of the last whole item, the
+    error of a truncated item or None), as parse_items would."""
+    total = len(data)
+    while pos < limit:
+        b = data[pos]
+        if b >> 4 == 0xF:
+            if total - pos < 3 or total - pos - 3 < data[pos + 1]:
+                return pos, _split_error(data, pos)
+            pos += 3 + data[pos + 1]
+        else:
+            size = (0, 1, 2, 4)[b & 3]
+            if total - pos - 1 < size:
+                return pos, _split_error(data, pos)
+            pos += 1 + size
+    return pos, None
+
+
 class _Parser:
     """The state machine; one instance per parse."""
 
@@ -439,6 +523,9 @@ class _Parser:
         self.kept_fields: dict[tuple[str, int], int] = {}  # fields with usages per report (HID010)
         self.field_count = 0  # Input/Output/Feature items (MAX_FIELDS)
         self._page_offset = -1  # offset of the last Usage Page item
+        # The open collections as a Field holds them: (path, application, physical, logical)
+        # usages; None when the stack changed since the last field.
+        self._enclosing: tuple[tuple[int, ...], int, int, int] | None = None
         self.reset_local()
 
     # -- bookkeeping -----------------------------------------------------------------------
@@ -515,7 +602,7 @@ class _Parser:
         if k < n:
             self.add_usage(lo + k, size, offset)  # the finding (or stop) the next one would give
 
-    def local(self, it: Item) -> None:
+    def local(self, it: _Cursor) -> None:
         data = it.udata
         tag = it.tag
         if tag == 0xA:  # Delimiter
@@ -582,7 +669,7 @@ class _Parser:
                       severity="warning")
 
     # -- global items ----------------------------------------------------------------------
-    def global_(self, it: Item) -> None:
+    def global_(self, it: _Cursor) -> None:
         g = self.g
         tag = it.tag
         u, s = it.udata, it.sdata
@@ -656,7 +743,7 @@ class _Parser:
                 return self.collections[idx].usage
         return 0
 
-    def main(self, it: Item) -> None:
+    def main(self, it: _Cursor) -> None:
         self.concatenate_last_usage_page()
         tag = it.tag
         data = it.udata
@@ -676,12 +763,14 @@ class _Parser:
             if parent is not None:
                 self.collections[parent].children.append(idx)
             self.cstack.append(idx)
+            self._enclosing = None
         elif tag == 0xC:
             if not self.cstack:
                 self.find("HID001", "unbalanced-collection", it.offset,
                           "End Collection with no open Collection", fatal=True)
             else:
                 self.collections[self.cstack.pop()].end_offset = it.offset
+                self._enclosing = None
         elif tag in _MAIN_TO_TYPE:
             self.add_field(it, _MAIN_TO_TYPE[tag], data)
         else:
@@ -689,7 +778,7 @@ class _Parser:
                       f"reserved main item tag 0x{tag:x} (the kernel warns and ignores it)", severity="warning")
         self.reset_local()
 
-    def add_field(self, it: Item, rtype: str, flags: int) -> None:
+    def add_field(self, it: _Cursor, rtype: str, flags: int) -> None:
         if self.field_count == MAX_FIELDS:
             self.stop(it.offset, f"{it.name} number {MAX_FIELDS + 1}, past dkproto's bound of {MAX_FIELDS} "
                                  "Input/Output/Feature items in one descriptor")
@@ -727,38 +816,31 @@ class _Parser:
             self.find("HID010", "too-many-fields", it.offset,
                       f"more than {HID_MAX_FIELDS} fields in {rtype} report {g.report_id}: the kernel drops "
                       "this one", severity="warning")
+        enclosing = self._enclosing
+        if enclosing is None:
+            enclosing = self._enclosing = (tuple(self.cstack), self.lookup_collection(1),
+                                           self.lookup_collection(0), self.lookup_collection(2))
+        # Positional, in the order of Field's attributes (report_type ... kernel_dropped).
         f = Field(
-            report_type=rtype,
-            report_id=g.report_id,
-            bit_offset=offset,
-            report_size=g.report_size,
-            report_count=g.report_count,
-            flags=flags,
-            logical_minimum=lmin,
-            logical_maximum=lmax,
-            physical_minimum=g.physical_minimum,
-            physical_maximum=g.physical_maximum,
-            unit=g.unit,
-            unit_exponent=g.unit_exponent,
-            usages=tuple(self.usages),
-            collection=tuple(self.cstack),
-            offset=it.offset,
-            index=len(report.fields),
-            designators=tuple(self.designators),
-            strings=tuple(self.strings),
-            application=self.lookup_collection(1),
-            physical=self.lookup_collection(0),
-            logical=self.lookup_collection(2),
-            kernel_dropped=dropped,
+            rtype, g.report_id, offset, g.report_size, g.report_count, flags, lmin, lmax,
+            g.physical_minimum, g.physical_maximum, g.unit, g.unit_exponent,
+            tuple(self.usages), enclosing[0], it.offset, len(report.fields),
+            tuple(self.designators) if self.designators else (),
+            tuple(self.strings) if self.strings else (),
+            enclosing[1], enclosing[2], enclosing[3], dropped,
         )
         report.fields.append(f)
         if self.usages and not dropped:
             self.kept_fields[key] = self.kept_fields.get(key, 0) + 1
 
-    def check_field(self, it: Item, rtype: str) -> None:
+    def check_field(self, it: _Cursor, rtype: str) -> None:
         """Lint checks that need the parser state at a main item (not kernel-fatal)."""
         g = self.g
-        first_short = next((i for i, sz in enumerate(self.usage_sizes) if sz <= 2), None)
+        first_short = None
+        for i, sz in enumerate(self.usage_sizes):
+            if sz <= 2:
+                first_short = i
+                break
         if first_short is not None and (self.usages[first_short] >> 16) == 0:
             self.find("HID002", "no-usage-page", it.offset,
                       f"{it.name} has usages but no Usage Page is in force (page 0, Undefined)")
@@ -807,24 +889,58 @@ class _Parser:
 
     # -- driver ----------------------------------------------------------------------------
     def run(self) -> ReportDescriptor:
-        items, err = parse_items(self.data, MAX_PARSED_BYTES)
-        parsed_end = items[-1].offset + len(items[-1].raw) if items else 0
-        for it in items:
+        # The items are read here straight from the bytes (the same split as
+        # dkproto.hid.items.parse_items, which ReportDescriptor.items uses on demand): one cursor
+        # object is reused, since the handlers keep only values, never the item.
+        data = self.data
+        total = len(data)
+        limit = min(total, MAX_PARSED_BYTES)
+        it = _Cursor()
+        main, global_, local = self.main, self.global_, self.local
+        sizes = (0, 1, 2, 4)
+        from_bytes = int.from_bytes
+        pos = 0
+        err: DecodeError | None = None
+        while pos < limit:
             if self.stopped is not None:
+                pos, err = _scan(data, pos, limit)  # the rest is only split, as items would be
                 break
-            if it.type == ItemType.LONG:
-                self.find("HID017", "long-item", it.offset,
-                          f"long item (tag 0x{it.tag:02x}, {it.size} bytes): none is defined and the kernel "
+            b = data[pos]
+            tag = b >> 4
+            if tag == 0xF:
+                if total - pos < 3 or total - pos - 3 < data[pos + 1]:
+                    err = _split_error(data, pos)
+                    break
+                size = data[pos + 1]
+                self.find("HID017", "long-item", pos,
+                          f"long item (tag 0x{data[pos + 2]:02x}, {size} bytes): none is defined and the kernel "
                           "refuses the descriptor", fatal=True)
-            elif it.type == ItemType.MAIN:
-                self.main(it)
-            elif it.type == ItemType.GLOBAL:
-                self.global_(it)
-            elif it.type == ItemType.LOCAL:
-                self.local(it)
+                pos += 3 + size
+                continue
+            size = sizes[b & 3]
+            if total - pos - 1 < size:
+                err = _split_error(data, pos)
+                break
+            it.offset = pos
+            it.tag = tag
+            it.size = size
+            if size == 1:
+                it.udata = data[pos + 1]
             else:
-                self.find("HID018", "reserved-tag", it.offset,
-                          f"reserved item type 3 (tag 0x{it.tag:x}); the kernel ignores it", severity="warning")
+                it.udata = from_bytes(data[pos + 1:pos + 1 + size], "little") if size else 0
+            btype = (b >> 2) & 3
+            it.type = btype
+            if btype == 0:
+                main(it)
+            elif btype == 1:
+                global_(it)
+            elif btype == 2:
+                local(it)
+            else:
+                self.find("HID018", "reserved-tag", pos,
+                          f"reserved item type 3 (tag 0x{tag:x}); the kernel ignores it", severity="warning")
+            pos += 1 + size
+        parsed_end = pos  # the end of the last whole item (0: none)
         end = len(self.data)
         if self.stopped is None and err is None and parsed_end < end:
             self.stop(parsed_end, f"{end} bytes, over the {MAX_PARSED_BYTES} a report descriptor can have "
@@ -840,7 +956,7 @@ class _Parser:
                       fatal=True)
         if self.delim_depth and self.stopped is None:
             self.find("HID014", "unbalanced-delimiter", end, "Delimiter still open at the end", fatal=True)
-        if not items:
+        if parsed_end == 0:
             self.find("HID020", "empty-descriptor", 0, "the report descriptor has no items", fatal=True)
         if end > HID_MAX_DESCRIPTOR_SIZE:
             self.find("HID011", "descriptor-too-long", HID_MAX_DESCRIPTOR_SIZE,
@@ -852,7 +968,7 @@ class _Parser:
         if self.stopped is not None:
             for r in self.reports.values():
                 r.refused = self.stopped
-        return ReportDescriptor(self.data, items, self.collections, self.reports, self.findings,
+        return ReportDescriptor(self.data, None, self.collections, self.reports, self.findings,
                                 self.kernel_error, self.stopped)
 
 
