@@ -12,9 +12,12 @@ Anchor: python-usb-protocol ``types/descriptor.py`` (``DescriptorField.__rtruedi
 from __future__ import annotations
 
 import io as _io
+import itertools as _itertools
 import re as _re
 import struct as _struct
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass as _dataclass
+from dataclasses import field as _field
 from typing import Any
 
 from construct import Array as _Array
@@ -145,6 +148,24 @@ class _Unsupported(Exception):
     pass
 
 
+@_dataclass(frozen=True)
+class Finish:
+    """How a :func:`fast_builder` function ends, once every field is in a local variable.
+
+    Attributes:
+        params: the function's parameters after ``raw``.
+        lines: ``(container_expression, greedy) -> lines``: the code (unindented) that returns
+            the result; ``container_expression`` builds the ``Container`` of the fields,
+            ``greedy`` maps the name of each top-level ``GreedyBytes`` field to the local
+            variable holding its bytes; ``pos`` holds the bytes consumed, ``n`` is ``len(raw)``.
+        namespace: names those lines use.
+    """
+
+    params: tuple[str, ...]
+    lines: Callable[[str, dict[str, str]], list[str]]
+    namespace: Mapping[str, Any] = _field(default_factory=dict)
+
+
 #: ``this['name']`` in the ``repr`` of a Construct expression
 _THIS_FIELD = _re.compile(r"this\['([A-Za-z0-9_]+)'\]")
 
@@ -208,7 +229,8 @@ class _Gen:
     one ``unpack_from`` per run of integers). Expressions built from ``this`` become code through
     their ``repr`` (``this['bLength'] - 2``); other callables are called with the container."""
 
-    def __init__(self) -> None:
+    def __init__(self, label: str = "") -> None:
+        self.label = label
         self.consts: dict[str, Any] = {}
         self.funcs: list[str] = []
         self.counter = 0
@@ -262,14 +284,18 @@ class _Gen:
             out.append(f"{ind}if c < 0 or pos + c * {el[3]} > n: raise Short")
             out.append(f"{ind}{target} = ListContainer(unpack_from('<%d{el[2]}' % c, raw, pos)); pos += c * {el[3]}")
         elif kind == "array_struct":
-            if self.locals is not None:
-                raise _Unsupported  # nested structs see the parent as a container
+            # each item is parsed by its own function, which sees the parent as ``this._``; in
+            # "locals" mode there is no parent container yet: it gets None, and an item layout
+            # that reads its parent fails there and goes where Short goes
+            count = self.expr(el[1])
+            outer, self.locals = self.locals, None
             sub = self.function(el[2], nested=True)
-            out.append(f"{ind}c = {self.expr(el[1])}")
+            self.locals = outer
+            out.append(f"{ind}c = {count}")
             out.append(f"{ind}if c < 0: raise Short")
             out.append(f"{ind}{target} = ListContainer()")
             out.append(f"{ind}for _i in range(c):")
-            out.append(f"{ind}    item, pos = {sub}(raw, pos, n, this)")
+            out.append(f"{ind}    item, pos = {sub}(raw, pos, n, {'this' if outer is None else 'None'})")
             out.append(f"{ind}    {target}.append(item)")
         elif kind == "array_elem":
             out.append(f"{ind}c = {self.expr(el[1])}")
@@ -286,15 +312,20 @@ class _Gen:
         else:
             raise _Unsupported
 
-    def function_locals(self, steps: list[tuple[Any, ...]]) -> str:
+    def function_locals(self, steps: list[tuple[Any, ...]], finish: Finish | None = None) -> str:
         """The top-level parser with every value in a local variable and the ``Container`` built
         once at the end (``Container(name=value, ...)``): about twice as fast as filling it field by
-        field. Raises _Unsupported for layouts that need a container while parsing."""
+        field. Raises _Unsupported for layouts that need a container while parsing.
+
+        ``finish`` (see :func:`fast_builder`) replaces the ending: the function then takes the
+        extra parameters it names and returns what its lines return, or None on any failure."""
         self.counter += 1
         name = f"parse{self.counter}"
         self.locals = {}
-        out = [f"def {name}(raw):", "  try:", "    n = len(raw)"]
+        params = "raw" if finish is None else ", ".join(("raw", *finish.params))
+        out = [f"def {name}({params}):", "  try:", "    n = len(raw)"]
         names: list[str] = []
+        greedy: dict[str, str] = {}  # field name -> the local holding a GreedyBytes tail
         first = True
         for step in steps:
             if step[0] == "fixed":
@@ -305,7 +336,8 @@ class _Gen:
                     self.locals[field_name] = local
                     targets.append(local)
                 s = self.const(step[1])
-                out.append(f"    if {'' if first else 'pos + '}{step[1].size} > n: raise Short")
+                # no length test: unpack_from raises struct.error for too few bytes, which goes
+                # where Short goes (the reference parser, or None)
                 if first:
                     out.append(f"    {', '.join(targets)}, = {s}.unpack_from(raw); pos = {step[1].size}")
                 else:
@@ -314,6 +346,8 @@ class _Gen:
                 if first:
                     out.append("    pos = 0")
                 local = f"v{len(names)}"
+                if step[2][0] == "greedy":
+                    greedy[step[1]] = local
                 self.element(step[2], local, "    ", out)
                 names.append(step[1])
                 self.locals[step[1]] = local
@@ -323,9 +357,14 @@ class _Gen:
         if not all(n.isidentifier() and not n.startswith("_") for n in names) or len(set(names)) != len(names):
             raise _Unsupported
         args = ", ".join(f"{n}={self.locals[n]}" for n in names)
-        out.append(f"    return Container({args}), pos")
-        out.append("  except Exception:")
-        out.append("    return reference(raw)")
+        if finish is None:
+            out.append(f"    return Container({args}), pos")
+            out.append("  except Exception:")
+            out.append("    return reference(raw)")
+        else:
+            out.extend("    " + line for line in finish.lines(f"Container({args})", greedy))
+            out.append("  except Exception:")
+            out.append("    return None")
         self.funcs.append("\n".join(out))
         self.locals = None
         return name
@@ -374,13 +413,43 @@ def _generate(steps: list[tuple[Any, ...]], reference: Callable[[bytes], tuple[A
     def no_reference(raw: bytes) -> tuple[Any, int]:
         raise _Unsupported
 
+    fn: Callable[[bytes], tuple[Any, int]] = _compile(gen, top, {"reference": reference or no_reference})
+    return fn
+
+
+#: numbers the generated functions' file names
+_SERIAL = _itertools.count(1)
+
+
+def _compile(gen: _Gen, top: str, extra: Mapping[str, Any]) -> Any:
+    """Compile ``gen``'s functions with their namespace; returns the function named ``top``."""
     namespace: dict[str, Any] = {
         "Container": _Container, "ListContainer": _ListContainer, "Short": _Unsupported,
-        "unpack_from": _struct.unpack_from, "od_update": dict.update, "reference": reference or no_reference,
-        **gen.consts,
+        "unpack_from": _struct.unpack_from, "od_update": dict.update, **extra, **gen.consts,
     }
-    exec("\n\n".join(gen.funcs), namespace)  # noqa: S102 - source generated above from a plan
-    return namespace[top]  # type: ignore[no-any-return]
+    # a file name per generated function, so that profiles tell them apart
+    code = compile("\n\n".join(gen.funcs), f"<fast parser {next(_SERIAL)}{': ' + gen.label if gen.label else ''}>",
+                   "exec")
+    exec(code, namespace)  # noqa: S102 - source generated above from a plan
+    return namespace[top]
+
+
+def fast_builder(struct: Construct, finish: Finish, label: str = "") -> Callable[..., Any] | None:
+    """A generated function ``(raw, *finish.params)`` that parses ``raw`` like :func:`fast_parser`'s
+    generated code and then runs ``finish.lines``; it returns None when the bytes do not parse
+    (too short, a negative count...) instead of asking Construct. None when the layout is not one
+    the generated code handles with local variables (the caller then uses :func:`fast_parser`).
+
+    Not cached: the caller keeps it (one per schema and ending).
+    """
+    try:
+        steps = _plan(struct)
+        gen = _Gen(label)
+        top = gen.function_locals(steps, finish)
+    except _Unsupported:
+        return None
+    fn: Callable[..., Any] = _compile(gen, top, finish.namespace)
+    return fn
 
 
 _FAST: dict[int, tuple[Callable[[bytes], tuple[Any, int]], Any]] = {}

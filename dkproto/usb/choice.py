@@ -17,19 +17,23 @@ from typing import Any
 
 from construct import Struct
 
-from dkproto.schema._fields import fast_parser, fixed_size
+from dkproto.schema._fields import Finish, fast_builder, fast_parser, fixed_size
 from dkproto.schema.registry import Context, Schema
 from dkproto.schema.registry import generation as registry_generation
+from dkproto.usb.model import Node
 
 __all__ = [
     "RELEASE_FIELDS",
     "UNKNOWN",
+    "Builder",
     "Choice",
     "Place",
     "choice_for",
     "clear_choice_cache",
     "endpoint_place",
     "fresh_places",
+    "no_node",
+    "node_builder",
     "place",
     "version_place",
 ]
@@ -77,12 +81,18 @@ class Place:
         self.versions: dict[Any, Place] = {}
 
 
+#: A node builder: ``(raw, offset, ctx, blob, role) -> Node | None`` (see :func:`node_builder`).
+Builder = Callable[[bytes, int, Context, str, str], "Node | None"]
+
+
 class Choice:
     """What the walker needs of one schema, worked out once per schema.
 
     Attributes:
         schema: the schema, or None for "no schema: kept as raw bytes" (:data:`UNKNOWN`).
         parse: its fast parser, ``raw -> (fields, bytes used)``.
+        build: its node builder (see :func:`node_builder`); :func:`no_node` when the schema's
+            layout has no generated builder (and for :data:`UNKNOWN`).
         strict_size: the size the spec fixes for a standard descriptor (bytes past it are an
             error), or None.
         min_size: the struct's fixed size (fewer bytes cannot decode), or None when variable.
@@ -92,18 +102,74 @@ class Choice:
         has_tail: whether the struct ends with the ``extra`` tail.
     """
 
-    __slots__ = ("has_tail", "layout_size", "min_size", "parse", "release", "schema", "strict_size")
+    __slots__ = ("build", "has_tail", "layout_size", "min_size", "parse", "release", "schema", "strict_size")
 
     def __init__(self, schema: Schema | None, parse: Callable[[bytes], tuple[Any, int]] | None = None,
                  strict_size: int | None = None, min_size: int | None = None, release: str | None = None,
-                 layout_size: int = 255, has_tail: bool = False) -> None:
+                 layout_size: int = 255, has_tail: bool = False,
+                 build: Builder | None = None) -> None:
         self.schema = schema
         self.parse = parse
+        self.build = build or no_node
         self.strict_size = strict_size
         self.min_size = min_size
         self.release = release
         self.layout_size = layout_size
         self.has_tail = has_tail
+
+
+def no_node(raw: bytes, offset: int, ctx: Context, blob: str, role: str) -> Node | None:
+    """The node builder of a choice that has none: always the walker's general path."""
+    return None
+
+
+def _node_lines(container: str, greedy: dict[str, str]) -> list[str]:
+    """The ending of a node builder: the plain case only (see :func:`node_builder`)."""
+    # bytes past the layout (the walker's tail rules), or a slice that is not exactly bLength
+    # long (the broken rest of a blob): the general path
+    lines = ["if pos != n or raw[0] != n: return None"]
+    if "extra" in greedy:  # a class layout's own tail caught bytes: the walker warns
+        lines.append(f"if {greedy['extra']}: return None")
+    # the Node made without a call to its __init__: every slot set here, in one place
+    lines += [
+        "node = new(Node)",
+        "node.offset = offset",
+        "node.raw = raw",
+        "node.schema = schema",
+        f"node.fields = {container}",
+        "node.extra = b''",
+        "node.children = []",
+        "node.role = role",
+        "node.error = None",
+        "node.context = ctx",
+        "node.blob = blob",
+        "node.string_id = None",
+        "return node",
+    ]
+    return lines
+
+
+def node_builder(schema: Schema) -> Builder | None:
+    """A generated ``(raw, offset, ctx, blob, role) -> Node | None`` for ``schema``: the walker's
+    hot path, parsing and making the :class:`Node` in one call.
+
+    It returns the node only in the plain case: ``raw`` is exactly ``bLength`` bytes, the fields
+    parse (generated code, the same as :func:`~dkproto.schema._fields.fast_parser`'s), they use
+    every byte and a class layout's ``extra`` tail is empty. Anything else (short or odd bytes, bytes left over, a tail
+    to warn about) returns None and the walker takes its general path, which gives the
+    reference answer (Construct's parser when the generated code refuses the bytes). None when
+    the layout has no generated parser with local variables.
+    """
+    if Node.__slots__ != _NODE_SLOTS:  # the ending below sets every slot of Node
+        return None
+    finish = Finish(("offset", "ctx", "blob", "role"), _node_lines,
+                    {"new": object.__new__, "Node": Node, "schema": schema})
+    return fast_builder(schema.struct, finish, schema.key)
+
+
+#: Node's slots as :func:`_node_lines` sets them.
+_NODE_SLOTS = ("blob", "children", "context", "error", "extra", "fields", "offset", "raw", "role", "schema",
+               "string_id")
 
 
 #: The cached choice "no schema": kept as raw bytes.
@@ -189,7 +255,7 @@ def choice_for(schema: Schema) -> Choice:
         release = next((n for n in _CLASS_BCD if n in names), None)
         found = _CHOICES[id(schema)] = Choice(
             schema, fast_parser(schema.struct), _STRICT_SIZE.get(schema.key), fixed_size(schema.struct),
-            release, _layout_size(schema), tail)
+            release, _layout_size(schema), tail, node_builder(schema))
         if release is not None:
             RELEASE_FIELDS[id(schema)] = release
     return found

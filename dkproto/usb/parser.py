@@ -76,8 +76,10 @@ def parse(
                 dev = node
             if not lazy:
                 roots.append(node)
-        walkers.append(Walker(errors, "BOS", w.device_class, w.bcd_usb, warnings))
-        bos_roots = walkers[-1].walk(bytes(bos)) if bos else []
+        bos_roots: list[Node] = []
+        if bos:
+            walkers.append(Walker(errors, "BOS", w.device_class, w.bcd_usb, warnings))
+            bos_roots = walkers[-1].walk(bytes(bos))
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -114,11 +116,12 @@ def parse(
 
         errors.sort(key=by_place)
         warnings.sort(key=by_place)
-    for kind, found, dropped in (("errors", errors, sum(x.dropped_errors for x in walkers)),
-                                 ("warnings", warnings, sum(x.dropped_warnings for x in walkers))):
-        if dropped:
-            found.append(DecodeError(f"{dropped:,} more {kind} not listed (the first {MAX_COMPLAINTS:,} are)",
-                                     descriptor=source or None, rule="complaint limit"))
+    if len(errors) >= MAX_COMPLAINTS or len(warnings) >= MAX_COMPLAINTS:  # else none was dropped
+        for kind, found, dropped in (("errors", errors, sum(x.dropped_errors for x in walkers)),
+                                     ("warnings", warnings, sum(x.dropped_warnings for x in walkers))):
+            if dropped:
+                found.append(DecodeError(f"{dropped:,} more {kind} not listed (the first {MAX_COMPLAINTS:,} are)",
+                                         descriptor=source or None, rule="complaint limit"))
     return ds
 
 

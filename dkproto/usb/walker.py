@@ -17,7 +17,9 @@ cached per place, see :mod:`dkproto.usb.choice`), and hangs it where it belongs:
 Inside a configuration, each descriptor type has one handler (:data:`_HANDLERS`, a table by
 ``bDescriptorType``): it says where the descriptor stands (the place whose context decodes it),
 decodes it, hangs it and runs the checks of its role. A top-level type (device, configuration,
-other-speed configuration, BOS) ends the configuration.
+other-speed configuration, BOS) ends the configuration. Decoding is one call in the usual case:
+the cached choice's node builder (:func:`dkproto.usb.choice.node_builder`) parses the fields and
+makes the node; whatever it does not take goes to the general path (:meth:`Walker.decode_general`).
 
 Document order is kept: a pre-order walk of the tree visits the nodes in byte order, so
 :meth:`~dkproto.usb.model.DescriptorSet.to_bytes` is the concatenation of every node rebuilt
@@ -53,8 +55,6 @@ __all__ = ["Walker", "walk"]
 #: Roles of top-level descriptors other than configurations and the BOS.
 _TOP_ROLES = {0x01: "device", 0x03: "string"}
 
-_new_node = object.__new__
-
 
 class Walker:
     """State of one walk over one blob (see :func:`walk`).
@@ -77,7 +77,8 @@ class Walker:
         self.blob = blob
         self.device_class = device_class
         self.bcd_usb = bcd_usb
-        self.frames: Iterator[tuple[int, bytes]] = iter(())
+        self.data = b""
+        self.end = self.pos = 0
         self.pending: tuple[int, bytes] | None = None
         #: complaints past MAX_COMPLAINTS, counted instead of kept
         self.dropped_errors = 0
@@ -115,31 +116,34 @@ class Walker:
         self.warnings.append(err)
 
     # framing ------------------------------------------------------------------------
-    def frame(self, data: bytes) -> Iterator[tuple[int, bytes]]:
-        """Frames ``(offset, raw)`` by ``bLength``, made as the walk asks for them (never all at once)."""
+    # Frames ``(offset, raw)`` are cut by ``bLength`` as the walk asks for them (never all at
+    # once): ``pos`` is where the next one starts; the configuration loop cuts its own inline.
+    def start(self, data: bytes) -> None:
+        """Frame ``data`` from its start."""
+        self.data = data
+        self.end = len(data)
+        self.pos = 0
         self.broken = -1
-        pos = 0
-        end = len(data)
-        while pos < end:
-            length = data[pos]
-            if length < 2:
-                kind = "bDescriptorType" if pos + 1 >= end else descriptor_type_name(data[pos + 1])
-                self.broken = pos
-                self.complain(pos, f"{kind} descriptor" if pos + 1 < end else "descriptor", "bLength",
-                              f"bLength {length} < 2: a descriptor cannot be shorter than its header; "
-                              f"the {end - pos} remaining bytes are kept undecoded")
-                yield pos, data[pos:]
-                return
-            if pos + length > end:
-                kind = f"{descriptor_type_name(data[pos + 1])} descriptor" if pos + 1 < end else "descriptor"
-                self.broken = pos
-                self.complain(pos, kind, "bLength",
-                              f"bLength {length} runs past the end of the data ({end - pos} bytes left); "
-                              "kept undecoded")
-                yield pos, data[pos:]
-                return
-            yield pos, data[pos:pos + length]
-            pos += length
+        self.pending = None
+
+    def broken_frame(self, pos: int) -> tuple[int, bytes]:
+        """The frame at ``pos`` when its ``bLength`` is below 2 or runs past the end: the rest of the
+        data, kept undecoded (a complaint says why); framing ends there."""
+        data, end = self.data, self.end
+        length = data[pos]
+        self.broken = pos
+        self.pos = end
+        if length < 2:
+            kind = "bDescriptorType" if pos + 1 >= end else descriptor_type_name(data[pos + 1])
+            self.complain(pos, f"{kind} descriptor" if pos + 1 < end else "descriptor", "bLength",
+                          f"bLength {length} < 2: a descriptor cannot be shorter than its header; "
+                          f"the {end - pos} remaining bytes are kept undecoded")
+        else:
+            kind = f"{descriptor_type_name(data[pos + 1])} descriptor" if pos + 1 < end else "descriptor"
+            self.complain(pos, kind, "bLength",
+                          f"bLength {length} runs past the end of the data ({end - pos} bytes left); "
+                          "kept undecoded")
+        return pos, data[pos:]
 
     def next_frame(self) -> tuple[int, bytes] | None:
         """The frame pushed back by the last configuration or BOS, else the next one, else None."""
@@ -147,19 +151,41 @@ class Walker:
         if frame is not None:
             self.pending = None
             return frame
-        return next(self.frames, None)
+        pos = self.pos
+        if pos >= self.end:
+            return None
+        length = self.data[pos]
+        if length < 2 or pos + length > self.end:
+            return self.broken_frame(pos)
+        self.pos = pos + length
+        return pos, self.data[pos:pos + length]
 
     # decoding -----------------------------------------------------------------------
     def decode(self, offset: int, raw: bytes, at: Place, role: str) -> Node:
         """Decode one framed descriptor at place ``at`` (the schema choice cached per place).
 
-        The hot path of a walk: a cached choice, the fast parser, one :class:`Node` made without
-        a call to its ``__init__``; anything unusual goes to :meth:`decode_first`.
+        The hot path of a walk: the cached choice's node builder parses the fields and makes the
+        :class:`Node` in one call (the handlers inline this); anything else (no cached choice,
+        the broken rest of a blob, bytes the builder does not take as they are) goes to
+        :meth:`decode_first` or :meth:`decode_general`.
         """
         try:
             choice = at.choices[raw[:SELECTOR_PREFIX]]
         except KeyError:
             return self.decode_first(offset, raw, at, role)
+        node = choice.build(raw, offset, at.ctx, self.blob, role)
+        if node is None:
+            return self.decode_general(offset, raw, at, role, choice)
+        return node
+
+    def decode_general(self, offset: int, raw: bytes, at: Place, role: str, choice: Choice | None = None) -> Node:
+        """A descriptor whose node builder did not take it (no schema, the broken rest of a blob,
+        bytes past the layout, a tail, bytes the schema refuses), or whose choice is not cached
+        (``choice`` None)."""
+        if choice is None:
+            choice = at.choices.get(raw[:SELECTOR_PREFIX])
+            if choice is None:
+                return self.decode_first(offset, raw, at, role)
         if offset == self.broken:
             return self.decode_first(offset, raw, at, role)
         schema = choice.schema
@@ -169,18 +195,7 @@ class Walker:
             fields, used = choice.parse(raw)  # type: ignore[misc]  # a Choice with a schema has a parser
         except Exception as exc:  # noqa: BLE001 - construct errors of every kind: the slice is too short/odd
             return self.undecodable(offset, raw, at, role, schema, exc)
-        node: Node = _new_node(Node)
-        node.offset = offset
-        node.raw = raw
-        node.schema = schema
-        node.fields = fields
-        node.extra = b""
-        node.children = []
-        node.role = role
-        node.error = None
-        node.context = at.ctx
-        node.blob = self.blob
-        node.string_id = None
+        node = Node(offset, raw, schema, fields, b"", None, role, None, at.ctx, self.blob)
         if used < len(raw):
             self.tail(node, choice, used)
         elif choice.has_tail and fields["extra"]:
@@ -211,6 +226,9 @@ class Walker:
             return node
         if cacheable:
             at.choices[raw[:SELECTOR_PREFIX]] = choice
+        built = choice.build(raw, offset, at.ctx, self.blob, role)
+        if built is not None:  # the plain case, as in decode (uncached types come here every time)
+            return built
         try:
             fields, used = choice.parse(raw)  # type: ignore[misc]  # a Choice with a schema has a parser
         except Exception as exc:  # noqa: BLE001 - construct errors of every kind: the slice is too short/odd
@@ -275,8 +293,7 @@ class Walker:
         bytes, so a walk that drops each root after use holds one configuration at a time.
         """
         fresh_places()
-        self.frames = self.frame(data)
-        self.pending = None
+        self.start(data)
         top = place("device", None, None, None, None, None, None, None, self.device_class, self.bcd_usb, None)
         while True:
             frame = self.next_frame()
@@ -342,13 +359,21 @@ class Walker:
         walk = _ConfigurationWalk(self, config)
         cap = config.offset + MAX_CONFIGURATION
         handlers = _HANDLERS
-        last: tuple[int, bytes] | None = None
-        # nothing is pushed back here (the walk just took this configuration's frame): the
-        # frames are read straight from the framing generator
-        for frame in self.frames:
-            offset, raw = frame
-            # a broken tail may be 1 byte long: no type to read (-1 reads the table's last entry)
-            dtype = raw[1] if offset != self.broken or len(raw) > 1 else -1
+        last_end = -1  # where the last descriptor placed ends (-1: none)
+        # nothing is pending here (the walk just took this configuration's frame): the frames
+        # are cut right here, the rare broken one by broken_frame
+        data, end, pos = self.data, self.end, self.pos
+        while pos < end:
+            stop = pos + data[pos]
+            if stop < pos + 2 or stop > end:
+                offset, raw = self.broken_frame(pos)
+                stop = end
+                # a broken tail may be 1 byte long: no type to read (-1 reads the table's last entry)
+                dtype = raw[1] if len(raw) > 1 else -1
+            else:
+                offset = pos
+                raw = data[pos:stop]
+                dtype = raw[1]
             handler = handlers[dtype]
             if handler is None or offset >= cap:
                 if handler is not None:
@@ -356,11 +381,13 @@ class Walker:
                                   f"descriptors from offset {offset} on lie {MAX_CONFIGURATION} or more "
                                   f"bytes after the configuration at offset {config.offset} (wTotalLength is "
                                   "16 bits, a configuration cannot be longer); placed at top level")
-                self.pending = frame
+                self.pending = (offset, raw)
+                pos = stop
                 break
             handler(walk, offset, raw, dtype)
-            last = frame
-        walk.finish(last)
+            last_end = pos = stop
+        self.pos = pos
+        walk.finish(last_end)
 
     # checks -------------------------------------------------------------------------
     def check_configuration_value(self, config: Node) -> None:
@@ -382,13 +409,14 @@ class _ConfigurationWalk:
     against what followed it.
     """
 
-    __slots__ = ("addresses", "alternates", "bcd_usb", "cfg_place", "children", "config", "decode",
-                 "device_class", "endpoints", "ep", "ep_place", "iad", "iad_fields", "iad_first", "iad_stop",
-                 "iface", "iface_place", "interfaces", "versions", "walker")
+    __slots__ = ("addresses", "alternates", "bcd_usb", "blob", "cfg_place", "children", "config",
+                 "device_class", "endpoints", "ep", "ep_place", "general", "iad", "iad_fields", "iad_first",
+                 "iad_stop", "iface", "iface_place", "interfaces", "versions", "walker")
 
     def __init__(self, walker: Walker, config: Node) -> None:
         self.walker = walker
-        self.decode = walker.decode
+        self.blob = walker.blob
+        self.general = walker.decode_general
         self.config = config
         self.children = config.children
         self.device_class, self.bcd_usb = walker.device_class, walker.bcd_usb
@@ -421,17 +449,16 @@ class _ConfigurationWalk:
             self.versions[values[1]] = version
         self.iface_place = version_place(self.iface_place, version)
 
-    def finish(self, last: tuple[int, bytes] | None) -> None:
-        """After the last descriptor: ``wTotalLength``, interface and endpoint counts."""
+    def finish(self, last_end: int) -> None:
+        """After the last descriptor (ending at ``last_end``, -1 when there was none): ``wTotalLength``,
+        interface and endpoint counts."""
         config = self.config
         total = config.fields["wTotalLength"] if config.fields is not None else None
         end = config.offset + total if total is not None else -1
-        last_end = config.offset + len(config.raw)
-        if last is not None:
-            offset, raw = last
-            last_end = offset + len(raw)
-            if last_end > end >= 0 and config.fields is not None:
-                self.straddle(end, total)
+        if last_end < 0:
+            last_end = config.offset + len(config.raw)
+        elif last_end > end >= 0 and config.fields is not None:
+            self.straddle(end, total)
         if self.iface is not None:
             self.interfaces.append((self.iface, self.endpoints))
         if config.fields is not None:
@@ -448,9 +475,10 @@ class _ConfigurationWalk:
                                      f"at offset {end})", node)
                 return
 
-    def check_endpoint(self, node: Node, iface: Node) -> None:
-        """Endpoint 0 has no descriptor; an address appears once per alternate setting."""
-        address = node.fields["bEndpointAddress"]
+    def check_endpoint(self, node: Node, iface: Node, address: int) -> None:
+        """Endpoint 0 has no descriptor; an address appears once per alternate setting.
+
+        The handler tests both first and calls this for the complaint only."""
         where = ""
         if iface.fields is not None:
             where = f" (interface {iface.fields['bInterfaceNumber']} alt {iface.fields['bAlternateSetting']})"
@@ -461,7 +489,6 @@ class _ConfigurationWalk:
         elif address in self.addresses:
             self.walker.complain(node.offset, node.name, "bEndpointAddress",
                                  f"a second endpoint 0x{address:02x} in one alternate setting{where}", node)
-        self.addresses.add(address)
 
     def check_companion(self, node: Node, ep: Node) -> None:
         """SuperSpeed companions belong to SuperSpeed devices; bulk endpoints have no interval bytes."""
@@ -514,7 +541,13 @@ Handler = Callable[[_ConfigurationWalk, int, bytes, int], None]
 def _interface(walk: _ConfigurationWalk, offset: int, raw: bytes, dtype: int) -> None:
     """An interface (alternate setting, 0x04): under the IAD spanning its number, else the
     configuration; it opens the place its class-specific descriptors decode in."""
-    node = walk.decode(offset, raw, walk.cfg_place, "interface")
+    at = walk.cfg_place
+    try:  # Walker.decode, inlined: the cached choice's node builder, else the general path
+        node = at.choices[raw[:SELECTOR_PREFIX]].build(raw, offset, at.ctx, walk.blob, "interface")
+    except KeyError:
+        node = None
+    if node is None:
+        node = walk.general(offset, raw, at, "interface")
     if walk.iface is not None:
         walk.interfaces.append((walk.iface, walk.endpoints))
     walk.ep = None
@@ -557,7 +590,15 @@ def _endpoint(walk: _ConfigurationWalk, offset: int, raw: bytes, dtype: int) -> 
     """An endpoint (0x05): under the open interface (outside one it is an error); it opens the
     place its companions and class-specific endpoint descriptors decode in."""
     iface = walk.iface
-    node = walk.decode(offset, raw, walk.cfg_place if iface is None else walk.iface_place, "endpoint")
+    at = walk.cfg_place if iface is None else walk.iface_place
+    try:  # Walker.decode, inlined: the cached choice's node builder, else the general path
+        node = at.choices[raw[:SELECTOR_PREFIX]].build(raw, offset, at.ctx, walk.blob, "endpoint")
+    except KeyError:
+        node = None
+    if node is None:
+        node = walk.general(offset, raw, at, "endpoint")
+    f = node.fields
+    address = f["bEndpointAddress"] if f is not None else None
     if iface is None:
         walk.children.append(node)
         walk.walker.complain(offset, node.name, "placement", "endpoint descriptor outside any interface",
@@ -566,17 +607,26 @@ def _endpoint(walk: _ConfigurationWalk, offset: int, raw: bytes, dtype: int) -> 
     else:
         iface.children.append(node)
         walk.endpoints += 1
-        if node.fields is not None:
-            walk.check_endpoint(node, iface)
+        if address is not None:
+            addresses = walk.addresses
+            if address & 0x0F == 0 or address in addresses:
+                walk.check_endpoint(node, iface, address)
+            addresses.add(address)
     walk.ep = node
-    address = node.fields["bEndpointAddress"] if node.fields is not None else None
-    walk.ep_place = endpoint_place(walk.iface_place, address)
+    at = walk.iface_place
+    walk.ep_place = at.endpoints.get(address) or endpoint_place(at, address)
 
 
 def _association(walk: _ConfigurationWalk, offset: int, raw: bytes, dtype: int) -> None:
     """An interface association (0x0B): at configuration level; the interfaces that follow in its
     range hang under it, and class releases start over for its function."""
-    node = walk.decode(offset, raw, walk.cfg_place, "interface_association")
+    at = walk.cfg_place
+    try:  # Walker.decode, inlined: the cached choice's node builder, else the general path
+        node = at.choices[raw[:SELECTOR_PREFIX]].build(raw, offset, at.ctx, walk.blob, "interface_association")
+    except KeyError:
+        node = None
+    if node is None:
+        node = walk.general(offset, raw, at, "interface_association")
     if walk.iface is not None:
         walk.interfaces.append((walk.iface, walk.endpoints))
     walk.children.append(node)
@@ -596,22 +646,26 @@ def _class_interface(walk: _ConfigurationWalk, offset: int, raw: bytes, dtype: i
     open interface, else at configuration level (under an IAD it directly follows). It closes an
     open endpoint: what follows must not hang under it (document order = byte order)."""
     iface = walk.iface
+    at = walk.cfg_place if iface is None else walk.iface_place
+    try:  # Walker.decode, inlined: the cached choice's node builder, else the general path
+        node = at.choices[raw[:SELECTOR_PREFIX]].build(raw, offset, at.ctx, walk.blob, "descriptor")
+    except KeyError:
+        node = None
+    if node is None:
+        node = walk.general(offset, raw, at, "descriptor")
+    walk.ep = None
     if iface is not None:
-        node = walk.decode(offset, raw, walk.iface_place, "descriptor")
         iface.children.append(node)
-        walk.ep = None
         if node.fields is not None:
             release = RELEASE_FIELDS.get(id(node.schema))
             if release is not None and release in node.fields:
                 walk.new_release(node.fields[release])
     else:
-        node = walk.decode(offset, raw, walk.cfg_place, "descriptor")
         iad = walk.iad
         if iad is not None and walk.children[-1] is iad:
             iad.children.append(node)  # between an IAD and its first interface
         else:
             walk.children.append(node)
-        walk.ep = None
 
 
 def _other(walk: _ConfigurationWalk, offset: int, raw: bytes, dtype: int) -> None:
@@ -619,7 +673,14 @@ def _other(walk: _ConfigurationWalk, offset: int, raw: bytes, dtype: int) -> Non
     under the open endpoint, else placed as :func:`_class_interface`."""
     ep = walk.ep
     if ep is not None:
-        ep.children.append(walk.decode(offset, raw, walk.ep_place, "descriptor"))
+        at = walk.ep_place
+        try:  # Walker.decode, inlined: the cached choice's node builder, else the general path
+            node = at.choices[raw[:SELECTOR_PREFIX]].build(raw, offset, at.ctx, walk.blob, "descriptor")
+        except KeyError:
+            node = None
+        if node is None:
+            node = walk.general(offset, raw, at, "descriptor")
+        ep.children.append(node)
     else:
         _class_interface(walk, offset, raw, dtype)
 
