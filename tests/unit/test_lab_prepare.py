@@ -52,7 +52,7 @@ def test_qemu_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     disk = parse_definition({"name": "d", "kind": "qemu",
                              "qemu": ["-drive", "if=none,id=s,format=raw,file={image:disk.img:2}"],
                              "modules": ["usb_storage"], "expect": ["46f4:0001"]})
-    cmd = qemu_command(image, tmp_path, [kbd, disk], udcs=3)
+    cmd = qemu_command(image, tmp_path, [kbd, disk], udcs=3, cpus=2)
     joined = " ".join(cmd)
     for part in ("-accel tcg,thread=multi", "-cpu max", "-m 1024", "-smp 2", "-nographic", "-no-reboot",
                  "-net none", "-device qemu-xhci,id=xhci", "-device usb-kbd,bus=xhci.0",
@@ -62,6 +62,35 @@ def test_qemu_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert "dklab.udcs=3" in append and "usb_storage" in append and "usbhid" in append
     assert (tmp_path / "disk.img").stat().st_size == 2 * 1024 * 1024
     assert f"file={tmp_path}/disk.img" in joined
+
+
+def test_vcpus_follow_the_free_host_cores_or_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dkproto.lab import vm
+
+    monkeypatch.delenv("DKPROTO_LAB_CPUS", raising=False)
+    monkeypatch.setattr(vm.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(vm, "_busy_cores", lambda interval: 0.2)
+    assert vm.guest_cpus() == 2  # a quiet 2-core host: a vCPU for the device side too
+    monkeypatch.setattr(vm, "_busy_cores", lambda interval: 1.0)
+    assert vm.guest_cpus() == 1  # one core kept busy: two vCPU threads would share the other
+    monkeypatch.setenv("DKPROTO_LAB_CPUS", "2")
+    assert vm.guest_cpus() == 2
+    monkeypatch.setenv("DKPROTO_LAB_CPUS", "many")
+    assert vm.guest_cpus() == 1  # ignored (with a warning): back to the measured choice
+    monkeypatch.setattr("dkproto.lab.vm.find_tool", lambda name: "/usr/bin/" + name)
+    image = LabImage(kernel_version="6.1.0-56-amd64", vmlinuz=Path("/k"), initrd=Path("/i"), modules=())
+    monkeypatch.setenv("DKPROTO_LAB_CPUS", "1")
+    cmd = qemu_command(image, Path("/tmp"), [])
+    assert cmd[cmd.index("-smp") + 1] == "1"
+
+
+def test_busy_cores_reads_the_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from dkproto.lab.vm import _busy_cores
+
+    busy = _busy_cores(0.05)
+    assert 0.0 <= busy <= (os.cpu_count() or 1) + 0.01
 
 
 def test_cli_missing_qemu_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
