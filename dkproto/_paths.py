@@ -90,3 +90,28 @@ def read_file(path: str | os.PathLike[str], *, max_bytes: int) -> bytes:
     if len(data) > max_bytes:
         raise BadArgumentError(f"{name}: more than the {max_bytes:,} bytes accepted (it grew while read)")
     return data
+
+
+def package_data(name: str) -> bytes:
+    """The bytes of ``dkproto/data/NAME`` (package data).
+
+    Read straight from the package's folder when it is one (every ordinary install), which keeps
+    :mod:`importlib.resources` (``tempfile``, ``shutil``, ``zipfile``...) off the start-up path
+    of ``dkproto dump``; any other loader (a zip archive...) goes through
+    ``importlib.resources``, which knows them all.
+
+    Raises:
+        OSError: the file cannot be read (as ``importlib.resources`` raises it).
+    """
+    import dkproto.data
+
+    spec = dkproto.data.__spec__
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    for folder in folders:
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            with open(path, "rb") as fh:
+                return fh.read()
+    from importlib import resources
+
+    return resources.files("dkproto.data").joinpath(name).read_bytes()

@@ -9,14 +9,17 @@ from __future__ import annotations
 import json
 import os
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from dkproto.capture import capture_info, export_pcapng, import_pcapng
-from dkproto.capture.importer import CaptureInfo
 from dkproto.errors import BadArgumentError, DkError, NotPermittedError
-from dkproto.session import dumps_session
+
+if TYPE_CHECKING:
+    from dkproto.capture.importer import CaptureInfo
+
+# dkproto.capture and dkproto.session are imported when a command runs, not when
+# ``dkproto --help`` lists the group.
 
 __all__ = ["capture_group"]
 
@@ -36,6 +39,8 @@ def export_cmd(session: str, out: str, nanoseconds: bool) -> None:
     Each call that moves bytes becomes a Submit and a Complete record, as the kernel's usbmon
     would have shown it (docs/capture.md has the mapping).
     """
+    from dkproto.capture import export_pcapng
+
     summary = export_pcapng(session, out, nanoseconds=nanoseconds)
     click.echo(f"{out}: {summary.packets} usbmon records from {summary.events} events")
     for why, n in sorted(summary.skipped.items()):
@@ -66,6 +71,9 @@ def import_cmd(capture: str, out: str, devices: tuple[str, ...], urls: tuple[str
     Submits are paired with their Completes; each device (bus, address) gets its own control,
     read, write (or submit/complete when its transfers overlapped) events.
     """
+    from dkproto.capture import import_pcapng
+    from dkproto.session import dumps_session
+
     session = import_pcapng(capture, devices=devices or None, urls=_pairs(urls, "url"),
                             argv=["dkproto", "capture", "import", capture, out])
     text = dumps_session(session)
@@ -109,6 +117,8 @@ def info_cmd(capture: str, as_json: bool) -> None:
     """Summarize a pcapng capture: link types, time span, and per usbmon device its transfers."""
     if os.path.isdir(capture):
         raise BadArgumentError(f"{capture}: is a directory, not a pcapng file")
+    from dkproto.capture import capture_info
+
     info = capture_info(capture)
     if as_json:
         click.echo(json.dumps(_as_json(info), indent=2))

@@ -14,18 +14,38 @@ from __future__ import annotations
 
 import re
 import sys
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from dkproto.errors import BadArgumentError, DkError, NoDeviceError, UnsupportedError
 from dkproto.transport.url import is_url, parse_device_id
-from dkproto.usb.model import DescriptorSet
-from dkproto.usb.read import iter_live
-from dkproto.usb.render import iter_render
-from dkproto.usb.sources import load, load_embedded_example
+
+if TYPE_CHECKING:
+    from dkproto.usb.model import DescriptorSet
+    from dkproto.usb.read import iter_live
+
+# Start-up: a dump of a FILE needs the loader and the renderer only, imported when the command
+# runs; the live reader (transports, the device side) only when the bus is read. ``iter_live``
+# stays a module attribute (module ``__getattr__`` below), so it can be patched here.
 
 __all__ = ["dump_cmd", "iter_live", "parse_device_selector", "parse_slot_selector", "read_url"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "iter_live":
+        from dkproto.usb.read import iter_live
+
+        globals()["iter_live"] = iter_live
+        return iter_live
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _live_reader() -> Callable[..., Iterator[DescriptorSet]]:
+    """``iter_live``: the module attribute when one is set (a test's stand-in), else the reader's."""
+    found = globals().get("iter_live")
+    return found if found is not None else __getattr__("iter_live")  # type: ignore[no-any-return]
 
 
 def parse_device_selector(text: str) -> tuple[int, int | None]:
@@ -80,6 +100,8 @@ def read_url(url: str) -> DescriptorSet:
 
 def _emit(ds: DescriptorSet, fmt: str, end: str = "") -> None:
     """Write the rendering piece by piece (a lazy set is walked as it is written), then ``end``."""
+    from dkproto.usb.render import iter_render
+
     last = ""
     for piece in iter_render(ds, fmt):
         if last:
@@ -111,7 +133,7 @@ def _from_bus(device: str | None, slot: str | None) -> list[DescriptorSet]:
     if slot:
         bus, addr = parse_slot_selector(slot)
     try:
-        sets = list(iter_live(vid, pid, bus, addr))
+        sets = list(_live_reader()(vid, pid, bus, addr))
     except DkError as exc:
         if device or slot:
             raise
@@ -122,6 +144,8 @@ def _from_bus(device: str | None, slot: str | None) -> list[DescriptorSet]:
             raise _no_match_error(device, slot)
         click.echo("dkproto: no USB device attached; showing the embedded example "
                    "(real captures: dkproto dump descriptors/<name>)", err=True)
+        from dkproto.usb.sources import load_embedded_example
+
         sets = [load_embedded_example()]
     return sets
 
@@ -149,6 +173,8 @@ def dump_cmd(ctx: click.Context, target: str | None, device: str | None, slot: s
     elif is_url(target):
         sets = [read_url(target.strip())]
     else:
+        from dkproto.usb.sources import load
+
         sets = [load(target, lazy=True)]  # one configuration in memory at a time
     for i, ds in enumerate(sets):
         if i and fmt != "json":

@@ -8,7 +8,8 @@ import json
 
 import click
 
-from dkproto.usb.enumerate import list_devices, render_list, render_tree
+# The bus reader (libusb through pyusb) is imported when the command runs, not when
+# ``dkproto --help`` lists it.
 
 __all__ = ["list_cmd"]
 
@@ -19,6 +20,8 @@ __all__ = ["list_cmd"]
 @click.option("--json", "as_json", is_flag=True, help="JSON: one object per device.")
 def list_cmd(tree: bool, device: str | None, as_json: bool) -> None:
     """List the USB devices on the bus."""
+    from dkproto.usb.enumerate import list_devices, render_list, render_tree
+
     vid = pid = None
     if device:
         from dkproto.cli.dump import parse_device_selector

@@ -11,14 +11,18 @@ does not match.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from dkproto.errors import BadArgumentError
-from dkproto.iokit.matching import MatchReport, USBDeviceInfo, load_devices, match
-from dkproto.iokit.personality import load_bundle
 from dkproto.transport.url import is_url
+
+if TYPE_CHECKING:
+    from dkproto.iokit.matching import MatchReport, USBDeviceInfo
+
+# The DriverKit mirror (dkproto.iokit) is imported when the command runs, not when
+# ``dkproto --help`` lists it.
 
 
 def _live_device(url: str) -> USBDeviceInfo:
@@ -96,6 +100,9 @@ def match_cmd(ctx: click.Context, info_plist: str, sources: tuple[str, ...], url
     or not."""
     if not sources and not urls:
         raise BadArgumentError("dkproto match: give descriptor files or device URLs")
+    from dkproto.iokit.matching import load_devices, match
+    from dkproto.iokit.personality import load_bundle
+
     bundle = load_bundle(info_plist, entitlements)
     devices: list[USBDeviceInfo] = []
     for source in sources:

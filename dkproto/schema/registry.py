@@ -40,10 +40,12 @@ import importlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from importlib import metadata
 from typing import Any
 
 from construct import Construct
+
+# importlib.metadata.entry_points, without importing importlib.metadata when no package declares the group
+from dkproto import _entry_points as metadata
 
 __all__ = [
     "BUILTIN_MODULES",

@@ -23,11 +23,15 @@ import functools
 import importlib
 import os
 from collections.abc import Callable
-from importlib import metadata
+from typing import TYPE_CHECKING
 
+from dkproto._entry_points import entry_points
 from dkproto.errors import URLError
 from dkproto.transport.base import Transport, TransportWrapper
-from dkproto.transport.url import split_scheme
+from dkproto.transport.url import is_url, split_scheme
+
+if TYPE_CHECKING:
+    from importlib import metadata
 
 __all__ = ["ENTRY_POINT_GROUP", "GRAMMAR", "OPEN_HOOKS", "OpenHook", "open_transport", "register_scheme",
            "resolve_scheme", "schemes"]
@@ -76,9 +80,10 @@ def register_scheme(scheme: str, cls: type[Transport]) -> None:
 
 @functools.cache
 def _scan_entry_points() -> dict[str, metadata.EntryPoint]:
-    # Once per process: a scan reads every installed distribution's metadata (~0.25 s under the
-    # lab's emulated CPU, and list/match open a transport per device).
-    eps = metadata.entry_points(group=ENTRY_POINT_GROUP)  # the selectable API (Python >= 3.10)
+    # Once per process, and only when a scheme is neither registered nor built in (or the list
+    # of schemes is asked for): a scan reads every installed distribution's metadata (~0.25 s
+    # under the lab's emulated CPU, and list/match open a transport per device).
+    eps = entry_points(ENTRY_POINT_GROUP)
     return {ep.name.lower(): ep for ep in eps}
 
 
@@ -107,19 +112,25 @@ def resolve_scheme(scheme: str) -> type[Transport] | None:
     return None
 
 
+def _grammar() -> str:
+    return GRAMMAR.format(schemes=", ".join(schemes()))
+
+
 def open_transport(url: str, *, open: bool = False) -> Transport:
     """Build the transport for ``url`` (closed unless ``open=True``; use it as a context manager).
 
     Raises:
         URLError: unknown scheme or a URL that does not follow its scheme's grammar (quoted).
     """
-    grammar = GRAMMAR.format(schemes=", ".join(schemes()))
-    scheme, _ = split_scheme(url, grammar)
+    # The grammar lists every scheme (entry points included): built only for an error message.
+    if not isinstance(url, str) or not is_url(url):
+        split_scheme(url, _grammar())  # raises the URLError that quotes it
+    scheme, _ = split_scheme(url)
     cls = resolve_scheme(scheme)
     if cls is None and "+" in scheme:
         cls = resolve_scheme(scheme.split("+", 1)[0])
     if cls is None:
-        raise URLError(f"bad transport URL {url!r}: unknown scheme {scheme!r}; expected {grammar}")
+        raise URLError(f"bad transport URL {url!r}: unknown scheme {scheme!r}; expected {_grammar()}")
     build: Callable[[], Transport] = functools.partial(cls.from_url, url)
     if not issubclass(cls, TransportWrapper):
         for hook in _open_hooks():

@@ -8,13 +8,22 @@ The stable entry points::
     ds.to_bytes()                               # rebuilt from the decoded fields
 
 See ``docs/descriptors.md``.
+
+The names below are imported on first use (module ``__getattr__``), so a caller that needs one
+submodule (``dkproto dump`` imports the renderer and the loader) pays for that one only.
 """
 
-from dkproto.usb.model import DescriptorSet, Node
-from dkproto.usb.parser import parse
-from dkproto.usb.render import render_as, render_hex, render_json, render_text, to_json
-from dkproto.usb.sources import from_bytes, from_hex, from_json, load, load_embedded_example, load_folder
-from dkproto.usb.walker import walk
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dkproto.usb.model import DescriptorSet, Node
+    from dkproto.usb.parser import parse
+    from dkproto.usb.render import render_as, render_hex, render_json, render_text, to_json
+    from dkproto.usb.sources import from_bytes, from_hex, from_json, load, load_embedded_example, load_folder
+    from dkproto.usb.walker import walk
 
 __all__ = [
     "DescriptorSet",
@@ -33,3 +42,32 @@ __all__ = [
     "to_json",
     "walk",
 ]
+
+#: public name -> the submodule that defines it.
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(("DescriptorSet", "Node"), "model"),
+    "parse": "parser",
+    **dict.fromkeys(("render_as", "render_hex", "render_json", "render_text", "to_json"), "render"),
+    **dict.fromkeys(("from_bytes", "from_hex", "from_json", "load", "load_embedded_example", "load_folder"),
+                    "sources"),
+    "walk": "walker",
+}
+
+#: Submodules an eager ``__init__`` used to load: still reachable as attributes
+#: (``dkproto.usb.render.X`` after ``import dkproto.usb``).
+_SUBMODULES = frozenset({"bounds", "choice", "model", "parser", "render", "sources", "walker"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"dkproto.usb.{name}")  # the import binds it here too
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dkproto.usb' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"dkproto.usb.{module}"), name)
+    globals()[name] = value  # once: later look-ups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

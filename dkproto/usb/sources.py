@@ -28,7 +28,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +138,8 @@ def load_folder(folder: str | os.PathLike[str]) -> dict[str, DescriptorSet]:
 
 def load_embedded_example() -> DescriptorSet:
     """The small real capture shipped as package data (shown when no device is attached)."""
+    from importlib import resources  # here: importlib.resources is slow to import (start-up)
+
     data = resources.files("dkproto.data").joinpath(EMBEDDED_EXAMPLE).read_bytes()
     ds = from_bytes(data, source=f"embedded:{EMBEDDED_EXAMPLE}")
     ds.meta["embedded_example"] = True
