@@ -486,7 +486,14 @@ class USBTransport(Transport):
         """
         if not self._is_open:
             self._require_open("submit")
-        transfer = _make_transfer(endpoint, data_or_length, callback, timeout, user_data)
+        # the common cases build the Transfer directly (a resubmission from a callback runs this
+        # once per completion); anything else takes _make_transfer's checks and messages
+        if endpoint & 0x80 and type(data_or_length) is int and data_or_length >= 0:
+            transfer = Transfer(endpoint, data_or_length, b"", timeout, callback, user_data)
+        elif not endpoint & 0x80 and type(data_or_length) is bytes:
+            transfer = Transfer(endpoint, len(data_or_length), data_or_length, timeout, callback, user_data)
+        else:
+            transfer = _make_transfer(endpoint, data_or_length, callback, timeout, user_data)
         ep_type = self._ep_types.get(endpoint)
         if ep_type is None:
             ep_type = self._endpoint_info(endpoint)

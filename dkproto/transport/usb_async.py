@@ -47,8 +47,8 @@ def _shutdown_engines() -> None:
 
 
 # a pooled libusb transfer: (pointer, struct, address, buffer, capacity, memoryview of the
-# buffer, cancel function)
-_PoolEntry = tuple[Any, Any, int, Any, int, memoryview, Callable[[], None]]
+# buffer, cancel function, the endpoint's free list it goes back to)
+_PoolEntry = tuple[Any, Any, int, Any, int, memoryview, Callable[[], None], list[Any]]
 _SUCCESS = IOReturn.kIOReturnSuccess
 _monotonic_ns = time.monotonic_ns
 
@@ -102,6 +102,8 @@ class LibusbAsync:
     def _take(self, endpoint: int, ep_type: int, length: int) -> _PoolEntry:
         """A pooled entry for ``endpoint`` with room for ``length`` bytes, or a new one."""
         free = self._pool.get(endpoint)
+        if free is None:
+            free = self._pool.setdefault(endpoint, [])
         while free:
             try:
                 entry = free.pop()
@@ -124,10 +126,11 @@ class LibusbAsync:
         t.buffer = ctypes.cast(buf, ctypes.c_void_p)
         t.num_iso_packets = 0
         key = ctypes.addressof(t)
-        # the buffer as a memoryview (copies in and out without a ctypes call) and the
-        # cancel function for Transfer.cancel(), both made once per pooled struct
+        # made once per pooled struct: the buffer as a memoryview (copies in and out without a
+        # ctypes call), the cancel function for Transfer.cancel(), and the free list the entry
+        # returns to on completion (no dictionary lookup per completion)
         view = memoryview(buf).cast("B")
-        return ptr, t, key, buf, cap, view, functools.partial(self._cancel, key)
+        return ptr, t, key, buf, cap, view, functools.partial(self._cancel, key), free
 
     def submit(self, transfer: Transfer, ep_type: int) -> None:
         length = transfer.length
@@ -143,42 +146,45 @@ class LibusbAsync:
             if entry is not None:
                 self.lib.libusb_free_transfer(entry[0])
             entry = self._take(endpoint, ep_type, length)
-        ptr, t, key, _buf, _cap, view, cancel = entry
+        t = entry[1]
         if length and not endpoint & 0x80:
-            view[:length] = transfer.data
+            entry[5][:length] = transfer.data
         t.timeout = transfer.timeout
         t.length = length
-        transfer._cancel = cancel
+        transfer._cancel = entry[6]
+        key = entry[2]
         self._inflight[key] = (transfer, entry)
-        rc = self._submit_transfer(ptr)
+        rc = self._submit_transfer(entry[0])
         if self._idle:  # the event thread sleeps: wake it (see _events)
             with self._wake:
                 self._wake.notify()
         if rc < 0:
             self._inflight.pop(key, None)
-            self.lib.libusb_free_transfer(ptr)
+            self.lib.libusb_free_transfer(entry[0])
             raise usb_error(rc, f"submitting a transfer on endpoint 0x{transfer.endpoint:02x}",
                             idVendor=self.transport.idVendor, idProduct=self.transport.idProduct)
 
     def _on_complete(self, key: int) -> None:
+        """libusb's completion callback (on the event thread, inside ``libusb_handle_events``).
+
+        This runs once per completion and is most of the Python work per transfer
+        (docs/performance.md, Transports): a success takes the short path below, with
+        ``Transfer.complete()`` inlined; anything else goes through the error mapper.
+        """
         item = self._inflight.pop(key, None)
         if item is None:
             return
         transfer, entry = item
         t = entry[1]
-        status, actual = t.status, t.actual_length
+        status = t.status
+        actual = t.actual_length
         endpoint = transfer.endpoint
         data = entry[5][:actual].tobytes() if endpoint & 0x80 else b""
         if self._stop:
             self.lib.libusb_free_transfer(entry[0])
         else:
-            pool = self._pool.get(endpoint)
-            if pool is None:
-                pool = self._pool[endpoint] = []
-            pool.append(entry)
+            entry[7].append(entry)  # back to the endpoint's free list (the data is copied)
         if status == 0:
-            # Transfer.complete() for a success, inlined: this runs once per completion and is
-            # most of the Python work per transfer (docs/performance.md, Transports)
             if transfer._finished:
                 return
             transfer.status = _SUCCESS
