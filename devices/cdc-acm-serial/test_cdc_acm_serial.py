@@ -17,13 +17,30 @@ the replay keeps order per endpoint only (``strict="endpoints"``).
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+HERE = Path(__file__).resolve().parent
+
 pytestmark = [pytest.mark.dk_device("1209:0003", strict="endpoints"), pytest.mark.dk_recordings("recordings")]
+
+
+def _load_app() -> Any:
+    """This example's own ``app.py`` (other examples have modules of the same name)."""
+    spec = importlib.util.spec_from_file_location("cdc_acm_serial_app", HERE / "app.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+app = _load_app()
 
 
 class DeviceEnd:
@@ -84,11 +101,19 @@ def test_set_line_reaches_the_device(dk_driver: Any) -> None:
 
 
 def test_the_app_writes_a_line(dk_driver: Any, device_end: DeviceEnd | None) -> None:
-    with dk_driver.driver.open_port() as port:  # what app.py does
+    service = app.find_serial_service()  # IOServiceGetMatchingServices(IOServiceMatching("IOUserSerial"))
+    assert service is dk_driver.driver
+    with service.open_port() as port:  # what app.py does
         port.set_line(115200, 8, 1)
         assert port.write(b"hello from the app\r\n") == 20
         if device_end is not None:
             assert device_end.tty.read(20) == b"hello from the app\r\n"
+        # the driver's AsyncIO on bulk OUT completed (before the port closes): the TX ring is drained
+        driver = dk_driver.driver
+        deadline = time.monotonic() + 10
+        while (driver.writing or driver.spi.txCI != 20) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not driver.writing and driver.spi.txCI == driver.spi.txPI == 20
 
 
 def test_the_device_writes_back(dk_mode: str | None, dk_driver: Any, device_end: DeviceEnd | None) -> None:

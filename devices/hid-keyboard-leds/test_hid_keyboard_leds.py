@@ -90,13 +90,23 @@ def test_the_driver_matches_the_keyboard(dk_driver: Any) -> None:
     assert dk_driver.running
 
 
-def test_set_leds_sends_the_output_report(dk_user_client: Any, keyboard: Keyboard | None) -> None:
-    app.set_leds(dk_user_client, 0b010)  # Caps Lock
+def test_the_app_finds_the_driver_by_matching(dk_driver: Any) -> None:
+    from dkproto.iokit import io_service_close
+
+    conn = app.open_driver()  # IOServiceGetMatchingServices + IOIteratorNext + IOServiceOpen
+    try:
+        assert conn.user_client is not None and conn.user_client.driver is dk_driver.driver
+    finally:
+        io_service_close(conn)
+
+
+def test_set_leds_sends_one_output_report_per_changed_led(dk_user_client: Any, keyboard: Keyboard | None) -> None:
+    app.set_leds(dk_user_client, 0b010)  # Caps Lock: SetLED(CapsLock, true)
     if keyboard is not None:
         assert keyboard.leds() == b"\x02"
-    app.set_leds(dk_user_client, 0b101)  # Num Lock + Scroll Lock
+    app.set_leds(dk_user_client, 0b101)  # SetLED(NumLock, true), (CapsLock, false), (ScrollLock, true)
     if keyboard is not None:
-        assert keyboard.leds() == b"\x05"
+        assert [keyboard.leds(), keyboard.leds(), keyboard.leds()] == [b"\x03", b"\x01", b"\x05"]
 
 
 def test_a_bad_led_mask_is_refused(dk_user_client: Any) -> None:
@@ -112,11 +122,12 @@ def test_a_bad_led_mask_is_refused(dk_user_client: Any) -> None:
 @pytest.mark.dk_hid("1209:0002", strict="exact")
 def test_key_events_reach_the_app(dk_mode: str | None, dk_driver: Any, dk_user_client: Any,
                                   keyboard: Keyboard | None) -> None:
-    from dkproto.iokit import io_notification_port_create
+    from dkproto.iokit import IODispatchQueue, io_notification_port_destroy
 
     if keyboard is None and dk_mode != "replay":
         pytest.skip("pressing keys needs the keyboard's device side: run in the lab or from a recording")
-    port = io_notification_port_create()
+    queue = IODispatchQueue("test app")
+    port = app.notification_port(queue)  # the port delivers on the app's queue
     try:
         box: dict[str, Any] = {}
         waiter = threading.Thread(target=lambda: box.update(v=app.wait_key(dk_user_client, port, 10)))
@@ -135,4 +146,5 @@ def test_key_events_reach_the_app(dk_mode: str | None, dk_driver: Any, dk_user_c
             time.sleep(0.05)
         assert {(7, 0xE1, 1), (7, 0x0B, 1), (7, 0x0B, 0), (7, 0xE1, 0)} <= set(keys)
     finally:
-        port.destroy()
+        io_notification_port_destroy(port)
+        queue.cancel()

@@ -1,12 +1,12 @@
 """Example app for the vendor bulk driver (``dkproto run devices/vendor-bulk/driver.py --app ...``).
 
-``main(service)`` runs in-process; run as a script (``--process``), it reaches the driver over
-the Unix socket named by DKPROTO_UC_ADDRESS/DKPROTO_UC_KEY, like a separate app would.
+As a real app, it finds the driver by matching (``client.open_driver``: IOServiceGetMatchingServices,
+IOIteratorNext, IOServiceOpen); the service ``dkproto run`` hands to ``main`` is not used. Run as a
+script (``--process``) it is another process and matches the driver's process's services.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,29 +15,27 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import client
 
-from dkproto.iokit import RemoteService, io_service_close, io_service_open
+from dkproto.iokit import io_service_close
 
 
-def main(service: Any) -> int:
-    """Write, read back, both ways, synchronously and asynchronously; print what happened."""
-    conn = io_service_open(service, 0, app_entitlements={
-        "com.apple.developer.driverkit.userclient-access": ["org.dkproto.example.vendor-bulk"]})
+def main(service: Any = None) -> int:
+    """Write, read back, then a read started before its write; print what happened."""
+    conn = client.open_driver()
+    vb = client.VendorBulk(conn)
     try:
-        n = client.write(conn, b"hello, dext")
-        back = client.read(conn, 512)
-        print(f"sync: wrote {n}, read back {back!r}")
-        calls = client.AsyncCalls(conn)
-        rd = calls.read(64)
-        wr = calls.write(b"async bytes")
-        assert wr["done"].wait(5) and rd["done"].wait(5), "async completions did not arrive"
-        print(f"async: wrote {wr['args'][0]} (result {wr['result']:#x}), "
-              f"read {client.unpack_read(rd)!r} (result {rd['result']:#x})")
-        calls.close()
-        print(f"stats: {client.stats(conn)}")
+        n = vb.write(b"hello, dext")
+        print(f"wrote {n}, read back {vb.read(512)!r}")
+        rd = vb.read_async(64)  # pending until the write below loops back
+        wr = vb.write_async(b"async bytes")
+        written, got = wr.wait(5)[0], rd.wait(5)[0]
+        print(f"async: wrote {written} (result {wr.result:#x}), read {got}: {vb.copy_read_data()!r} "
+              f"(result {rd.result:#x})")
+        print(f"stats: {vb.stats()}")
         return 0
     finally:
+        vb.close()
         io_service_close(conn)
 
 
 if __name__ == "__main__":
-    sys.exit(main(RemoteService(os.environ["DKPROTO_UC_ADDRESS"], bytes.fromhex(os.environ["DKPROTO_UC_KEY"]))))
+    sys.exit(main())

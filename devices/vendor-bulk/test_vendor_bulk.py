@@ -13,6 +13,7 @@ device it replays the committed recordings in ``recordings/`` (or skips when the
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -37,12 +38,22 @@ client = _load("client")
 
 
 def test_the_device_is_a_vendor_interface_with_a_bulk_pair(dk_usb_device: Any) -> None:
+    from dkproto.iokit.usb_host import (
+        IOUSBGetEndpointDirection,
+        IOUSBGetEndpointType,
+        IOUSBGetNextEndpointDescriptor,
+    )
+
     assert (dk_usb_device.properties["idVendor"], dk_usb_device.properties["idProduct"]) == (0x1209, 0x0001)
     (interface,) = dk_usb_device.interfaces
     assert interface.properties["bInterfaceClass"] == 0xFF
-    kinds = {(int(ep["bEndpointAddress"]) & 0x80, int(ep["bmAttributes"]) & 3)
-             for ep in interface.endpoint_descriptors()}
-    assert {(0x80, 2), (0x00, 2)} <= kinds  # bulk IN and bulk OUT
+    config, intf = interface.copy_configuration_descriptor(), interface.get_interface_offset()
+    kinds = set()
+    ep = IOUSBGetNextEndpointDescriptor(config, intf, None)
+    while ep is not None:
+        kinds.add((IOUSBGetEndpointDirection(config[ep:ep + 7]), IOUSBGetEndpointType(config[ep:ep + 7])))
+        ep = IOUSBGetNextEndpointDescriptor(config, intf, ep)
+    assert {(1, 2), (0, 2)} <= kinds  # bulk IN and bulk OUT
 
 
 def test_the_driver_matches_and_starts(dk_driver: Any) -> None:
@@ -51,36 +62,57 @@ def test_the_driver_matches_and_starts(dk_driver: Any) -> None:
     assert dk_driver.running
 
 
-def test_sync_write_then_read_back(dk_user_client: Any) -> None:
-    assert client.write(dk_user_client, b"hello, dext") == 11
-    assert client.read(dk_user_client, 512) == b"hello, dext"
-    assert client.stats(dk_user_client) == (11, 11)
+def test_the_app_finds_the_driver_by_matching(dk_driver: Any) -> None:
+    from dkproto.iokit import io_service_close
 
-
-def test_async_read_completes_with_what_the_async_write_sent(dk_user_client: Any) -> None:
-    calls = client.AsyncCalls(dk_user_client)
+    conn = client.open_driver()  # IOServiceGetMatchingServices + IOIteratorNext + IOServiceOpen
     try:
-        rd = calls.read(64)
-        wr = calls.write(b"async bytes")
-        assert wr["done"].wait(10) and rd["done"].wait(10), "async completions did not arrive"
-        assert (wr["result"], wr["args"]) == (0, [11])
-        assert rd["result"] == 0 and client.unpack_read(rd) == b"async bytes"
+        assert conn.user_client is not None and conn.user_client.driver is dk_driver.driver
     finally:
-        calls.close()
+        io_service_close(conn)
 
 
-def test_a_transfer_of_several_packets_ending_short(dk_user_client: Any) -> None:
+@pytest.fixture
+def vb(dk_user_client: Any) -> Iterator[Any]:
+    """The app's connection with its notification port on the app's queue."""
+    conn = client.VendorBulk(dk_user_client)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def test_write_then_read_back(vb: Any) -> None:
+    assert vb.write(b"hello, dext") == 11
+    assert vb.read(512) == b"hello, dext"
+    assert vb.stats() == (11, 11)
+
+
+def test_a_read_started_first_completes_with_what_the_write_sent(vb: Any) -> None:
+    rd = vb.read_async(64)
+    wr = vb.write_async(b"async bytes")
+    assert wr.wait(10) == [11]
+    assert rd.wait(10) == [11] and vb.copy_read_data() == b"async bytes"
+
+
+def test_a_transfer_of_several_packets_ending_short(vb: Any) -> None:
     big = bytes(range(256)) * 15 + b"end"  # 3843 bytes: 7 full 512-byte packets and a short one
-    assert client.write(dk_user_client, big) == len(big)
-    assert client.read(dk_user_client, 4096) == big
+    assert vb.write(big) == len(big)
+    assert vb.read(4096) == big
 
 
-def test_the_app_cannot_read_more_asynchronously_than_fits_a_completion(dk_user_client: Any) -> None:
-    from dkproto.errors import DkError
+def test_one_read_at_a_time_and_none_beyond_the_buffer(vb: Any) -> None:
+    from dkproto.errors import BadArgumentError, DkError
+    from dkproto.ioreturn import IOReturn
 
-    calls = client.AsyncCalls(dk_user_client)
-    try:
-        with pytest.raises(DkError):
-            calls.read(121)
-    finally:
-        calls.close()
+    with pytest.raises(BadArgumentError):
+        vb.read_async(64 * 1024 + 1)  # the driver's BUFFER_SIZE + 1
+    rd = vb.read_async(64)
+    with pytest.raises(DkError) as busy:
+        vb.read_async(64)
+    assert busy.value.ioreturn == IOReturn.kIOReturnBusy
+    with pytest.raises(DkError) as not_ready:  # the buffer is being filled
+        vb.copy_read_data()
+    assert not_ready.value.ioreturn == IOReturn.kIOReturnNotReady
+    assert vb.write(b"ping") == 4
+    assert rd.wait(10) == [4] and vb.copy_read_data() == b"ping"

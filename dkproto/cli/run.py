@@ -151,7 +151,7 @@ def _run(driver: str, device: str | None, app: str | None, process: bool, plist:
     unplugged = threading.Event()
 
     def watch_unplug() -> None:
-        running.driver.wait_terminated(None)
+        running.wait_stopped(None)  # a Reset() brings the driver back on the new device: not an unplug
         unplugged.set()
 
     threading.Thread(target=watch_unplug, daemon=True).start()

@@ -45,9 +45,13 @@ __all__ = [
     "family_for",
     "family_of",
     "nub_published",
+    "nub_republishing",
+    "predecessor_of",
     "publisher_for",
     "register_family",
     "remove_publish_handler",
+    "republish_failed",
+    "republish_pending",
     "unregister_family",
 ]
 
@@ -250,16 +254,54 @@ def remove_publish_handler(handler: PublishHandler) -> None:
             _handlers.remove(handler)
 
 
-def nub_published(root: IOService, nubs: list[IOService]) -> int:
+def nub_republishing(old_root: IOService) -> None:
+    """A family announces that ``old_root`` terminates to come back as a new nub (``Reset``): until
+    :func:`nub_published` names its successor (``replaces=old_root``) or :func:`republish_failed`,
+    :func:`republish_pending` is true, so whoever waits on the old nub knows it is not the end."""
+    with _handlers_lock:
+        _pending.add(old_root.get_registry_entry_id())
+
+
+def republish_failed(old_root: IOService) -> None:
+    """The device announced with :func:`nub_republishing` did not come back."""
+    with _handlers_lock:
+        _pending.discard(old_root.get_registry_entry_id())
+
+
+def republish_pending(old_root: IOService) -> bool:
+    """True while ``old_root``'s successor is announced but not published yet (or its handlers run)."""
+    with _handlers_lock:
+        return old_root.get_registry_entry_id() in _pending
+
+
+def predecessor_of(root: IOService) -> int | None:
+    """The registry ID of the nub ``root`` replaces (``nub_published(..., replaces=)``), or None."""
+    with _handlers_lock:
+        return _predecessors.get(root.get_registry_entry_id())
+
+
+def nub_published(root: IOService, nubs: list[IOService], *, replaces: IOService | None = None) -> int:
     """Announce newly published nubs to every handler; returns how many were told.
 
-    A handler that raises is logged and skipped: one subscriber cannot stop the others.
+    ``replaces``: the nub ``root`` succeeds (the device before ``Reset``); its pending
+    republication ends once every handler has run. A handler that raises is logged and skipped:
+    one subscriber cannot stop the others.
     """
     with _handlers_lock:
         handlers = list(_handlers)
-    for h in handlers:
-        try:
-            h(root, list(nubs))
-        except Exception:  # noqa: BLE001 - a subscriber's bug must not break the publication
-            _log.exception("publish handler %r failed for %s", h, root.get_name())
+        if replaces is not None:
+            _predecessors[root.get_registry_entry_id()] = replaces.get_registry_entry_id()
+    try:
+        for h in handlers:
+            try:
+                h(root, list(nubs))
+            except Exception:  # noqa: BLE001 - a subscriber's bug must not break the publication
+                _log.exception("publish handler %r failed for %s", h, root.get_name())
+    finally:
+        if replaces is not None:
+            republish_failed(replaces)  # no longer pending: the handlers have seen the successor
     return len(handlers)
+
+
+_pending: set[int] = set()  # registry IDs of nubs whose successor is announced (nub_republishing)
+_predecessors: dict[int, int] = {}  # successor's registry ID -> the ID of the nub it replaces

@@ -44,7 +44,14 @@ from dkproto.errors import (
     NotOpenError,
 )
 from dkproto.iokit.action import OSAction
-from dkproto.iokit.family import ANY_SCHEME, Family, nub_published, register_family
+from dkproto.iokit.family import (
+    ANY_SCHEME,
+    Family,
+    nub_published,
+    nub_republishing,
+    register_family,
+    republish_failed,
+)
 from dkproto.iokit.matching import USBDeviceInfo, device_from_descriptors, device_from_dict
 from dkproto.iokit.memory import IOBufferMemoryDescriptor, IOMemoryDescriptor
 from dkproto.iokit.personality import Personality
@@ -94,6 +101,13 @@ __all__ = [
     "io_usb_get_next_interface_descriptor",
     "kIOUSBAbortAsynchronous",
     "kIOUSBAbortSynchronous",
+    "kIOUSBEndpointDirectionIn",
+    "kIOUSBEndpointDirectionOut",
+    "kIOUSBEndpointDirectionUnknown",
+    "kIOUSBEndpointTypeBulk",
+    "kIOUSBEndpointTypeControl",
+    "kIOUSBEndpointTypeInterrupt",
+    "kIOUSBEndpointTypeIsochronous",
     "kIOUSBGetEndpointDescriptorCurrentPolicy",
     "kIOUSBGetEndpointDescriptorOriginal",
     "kIOUSBHostPortStatusConnectedSpeedMask",
@@ -113,6 +127,16 @@ kIOUSBDescriptorTypeEndpoint = 5
 kIOUSBDescriptorTypeInterfaceAssociation = 11
 kIOUSBDescriptorTypeSuperSpeedUSBEndpointCompanion = 48
 kIOUSBDescriptorTypeSuperSpeedPlusIsochronousEndpointCompanion = 49
+
+# tIOUSBEndpointType and tIOUSBEndpointDirection (AppleUSBDefinitions.h): what IOUSBGetEndpointType and
+# IOUSBGetEndpointDirection return (bmAttributes bits 0-1; bEndpointAddress bit 7, Unknown for control)
+kIOUSBEndpointTypeControl = 0
+kIOUSBEndpointTypeIsochronous = 1
+kIOUSBEndpointTypeBulk = 2
+kIOUSBEndpointTypeInterrupt = 3
+kIOUSBEndpointDirectionOut = 0
+kIOUSBEndpointDirectionIn = 1
+kIOUSBEndpointDirectionUnknown = 2
 
 # IOUSBGetEndpointDescriptorOptions (IOUSBHostPipe::GetDescriptors / AdjustPipe)
 kIOUSBGetEndpointDescriptorOriginal = 0
@@ -617,19 +641,22 @@ class IOUSBHostDevice(IOService):
         if self.state is not ServiceState.STARTED:
             return  # never published: nothing to terminate or republish
         self._handover = True
+        nub_republishing(self)  # whoever waits on this nub: a successor is coming
         self.terminate()
         threading.Thread(target=self._republish, name=f"reset({self.get_name()})", daemon=True).start()
 
     def _republish(self) -> None:
         if not self.wait_terminated(30.0):
             _log.error("%s: Reset: the old device nub did not terminate; not republishing", self.get_name())
+            republish_failed(self)
             return
         try:
             new = attach_device(self.transport, watch=self._watch_interval)
-        except DkError as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure: the device did not come back
             _log.warning("%s: Reset: the device did not come back: %s", self.get_name(), exc)
+            republish_failed(self)
             return
-        nub_published(new, [new, *new.interfaces])
+        nub_published(new, [new, *new.interfaces], replaces=self)
 
     def create_io_buffer(self, options: int, capacity: int) -> IOBufferMemoryDescriptor:
         """``CreateIOBuffer(options, capacity, &buffer)``."""

@@ -530,9 +530,9 @@ class ReplayTransport(Transport):
                 return
             with r.lock:
                 horizon = cur.horizon()
-            due = sorted((cur.completes[tid], tid) for tid in self._pending
-                         if tid in cur.completes and cur.completes[tid].t <= horizon)
-            for e, tid in sorted(due, key=lambda x: x[0].seq):
+            due = [(cur.completes[tid], tid) for tid in self._pending
+                   if tid in cur.completes and cur.completes[tid].t <= horizon]
+            for e, tid in sorted(due, key=lambda x: x[0].seq):  # in recorded order (Events do not compare)
                 self._ready.append((e, self._pending.pop(tid)))
             if self._ready:
                 if self._worker is None:

@@ -8,6 +8,7 @@ that the nub terminated, the driver stopped and the app sees the device gone.
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 import threading
@@ -43,7 +44,7 @@ def _drain(g) -> None:
 
 def test_vendor_bulk_in_lab(example_gadget) -> None:
     from dkproto.errors import DkError
-    from dkproto.iokit import ServiceState, io_service_close, io_service_open
+    from dkproto.iokit import ServiceState, io_service_close
     from dkproto.iokit.runner import run_driver
 
     sys.path.insert(0, str(DEVICES / "vendor-bulk"))
@@ -53,29 +54,27 @@ def test_vendor_bulk_in_lab(example_gadget) -> None:
     running = run_driver(DEVICES / "vendor-bulk" / "driver.py", "usb://1209:0001")
     try:
         assert running.match.score == 90000
-        conn = io_service_open(running.driver, 0, app_entitlements={
-            "com.apple.developer.driverkit.userclient-access": ["org.dkproto.example.vendor-bulk"]})
-        assert client.write(conn, b"hello lab") == 9
-        assert client.read(conn, 4096) == b"hello lab"
-        calls = client.AsyncCalls(conn)
-        rd = calls.read(120)
-        wr = calls.write(b"async over libusb")
-        assert wr["done"].wait(10) and rd["done"].wait(10)
-        assert (wr["result"], wr["args"]) == (0, [17])
-        assert rd["result"] == 0 and client.unpack_read(rd) == b"async over libusb"
+        conn = client.open_driver()  # IOServiceGetMatchingServices + IOIteratorNext + IOServiceOpen
+        vb = client.VendorBulk(conn)
+        assert vb.write(b"hello lab") == 9
+        assert vb.read(4096) == b"hello lab"
+        rd = vb.read_async(120)
+        wr = vb.write_async(b"async over libusb")
+        assert wr.wait(10) == [17]
+        assert rd.wait(10) == [17] and vb.copy_read_data() == b"async over libusb"
         big = bytes(range(256)) * 15 + b"end"  # 3843 bytes, ends with a short packet
-        assert client.write(conn, big) == len(big)
-        assert client.read(conn, 4096) == big
-        pending = calls.read(120)
+        assert vb.write(big) == len(big)
+        assert vb.read(4096) == big
+        pending = vb.read_async(120)
         g.unplug()
-        assert pending["done"].wait(10)
-        assert pending["result"] != 0  # completed with an error, not left hanging
+        assert pending.done.wait(10)
+        assert pending.result != 0  # completed with an error, not left hanging
         assert running.wait_stopped(15), "the driver did not stop after unplug"
         assert running.driver.state is ServiceState.FREED
         with pytest.raises(DkError):
-            client.write(conn, b"x")
+            vb.write(b"x")
+        vb.close()
         io_service_close(conn)
-        calls.close()
     finally:
         running.stop()
 
@@ -86,8 +85,8 @@ def test_vendor_bulk_dkproto_run_other_process(example_gadget) -> None:
                           "--app", str(DEVICES / "vendor-bulk" / "app.py"), "--process"],
                          capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "sync: wrote 11, read back b'hello, dext'" in out.stdout
-    assert "async: wrote 11 (result 0x0), read b'async bytes' (result 0x0)" in out.stdout
+    assert "wrote 11, read back b'hello, dext'" in out.stdout
+    assert "async: wrote 11 (result 0x0), read 11: b'async bytes' (result 0x0)" in out.stdout
     assert "VendorBulkDriver freed" in out.stderr
 
 
@@ -105,15 +104,15 @@ def test_dkproto_run_stops_on_unplug(example_gadget, tmp_path) -> None:
     g = example_gadget("vendor-bulk")
     app = tmp_path / "loop.py"
     app.write_text(
-        "import time\n"
-        "from dkproto.iokit import io_service_open, io_connect_call_method\n"
+        "import sys, time\n"
+        f"sys.path.insert(0, {str(DEVICES / 'vendor-bulk')!r})\n"
+        "import client\n"
         "def main(service):\n"
-        "    conn = io_service_open(service, 0, app_entitlements={\n"
-        "        'com.apple.developer.driverkit.userclient-access': ['org.dkproto.example.vendor-bulk']})\n"
+        "    vb = client.VendorBulk(client.open_driver())\n"
         "    print('ready', flush=True)\n"
         "    while True:\n"
-        "        io_connect_call_method(conn, 0, input_struct=b'ping', output_cnt=1)\n"
-        "        io_connect_call_method(conn, 1, [64], output_struct_cnt=-3)\n"
+        "        vb.write(b'ping')\n"
+        "        vb.read(64)\n"
         "        time.sleep(0.05)\n")
     proc = subprocess.Popen([sys.executable, "-m", "dkproto", "run", str(DEVICES / "vendor-bulk" / "driver.py"),
                              "--app", str(app)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
@@ -131,7 +130,7 @@ def test_dkproto_run_stops_on_unplug(example_gadget, tmp_path) -> None:
 
 
 def test_hid_keyboard_leds_in_lab(example_gadget) -> None:
-    from dkproto.iokit import ServiceState, io_notification_port_create, io_service_close, io_service_open
+    from dkproto.iokit import IODispatchQueue, ServiceState, io_service_close
     from dkproto.iokit.runner import run_driver
 
     sys.path.insert(0, str(DEVICES / "hid-keyboard-leds"))
@@ -141,13 +140,14 @@ def test_hid_keyboard_leds_in_lab(example_gadget) -> None:
     running = run_driver(DEVICES / "hid-keyboard-leds" / "driver.py", "hid://1209:0002")
     try:
         assert running.personality.name == "KeyboardLEDDriver"
-        conn = io_service_open(running.driver, 0, app_entitlements=app.APP_ENTITLEMENTS)
+        conn = app.open_driver()  # IOServiceGetMatchingServices + IOIteratorNext + IOServiceOpen
         _drain(g)  # the host's input layer sends its own LED state (0x00) when the keyboard appears
-        app.set_leds(conn, 0b010)  # Caps Lock
+        app.set_leds(conn, 0b010)  # SetLED(CapsLock, true)
         assert g.read_report(timeout=5) == b"\x02"
-        app.set_leds(conn, 0b101)  # Num + Scroll
-        assert g.read_report(timeout=5) == b"\x05"
-        port = io_notification_port_create()
+        app.set_leds(conn, 0b101)  # SetLED(NumLock, true), (CapsLock, false), (ScrollLock, true)
+        assert [g.read_report(timeout=5) for _ in range(3)] == [b"\x03", b"\x01", b"\x05"]
+        queue = IODispatchQueue("lab app")
+        port = app.notification_port(queue)
         box: dict = {}
         t = threading.Thread(target=lambda: box.update(v=app.wait_key(conn, port, 10)))
         t.start()
@@ -164,6 +164,7 @@ def test_hid_keyboard_leds_in_lab(example_gadget) -> None:
         assert running.driver.state is ServiceState.FREED
         io_service_close(conn)
         port.destroy()
+        queue.cancel()
     finally:
         running.stop()
 
@@ -181,6 +182,10 @@ def test_cdc_acm_serial_in_lab(example_gadget) -> None:
         drv = running.driver
         assert running.match.score == 90000
         gadget_tty = g.serial(baudrate=115200, timeout=5)
+        spec = importlib.util.spec_from_file_location("cdc_acm_app", DEVICES / "cdc-acm-serial" / "app.py")
+        acm_app = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(acm_app)
+        assert acm_app.find_serial_service() is drv  # IOServiceGetMatchingServices(IOServiceMatching("IOUserSerial"))
         port = drv.open_port()
         port.set_line(57600, 8, 1)
         assert drv.get_line_coding() == (57600, 0, 0, 8)  # the device stored our SET_LINE_CODING

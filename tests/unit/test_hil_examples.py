@@ -13,8 +13,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ("vendor-bulk", "hid-keyboard-leds", "cdc-acm-serial")
-SYNC = "devices_vendor-bulk_test_vendor_bulk.py__test_sync_write_then_read_back.jsonl"
-SYNC_TEST = "devices/vendor-bulk/test_vendor_bulk.py::test_sync_write_then_read_back"
+SYNC = "devices_vendor-bulk_test_vendor_bulk.py__test_write_then_read_back.jsonl"
+SYNC_TEST = "devices/vendor-bulk/test_vendor_bulk.py::test_write_then_read_back"
 
 
 def _pytest(*args: str) -> subprocess.CompletedProcess[str]:
@@ -43,13 +43,13 @@ def _mutated(tmp_path: Path, old: str, new: str) -> Path:
 
 
 def test_a_changed_request_byte_fails_the_replay_at_that_transfer(tmp_path: Path) -> None:
-    # "hello, dext": the last byte of the recorded bulk OUT becomes 'x'
-    folder = _mutated(tmp_path, '"op":"write","endpoint":2,"data":"68656c6c6f2c2064657874"',
-                      '"op":"write","endpoint":2,"data":"68656c6c6f2c2064657878"')
+    # "hello, dext": the last byte of the recorded bulk OUT (the driver's AsyncIO) becomes 'x'
+    folder = _mutated(tmp_path, '"endpoint":2,"length":11,"out":"68656c6c6f2c2064657874"',
+                      '"endpoint":2,"length":11,"out":"68656c6c6f2c2064657878"')
     done = _pytest(SYNC_TEST, "--dk-hw", "--dk-replay", str(folder))
     assert done.returncode == 1
-    line = next(i for i, t in enumerate((folder / SYNC).read_text().splitlines(), 1) if '"op":"write"' in t)
-    assert f"{SYNC} line {line} (event {line - 2}, device 0 usb://1209:0001): expected write endpoint=0x02" \
+    line = next(i for i, t in enumerate((folder / SYNC).read_text().splitlines(), 1) if '"out":"68656c' in t)
+    assert f"{SYNC} line {line} (event {line - 2}, device 0 usb://1209:0001): expected submit endpoint=0x02" \
         in done.stdout
     assert "first difference at byte 10 (0x78 recorded, 0x74 sent)" in done.stdout
     assert "replay mismatch" in done.stdout

@@ -34,31 +34,74 @@ APP_ENTS = {"com.apple.developer.driverkit.userclient-access": ["org.dkproto.exa
 
 # ---- vendor bulk -------------------------------------------------------------------------------
 
-def test_vendor_bulk_sync_async_and_unplug() -> None:
+def test_vendor_bulk_async_io_and_unplug() -> None:
     sim = loopback_device()
     running = run_driver(VB / "driver.py", SimTransport(sim, "sim://loopback"))
     try:
         assert running.personality.name == "VendorBulkDriver" and running.match.score == 90000
         with pytest.raises(NotPermittedError):  # the dext does not allow any app: the gate holds
             io_service_open(running.driver, 0)
-        conn = io_service_open(running.driver, 0, app_entitlements=APP_ENTS)
-        assert vb_client.write(conn, b"abc") == 3
-        assert vb_client.read(conn, 64) == b"abc"
-        calls = vb_client.AsyncCalls(conn)
-        rd = calls.read(64)
-        wr = calls.write(b"0123456789abcdefXYZ")
-        assert wr["done"].wait(5) and rd["done"].wait(5)
-        assert wr["result"] == 0 and wr["args"] == [19]
-        assert rd["result"] == 0 and vb_client.unpack_read(rd) == b"0123456789abcdefXYZ"
-        assert vb_client.stats(conn) == (22, 22)
-        pending = calls.read(64)  # pending when the device goes away
+        conn = vb_client.open_driver()  # IOServiceGetMatchingServices(IOServiceNameMatching(...)) + IOServiceOpen
+        assert conn.user_client is not None and conn.user_client.driver is running.driver
+        vb = vb_client.VendorBulk(conn)
+        assert vb.write(b"abc") == 3
+        assert vb.read(64) == b"abc"
+        rd = vb.read_async(64)
+        wr = vb.write_async(b"0123456789abcdefXYZ")
+        assert wr.wait(5) == [19] and wr.result == 0
+        assert rd.wait(5) == [19] and vb.copy_read_data() == b"0123456789abcdefXYZ"
+        assert vb.stats() == (22, 22)
+        pending = vb.read_async(64)  # pending when the device goes away
         sim.unplug()
-        assert pending["done"].wait(5) and pending["result"] == 0xE00002C0  # kIOReturnNoDevice
+        assert pending.done.wait(5) and pending.result == 0xE00002C0  # kIOReturnNoDevice
         assert running.wait_stopped(5)
         assert running.driver.state is ServiceState.FREED and running.nub.state is ServiceState.FREED
+        assert conn.user_client.state is ServiceState.FREED
         with pytest.raises(DkError):
-            vb_client.write(conn, b"x")
-        calls.close()
+            vb.write(b"x")
+        vb.close()
+        io_service_close(conn)
+    finally:
+        running.stop()
+
+
+def test_vendor_bulk_every_transfer_is_async_io_and_ends_its_actions() -> None:
+    """ExternalMethod never waits for the device: each transfer is an AsyncIO (issue 12), the app's
+    completion is retained while it is pending and released on every path (a refused AsyncIO,
+    a completion, Stop), and the user client's own actions are cancelled in Stop."""
+    from dkproto.ioreturn import IOReturn
+
+    sim = loopback_device()
+    running = run_driver(VB / "driver.py", SimTransport(sim, "sim://loopback"))
+    try:
+        conn = vb_client.open_driver()
+        uc = conn.user_client
+        pipes = (running.driver.pipe_in, running.driver.pipe_out)
+        sync_io = []
+        for pipe in pipes:  # a synchronous IO anywhere would show here
+            pipe.io = lambda *a, _p=pipe, **k: sync_io.append(_p)  # type: ignore[method-assign]
+        vb = vb_client.VendorBulk(conn)
+        assert vb.write(b"x" * 5000) == 5000  # > 4096: the app's memory comes as a descriptor, mapped
+        assert vb.read(8192) == b"x" * 5000
+        assert sync_io == []
+        # AsyncIO refused (the pipe is closed): the call fails with its code, nothing stays pending
+        real = running.driver.pipe_out.async_io
+
+        def refuse(*a, **k):
+            raise DkError("refused", ioreturn=IOReturn.kIOReturnNotOpen)
+
+        running.driver.pipe_out.async_io = refuse  # type: ignore[method-assign]
+        with pytest.raises(DkError) as refused:
+            vb.write(b"abc")
+        assert refused.value.ioreturn == IOReturn.kIOReturnNotOpen and uc.write_app is None
+        running.driver.pipe_out.async_io = real  # type: ignore[method-assign]
+        assert vb.write(b"again") == 5 and vb.read(64) == b"again"
+        # closing the app with a read pending: Stop aborts it (kIOReturnAborted) and cancels the actions
+        pending = vb.read_async(64)
+        io_service_close(conn)
+        assert pending.done.wait(5) and pending.result == IOReturn.kIOReturnAborted
+        assert uc.read_app is None and uc.read_action.is_cancelled and uc.write_action.is_cancelled
+        vb.close()
     finally:
         running.stop()
 
@@ -86,8 +129,8 @@ def test_dkproto_run_cli_both_app_modes() -> None:
                               "sim://loopback", "--app", str(VB / "app.py"), *extra],
                              capture_output=True, text=True, timeout=120, cwd=ROOT)
         assert out.returncode == 0, out.stderr
-        assert "sync: wrote 11, read back b'hello, dext'" in out.stdout
-        assert "async: wrote 11 (result 0x0), read b'async bytes' (result 0x0)" in out.stdout
+        assert "wrote 11, read back b'hello, dext'" in out.stdout
+        assert "async: wrote 11 (result 0x0), read 11: b'async bytes' (result 0x0)" in out.stdout
         assert "VendorBulkDriver freed" in out.stderr
 
 
@@ -120,12 +163,16 @@ def test_hid_keyboard_leds_and_keys() -> None:
     sys.path.insert(0, str(KB))
     import app as kb_app
 
-    conn = io_service_open(drv, 0)
-    kb_app.set_leds(conn, 0b011)
-    assert outputs == [(1, 0, b"\x03")]  # output report, ID 0, Num + Caps
-    from dkproto.iokit import io_notification_port_create
+    conn = kb_app.open_driver()  # IOServiceGetMatchingServices(IOServiceNameMatching("KeyboardLEDDriver"))
+    assert conn.user_client is not None and conn.user_client.driver is drv
+    kb_app.set_leds(conn, 0b011)  # SetLED(NumLock, true), then SetLED(CapsLock, true)
+    assert outputs == [(1, 0, b"\x01"), (1, 0, b"\x03")]
+    kb_app.set_leds(conn, 0b010)  # only Num Lock changes
+    assert outputs[2:] == [(1, 0, b"\x02")]
+    from dkproto.iokit import IODispatchQueue
 
-    port = io_notification_port_create()
+    queue = IODispatchQueue("test app")
+    port = kb_app.notification_port(queue)
     box: dict = {}
     t = threading.Thread(target=lambda: box.update(v=kb_app.wait_key(conn, port)))
     t.start()
@@ -140,8 +187,18 @@ def test_hid_keyboard_leds_and_keys() -> None:
         keys = kb_app.get_keys(conn)
         time.sleep(0.02)
     assert keys == [(7, 0x0B, 0)]
+    # a WaitKey still pending when the app closes ends with kIOReturnAborted
+    from dkproto.iokit import async_reference, io_connect_call_async_scalar_method
+
+    aborted: list = []
+    io_connect_call_async_scalar_method(conn, 2, port, async_reference(lambda refcon, result: aborted.append(result)))
     io_service_close(conn)
+    deadline = time.monotonic() + 5
+    while not aborted and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert aborted == [0xE00002EB] and drv.waiters == []  # kIOReturnAborted
     port.destroy()
+    queue.cancel()
     kbd.terminate()
     assert kbd.wait_terminated(5) and drv.state is ServiceState.FREED
 
@@ -196,6 +253,11 @@ def test_cdc_acm_serial_line_coding_echo_and_unplug() -> None:
         big = bytes(range(256)) * 8
         port.write(big)
         assert port.read_exactly(len(big), 10) == big
+        # the driver worked the rings through its mapping of ifmd: SerialPortInterface's indices
+        total = 7 + len(big)
+        spi = drv.spi
+        assert (spi.txPI, spi.txCI, spi.rxPI, spi.rxCI) == (total, total, total, total)
+        assert (spi.rxqlogsz, spi.txqlogsz) == (14, 14) and drv.rx_ring.get_length() == 1 << 14
         sim.unplug()
         assert running.wait_stopped(5)
         with pytest.raises((NoDeviceError, DkError)):
@@ -249,3 +311,51 @@ def test_dkproto_run_console_and_ctrl_c(tmp_path: Path) -> None:
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "interrupted; stopping the driver" in err and "VendorBulkDriver freed" in err
+
+
+def test_cdc_acm_rings_wrap_at_the_end_and_at_2_32() -> None:
+    """The example works SerialPortInterface's free-running 32-bit indices modulo the ring size
+    (dkproto/iokit/serial.py: wrap [unconfirmed] in Apple's docs), copying in two parts at the end."""
+    import ctypes
+
+    from dkproto.iokit import IOBufferMemoryDescriptor
+    from dkproto.iokit.serial import SerialPortInterface
+
+    mod = load_driver_module(ACM / "driver.py")
+    ring = IOBufferMemoryDescriptor.create(3, 8).create_mapping()
+    spi = SerialPortInterface()
+    spi.rxPI = spi.rxCI = 0xFFFFFFFE  # 6 bytes into the ring, 2 before the indices wrap
+    src = ctypes.create_string_buffer(b"abcdefghij", 10)
+    assert mod.ring_put(ring, spi, "rx", ctypes.addressof(src), 10) == 8  # only 8 fit
+    assert spi.rxPI == 6 and ctypes.string_at(ring.get_address(), 8) == b"cdefghab"
+    dst = ctypes.create_string_buffer(8)
+    assert mod.ring_get(ring, spi, "rx", ctypes.addressof(dst), 5) == 5
+    assert dst.raw[:5] == b"abcde" and spi.rxCI == 3
+    assert mod.ring_get(ring, spi, "rx", ctypes.addressof(dst), 8) == 3 and dst.raw[:3] == b"fgh"
+    assert spi.rxCI == spi.rxPI == 6
+
+
+def test_the_endpoint_constants_the_examples_compare_with() -> None:
+    """tIOUSBEndpointType / tIOUSBEndpointDirection (AppleUSBDefinitions.h), as the accessors return them."""
+    from dkproto.iokit.usb_host import (
+        IOUSBGetEndpointDirection,
+        IOUSBGetEndpointType,
+        kIOUSBEndpointDirectionIn,
+        kIOUSBEndpointDirectionOut,
+        kIOUSBEndpointDirectionUnknown,
+        kIOUSBEndpointTypeBulk,
+        kIOUSBEndpointTypeControl,
+        kIOUSBEndpointTypeInterrupt,
+        kIOUSBEndpointTypeIsochronous,
+    )
+
+    bulk_in, intr_out, isoch_in = bytes.fromhex("07058102000200"), bytes.fromhex("07050203080001"), \
+        bytes.fromhex("07058301000401")
+    assert (IOUSBGetEndpointType(bulk_in), IOUSBGetEndpointDirection(bulk_in)) == (kIOUSBEndpointTypeBulk,
+                                                                                   kIOUSBEndpointDirectionIn)
+    assert (IOUSBGetEndpointType(intr_out), IOUSBGetEndpointDirection(intr_out)) == (kIOUSBEndpointTypeInterrupt,
+                                                                                     kIOUSBEndpointDirectionOut)
+    assert IOUSBGetEndpointType(isoch_in) == kIOUSBEndpointTypeIsochronous
+    control = bytes.fromhex("07050000400000")
+    assert (IOUSBGetEndpointType(control), IOUSBGetEndpointDirection(control)) == (kIOUSBEndpointTypeControl,
+                                                                                   kIOUSBEndpointDirectionUnknown)

@@ -386,3 +386,26 @@ def test_abort_completes_pending_transfers_as_recorded(tmp_path: Path) -> None:
     with replaying(path) as replayer:
         assert work() == live
         assert replayer.unconsumed() == []
+
+
+def test_completions_due_together_replay_in_recorded_order(tmp_path: Path) -> None:
+    """Two transfers whose completions the replay reaches at once (both recorded before the next
+    call) complete in their recorded order: a replay must not try to order the events themselves."""
+
+    def work() -> list[object]:
+        with open_transport("sim://loopback") as t:
+            first = t.submit(0x81, 3)
+            second = t.submit(0x81, 3)
+            t.write(0x02, b"onetwo")  # one write completes both reads
+            assert first.wait(5) and second.wait(5)
+            time.sleep(0.05)  # both completions are recorded before the next call
+            return [(first.status, first.data), (second.status, second.data), t.get_configuration()]
+
+    path = tmp_path / "two.jsonl"
+    with recording(path):
+        live = work()
+    with replaying(path) as replayer:
+        replayed = work()
+        assert replayer.unconsumed() == []
+    assert replayed == live
+    assert live[0] == (IOReturn.kIOReturnSuccess, b"one") and live[1] == (IOReturn.kIOReturnSuccess, b"two")
