@@ -296,7 +296,7 @@ def _cpu_snapshot() -> tuple[float, ...]:
 def _cpu_spent(before: tuple[float, ...], after: tuple[float, ...]) -> dict[str, float]:
     """Where a test's time went, from two :func:`_cpu_snapshot` s: ``wall`` (setup to teardown),
     ``cpu_pytest`` (the in-VM pytest process), ``cpu_children`` (the processes it ran and
-    reaped), ``cpu_guest`` (every guest CPU busy: all processes, the kernel, gadget peers) and
+    reaped), ``cpu_guest`` (every guest CPU busy: all processes, the kernel, the device-side programs) and
     ``guest_idle`` (guest CPU time spent idle: waiting on sleeps, timeouts, the bus)."""
     d = [a - b for a, b in zip(after, before)]
     return {"wall": round(d[0], 3), "cpu_pytest": round(d[1], 3), "cpu_children": round(d[2], 3),
