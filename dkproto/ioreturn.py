@@ -2,7 +2,7 @@
 
 Values come from XNU ``iokit/IOKit/IOReturn.h`` and the USB family headers
 (``IOKit/usb/USB.h``, ``IOUSBHostFamilyDefinitions.h``); see
-``shared/reference/driverkit.md`` section 1. Members keep Apple's spelling
+``docs/reference/driverkit.md`` section 1. Members keep Apple's spelling
 (``kIOReturnTimeout``) so that ported code reads the same.
 
 Composition helpers mirror ``mach/error.h``: ``err_system``, ``err_sub``,

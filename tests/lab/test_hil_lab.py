@@ -29,9 +29,12 @@ EXAMPLES = ("vendor-bulk", "hid-keyboard-leds", "cdc-acm-serial")
 
 
 def _pytest(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    # the child is an ordinary pytest run: it must not report into this lab session's results
+    # the child is an ordinary pytest run: it must not report into this lab session's results.
+    # Without hypothesis's plugin, as the lab session itself runs: the examples' suites do not
+    # use it, and importing it costs seconds under TCG on every run.
     env = {k: v for k, v in os.environ.items() if k not in ("DKPROTO_LAB_RESULTS", "DKPROTO_LAB_REPORT")}
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rA", *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:hypothesispytest",
+                           "-q", "-rA", *args], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=timeout, check=False)
 
 

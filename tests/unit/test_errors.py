@@ -19,7 +19,7 @@ from dkproto.ioreturn import (
     sys_iokit,
 )
 
-# (name, value) from shared/reference/driverkit.md §1.2 and §1.3.
+# (name, value) from docs/reference/driverkit.md §1.2 and §1.3.
 REFERENCE = {
     "kIOReturnSuccess": 0,
     "kIOReturnError": 0xE00002BC,

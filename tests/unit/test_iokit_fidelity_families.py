@@ -3,7 +3,7 @@
 Each test names its source: xnu ``iokit/DriverKit/*.iig`` and ``iokit/Kernel/IOUserServer.cpp``
 (apple-oss-distributions/xnu), the USBDriverKit / HIDDriverKit / SerialDriverKit headers and
 documentation, AppleUSBDescriptorParsing (IOUSBHost), IOHIDFamily ``HIDDriverKit/IOUserHIDEventService.cpp``,
-or a section of ``shared/reference/driverkit.md``. Behaviour dkproto could not confirm is marked so.
+or a section of ``docs/reference/driverkit.md``. Behaviour dkproto could not confirm is marked so.
 """
 
 from __future__ import annotations
