@@ -147,14 +147,14 @@ def qemu_command(
 
 
 def guest_cpus() -> int:
-    """How many vCPUs the lab VM gets: ``DKPROTO_LAB_CPUS`` if set, else 2 when at least one and a
-    half of the host cores this process may use are free as the VM starts, else 1.
+    """How many vCPUs the lab VM gets: ``DKPROTO_LAB_CPUS`` if set (1 to 8), else 1.
 
-    Under TCG each vCPU is a host thread. With a host core to spare, a second vCPU runs the
-    device side (gadget peers, USB/IP servers, the kernel's work) beside the test; when the host
-    is busy, two vCPU threads on one core slowed the guest down: the same ten lab tests (one per
-    lab test module) with one core kept busy took 44-61 s with one vCPU and 66-72 s with two
-    (first test at 14-25 s against 19-27 s; docs/lab.md, Numbers).
+    Under TCG each vCPU is a host thread, and a guest with two of them ran the lab tier slower
+    than a guest with one, whether the host had a core to spare or not (the cost of keeping the
+    vCPUs coherent outweighed running the device side beside the test). Measured on a 2-core
+    host, the README's lab tier (133 tests): quiet, 2 vCPUs 385 s (first test at 23.5 s), 1 vCPU
+    350 s (15.6 s); the same ten tests with one core kept busy: 2 vCPUs 66-72 s, 1 vCPU 44-61 s
+    (docs/performance.md, Lab).
     """
     env = os.environ.get("DKPROTO_LAB_CPUS", "").strip()
     if env:
@@ -162,32 +162,7 @@ def guest_cpus() -> int:
             return max(1, min(int(env), 8))
         except ValueError:
             log.warning("DKPROTO_LAB_CPUS=%r is not a number: ignored", env)
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return 2
-    busy = _busy_cores(0.25)
-    return 2 if cores - busy >= 1.5 else 1
-
-
-def _busy_cores(interval: float) -> float:
-    """Host cores busy right now: /proc/stat sampled over ``interval`` seconds (the load average
-    would still count the unit tests that ran just before a pytest lab session)."""
-
-    def sample() -> tuple[int, int]:
-        with open("/proc/stat") as f:
-            fields = [int(x) for x in f.readline().split()[1:]]
-        return sum(fields[:8]), fields[3] + fields[4]
-
-    try:
-        total0, idle0 = sample()
-        time.sleep(interval)
-        total1, idle1 = sample()
-        ncpu = os.cpu_count() or 1
-    except (OSError, ValueError, IndexError):
-        return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    total = total1 - total0
-    return ncpu * (total - (idle1 - idle0)) / total if total > 0 else 0.0
+    return 1
 
 
 def _guest_env(extra: dict[str, str] | None) -> dict[str, str]:

@@ -64,33 +64,25 @@ def test_qemu_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert f"file={tmp_path}/disk.img" in joined
 
 
-def test_vcpus_follow_the_free_host_cores_or_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_one_vcpu_unless_the_environment_asks(monkeypatch: pytest.MonkeyPatch) -> None:
     from dkproto.lab import vm
 
     monkeypatch.delenv("DKPROTO_LAB_CPUS", raising=False)
-    monkeypatch.setattr(vm.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
-    monkeypatch.setattr(vm, "_busy_cores", lambda interval: 0.2)
-    assert vm.guest_cpus() == 2  # a quiet 2-core host: a vCPU for the device side too
-    monkeypatch.setattr(vm, "_busy_cores", lambda interval: 1.0)
-    assert vm.guest_cpus() == 1  # one core kept busy: two vCPU threads would share the other
+    assert vm.guest_cpus() == 1  # two TCG vCPU threads ran the lab tier slower (see its docstring)
     monkeypatch.setenv("DKPROTO_LAB_CPUS", "2")
     assert vm.guest_cpus() == 2
+    monkeypatch.setenv("DKPROTO_LAB_CPUS", "99")
+    assert vm.guest_cpus() == 8
     monkeypatch.setenv("DKPROTO_LAB_CPUS", "many")
-    assert vm.guest_cpus() == 1  # ignored (with a warning): back to the measured choice
+    assert vm.guest_cpus() == 1  # ignored, with a warning
     monkeypatch.setattr("dkproto.lab.vm.find_tool", lambda name: "/usr/bin/" + name)
     image = LabImage(kernel_version="6.1.0-56-amd64", vmlinuz=Path("/k"), initrd=Path("/i"), modules=())
-    monkeypatch.setenv("DKPROTO_LAB_CPUS", "1")
+    monkeypatch.setenv("DKPROTO_LAB_CPUS", "2")
+    cmd = qemu_command(image, Path("/tmp"), [])
+    assert cmd[cmd.index("-smp") + 1] == "2"
+    monkeypatch.delenv("DKPROTO_LAB_CPUS")
     cmd = qemu_command(image, Path("/tmp"), [])
     assert cmd[cmd.index("-smp") + 1] == "1"
-
-
-def test_busy_cores_reads_the_host(monkeypatch: pytest.MonkeyPatch) -> None:
-    import os
-
-    from dkproto.lab.vm import _busy_cores
-
-    busy = _busy_cores(0.05)
-    assert 0.0 <= busy <= (os.cpu_count() or 1) + 0.01
 
 
 def test_cli_missing_qemu_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
