@@ -11,8 +11,9 @@ transport base classes nor the scheme registry (whose entry-point scan needs
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from dkproto._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from dkproto.transport.base import (
@@ -57,16 +58,4 @@ _LAZY: dict[str, str] = {
 _SUBMODULES = frozenset({"base", "descriptors", "registry", "url"})
 
 
-def __getattr__(name: str) -> Any:
-    if name in _SUBMODULES:
-        return importlib.import_module(f"dkproto.transport.{name}")  # the import binds it here too
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'dkproto.transport' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"dkproto.transport.{module}"), name)
-    globals()[name] = value  # once: later look-ups are plain attribute reads
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, _SUBMODULES)

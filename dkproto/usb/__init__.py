@@ -15,8 +15,9 @@ submodule (``dkproto dump`` imports the renderer and the loader) pays for that o
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from dkproto._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from dkproto.usb.model import DescriptorSet, Node
@@ -58,16 +59,4 @@ _LAZY: dict[str, str] = {
 _SUBMODULES = frozenset({"bounds", "choice", "model", "parser", "render", "sources", "walker"})
 
 
-def __getattr__(name: str) -> Any:
-    if name in _SUBMODULES:
-        return importlib.import_module(f"dkproto.usb.{name}")  # the import binds it here too
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'dkproto.usb' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"dkproto.usb.{module}"), name)
-    globals()[name] = value  # once: later look-ups are plain attribute reads
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, _SUBMODULES)

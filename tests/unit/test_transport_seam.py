@@ -75,6 +75,7 @@ DYNAMIC_IMPORTS = {
                              "or a dkproto.transports entry point",
     "transport/sim.py": "a sim://module:attr profile: the user's SimDevice factory",
     "lab/gadget.py": "a FunctionFS program named by a lab device definition (the device side)",
+    "_lazy.py": "a lazy package's own submodules, named in its __init__ (dkproto.transport.*, dkproto.usb.*)",
 }
 
 #: Files of other areas whose switch to the transport API the lead applies; an entry must go
