@@ -117,25 +117,25 @@ class VendorBulk:
         io_notification_port_destroy(self.port)
         self.queue.cancel()
 
+    def __enter__(self) -> VendorBulk:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 # One-call forms, for a caller that holds only the connection: each makes a VendorBulk (a port on a
 # queue of its own) for the one call.
 def write(conn: IOConnect, data: bytes, timeout: float = 10.0) -> int:
     """Write ``data`` and wait: bytes written."""
-    vb = VendorBulk(conn)
-    try:
+    with VendorBulk(conn) as vb:
         return vb.write(data, timeout)
-    finally:
-        vb.close()
 
 
 def read(conn: IOConnect, length: int, timeout: float = 10.0) -> bytes:
     """Read up to ``length`` bytes and wait for them."""
-    vb = VendorBulk(conn)
-    try:
+    with VendorBulk(conn) as vb:
         return vb.read(length, timeout)
-    finally:
-        vb.close()
 
 
 def stats(conn: IOConnect) -> tuple[int, int]:
